@@ -1,0 +1,160 @@
+//! Configuration, read once from the environment at start-up. Handlers never read env vars.
+
+use std::time::Duration;
+
+use crate::schema;
+
+/// Everything the service needs to know about its deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Prefix of both table names (`RECORD_TABLE_PREFIX`, default none).
+    pub table_prefix: String,
+    /// The private bucket holding the audio (`RECORD_BUCKET`, required).
+    pub bucket: String,
+    /// Largest upload body in bytes (`RECORD_MAX_UPLOAD_BYTES`, default 5 MiB).
+    pub max_upload_bytes: usize,
+    /// Whether the seed's unverified `GET /login` works (`RECORD_ALLOW_UNVERIFIED_LOGIN`).
+    pub allow_unverified_login: bool,
+    /// How long an issued key stays valid (`RECORD_KEY_TTL_SECONDS`, default 30 days).
+    pub key_ttl: Duration,
+    /// How long a presigned download URL stays valid (`RECORD_DOWNLOAD_URL_TTL_SECONDS`, 15 min).
+    pub download_url_ttl: Duration,
+    /// Local mode's port (`PORT`, default 8000).
+    pub port: u16,
+    /// Address S3 by path (`bucket` in the path): needed by emulators reached through
+    /// `AWS_ENDPOINT_URL`, which have no per-bucket DNS names.
+    pub s3_path_style: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set: {1}")]
+    Missing(&'static str, &'static str),
+    #[error("environment variable {name} is {value:?}: {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: String,
+    },
+}
+
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
+const DAY: u64 = 24 * 60 * 60;
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Build from any variable lookup, so tests need not touch the process environment.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let bucket = var("RECORD_BUCKET")
+            .filter(|b| !b.is_empty())
+            .ok_or(ConfigError::Missing(
+                "RECORD_BUCKET",
+                "set it to the recordings bucket name",
+            ))?;
+        let table_prefix = var("RECORD_TABLE_PREFIX").unwrap_or_default();
+        schema::validate_prefix(&table_prefix).map_err(|expected| ConfigError::Invalid {
+            name: "RECORD_TABLE_PREFIX",
+            value: table_prefix.clone(),
+            expected,
+        })?;
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match var(name) {
+                None => Ok(default),
+                Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                    name,
+                    value: v,
+                    expected: "expected a whole number".into(),
+                }),
+            }
+        };
+        let allow_unverified_login = match var("RECORD_ALLOW_UNVERIFIED_LOGIN").as_deref() {
+            None | Some("" | "0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "RECORD_ALLOW_UNVERIFIED_LOGIN",
+                    value: other.into(),
+                    expected: "expected true or false".into(),
+                })
+            }
+        };
+        let port = number("PORT", 8000)?;
+        Ok(Config {
+            table_prefix,
+            bucket,
+            max_upload_bytes: number("RECORD_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES as u64)?
+                as usize,
+            allow_unverified_login,
+            key_ttl: Duration::from_secs(number("RECORD_KEY_TTL_SECONDS", 30 * DAY)?),
+            download_url_ttl: Duration::from_secs(number("RECORD_DOWNLOAD_URL_TTL_SECONDS", 900)?),
+            port: u16::try_from(port).map_err(|_| ConfigError::Invalid {
+                name: "PORT",
+                value: port.to_string(),
+                expected: "expected a port number up to 65535".into(),
+            })?,
+            s3_path_style: var("AWS_ENDPOINT_URL").is_some()
+                || var("AWS_ENDPOINT_URL_S3").is_some(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn only_the_bucket_is_required_and_defaults_are_safe() {
+        let c = config(&[("RECORD_BUCKET", "b")]).unwrap();
+        assert_eq!(c.max_upload_bytes, 5 * 1024 * 1024);
+        assert!(!c.allow_unverified_login, "unverified login must be opt-in");
+        assert_eq!(
+            (c.port, c.table_prefix.as_str(), c.s3_path_style),
+            (8000, "", false)
+        );
+    }
+
+    #[test]
+    fn a_missing_bucket_names_the_variable() {
+        let err = config(&[]).unwrap_err().to_string();
+        assert!(err.contains("RECORD_BUCKET"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_and_the_value() {
+        let err =
+            config(&[("RECORD_BUCKET", "b"), ("RECORD_MAX_UPLOAD_BYTES", "5MB")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("RECORD_MAX_UPLOAD_BYTES is \"5MB\""),
+            "{err}"
+        );
+        assert!(config(&[
+            ("RECORD_BUCKET", "b"),
+            ("RECORD_ALLOW_UNVERIFIED_LOGIN", "yes")
+        ])
+        .is_err());
+        assert!(config(&[("RECORD_BUCKET", "b"), ("PORT", "70000")]).is_err());
+        assert!(config(&[("RECORD_BUCKET", "b"), ("RECORD_TABLE_PREFIX", "a b")]).is_err());
+    }
+
+    #[test]
+    fn an_endpoint_override_switches_s3_to_path_style() {
+        let c = config(&[
+            ("RECORD_BUCKET", "b"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+        ]);
+        assert!(c.unwrap().s3_path_style);
+    }
+}

@@ -1,0 +1,85 @@
+//! The service's errors and the one place they become HTTP responses.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::storage::StorageError;
+
+/// Everything a request can fail with. Client mistakes are 4xx with a message that says what to
+/// fix; server faults are 500 with a generic body, logged once with the request id.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    // The seed's messages, kept verbatim for existing clients.
+    #[error("Authorization Header is required.")]
+    MissingAuthorization,
+    #[error("Not Authorization")]
+    NotAuthorized,
+    #[error("social_id or social_type is null.")]
+    MissingSocialLogin,
+
+    #[error("authorization header must be '<user_id> <auth_key>'")]
+    MalformedAuthorization,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("unverified login is disabled here: sign in with POST /login")]
+    UnverifiedLoginDisabled,
+    #[error("record not found")]
+    RecordNotFound,
+    #[error("no such route: see the README for the API")]
+    RouteNotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("recording is larger than the {limit}-byte upload limit")]
+    PayloadTooLarge { limit: usize },
+    #[error("internal error")]
+    Storage(#[from] StorageError),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingAuthorization
+            | ApiError::MissingSocialLogin
+            | ApiError::MalformedAuthorization
+            | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotAuthorized => StatusCode::UNAUTHORIZED,
+            ApiError::UnverifiedLoginDisabled => StatusCode::FORBIDDEN,
+            ApiError::RecordNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Storage(source) = &self {
+            // The request span carries the request id; the body never carries the cause.
+            tracing::error!(error = %source, "request failed");
+        }
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn server_errors_do_not_leak_their_cause() {
+        let err = ApiError::Storage(StorageError::Corrupt("secret table detail".into()));
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], br#"{"error":"internal error"}"#);
+    }
+}

@@ -1,0 +1,26 @@
+//! recording-server: the voice-recording backend.
+//!
+//! `schema` and `permissions` are plain data, always available (xtask reads them). The service
+//! itself (HTTP routes, storage, Lambda and local run modes) sits behind the default `service`
+//! feature.
+
+pub mod permissions;
+pub mod schema;
+
+#[cfg(feature = "service")]
+mod auth;
+#[cfg(feature = "service")]
+pub mod config;
+#[cfg(feature = "service")]
+pub mod domain;
+#[cfg(feature = "service")]
+pub mod error;
+#[cfg(feature = "service")]
+mod routes;
+#[cfg(feature = "service")]
+pub mod state;
+#[cfg(feature = "service")]
+pub mod storage;
+
+#[cfg(feature = "service")]
+pub use routes::router;

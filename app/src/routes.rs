@@ -1,0 +1,241 @@
+//! The HTTP API: one router, used by the Lambda runtime, the local server and the tests.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::auth::Caller;
+use crate::domain::{AuthKey, Cursor, FileName, Record, RecordId, UserId};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const DEFAULT_PAGE: i32 = 50;
+const MAX_PAGE: i32 = 100;
+const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.max_upload_bytes;
+    Router::new()
+        .route("/health", get(health))
+        .route("/login", get(login_unverified))
+        .route("/logout", post(logout))
+        .route("/upload/record/{file_name}", put(upload))
+        .route("/record/list", get(list))
+        .route("/record/{record_id}", get(get_record).delete(delete_record))
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Give every request an id (the caller's `x-request-id`, or a new one), log within its span,
+/// and echo it back so a client's report can be matched to the log.
+async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .filter(|v| v.len() <= 128)
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .expect("a uuid is a valid header")
+        });
+    request.headers_mut().insert("x-request-id", id.clone());
+    let span = tracing::info_span!("request", id = ?id, method = %request.method(), path = %request.uri().path());
+    let mut response = next.run(request).instrument(span).await;
+    response.headers_mut().insert("x-request-id", id);
+    response
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    social_id: Option<String>,
+    social_type: Option<String>,
+}
+
+/// The seed's login: trusts the social id it is given, so it only works where configured.
+async fn login_unverified(
+    State(state): State<AppState>,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+) -> ApiResult {
+    if !state.settings.allow_unverified_login {
+        return Err(ApiError::UnverifiedLoginDisabled);
+    }
+    let Query(q) = query.map_err(|_| ApiError::MissingSocialLogin)?;
+    let user = UserId::from_social(
+        q.social_type.as_deref().unwrap_or_default(),
+        q.social_id.as_deref().unwrap_or_default(),
+    )?;
+    let key = AuthKey::generate();
+    let now = time::OffsetDateTime::now_utc();
+    let expires = now + state.settings.key_ttl;
+    state
+        .users
+        .add_key(
+            &user,
+            &key.hash(),
+            now.unix_timestamp(),
+            expires.unix_timestamp(),
+        )
+        .await?;
+    Ok(Json(json!({
+        "auth_key": key.expose(),
+        "user_id": user.as_str(),
+        "expires_at": crate::domain::timestamp(expires),
+    })))
+}
+
+async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult {
+    state
+        .users
+        .remove_key(&caller.user, &caller.key.hash())
+        .await?;
+    Ok(Json(json!({ "result": "success" })))
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    file_name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let Path(file_name) =
+        file_name.map_err(|_| ApiError::BadRequest("file name is not valid UTF-8".into()))?;
+    let file_name = FileName::parse(&file_name)?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+            limit: state.settings.max_upload_bytes,
+        },
+        _ => ApiError::BadRequest("could not read the request body".into()),
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::BadRequest("recording body is empty".into()));
+    }
+    let content_type = content_type(&headers)?;
+    let record = Record::new(&caller.user, &file_name, body.len() as u64, content_type);
+
+    // Object first, then the row: a row never points at a missing object. If the row cannot be
+    // written, the object is removed again so nothing is orphaned.
+    state
+        .objects
+        .put(&record.object_key, body, &record.content_type)
+        .await?;
+    if let Err(err) = state.records.insert(&record).await {
+        if let Err(cleanup) = state.objects.delete(&record.object_key).await {
+            tracing::error!(error = %cleanup, key = %record.object_key, "could not remove the object of a failed upload");
+        }
+        return Err(err.into());
+    }
+    Ok(Json(json!({ "result": "success", "record": record })))
+}
+
+/// The upload's media type, as sent, or `application/octet-stream` (the seed's only type).
+fn content_type(headers: &HeaderMap) -> Result<String, ApiError> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Ok(DEFAULT_CONTENT_TYPE.to_owned());
+    };
+    match value.to_str() {
+        Ok(v) if !v.is_empty() && v.len() <= 255 => Ok(v.to_owned()),
+        _ => Err(ApiError::BadRequest(
+            "content-type must be printable ASCII, at most 255 bytes".into(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+    next: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|_| ApiError::BadRequest("query string is not valid".into()))?;
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX_PAGE}"))
+            })?,
+    };
+    let after = q.next.as_deref().map(Cursor::from_token).transpose()?;
+    let page = state
+        .records
+        .list_for_user(&caller.user, limit, after.as_ref())
+        .await?;
+    Ok(Json(json!({
+        "records": page.records,
+        "next": page.next.map(|c| c.to_token()),
+    })))
+}
+
+/// Ids are opaque to clients: one that cannot be ours is as absent as one that is not theirs.
+fn record_id(id: Result<Path<String>, PathRejection>) -> Result<RecordId, ApiError> {
+    id.ok()
+        .and_then(|Path(id)| RecordId::parse(&id))
+        .ok_or(ApiError::RecordNotFound)
+}
+
+async fn get_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let id = record_id(id)?;
+    let record = state
+        .records
+        .get_for_user(&id, &caller.user)
+        .await?
+        .ok_or(ApiError::RecordNotFound)?;
+    let url = state
+        .objects
+        .download_url(&record.object_key, state.settings.download_url_ttl)
+        .await?;
+    Ok(Json(json!({
+        "record": record,
+        "download_url": url,
+        "download_url_expires_in": state.settings.download_url_ttl.as_secs(),
+    })))
+}
+
+async fn delete_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let id = record_id(id)?;
+    let record = state
+        .records
+        .delete_for_user(&id, &caller.user)
+        .await?
+        .ok_or(ApiError::RecordNotFound)?;
+    // The row is gone, so the record is deleted for the user; a failure here leaves an object no
+    // row points at, which is logged for cleanup rather than reported as a failed delete.
+    if let Err(err) = state.objects.delete(&record.object_key).await {
+        tracing::error!(error = %err, key = %record.object_key, "could not delete the object of a deleted record");
+    }
+    Ok(Json(json!({ "result": "success" })))
+}

@@ -1,0 +1,141 @@
+//! Storage: DynamoDB for metadata, S3 for audio. Each store pairs a client with the one resource
+//! it uses; item ⇄ domain conversion happens here and nowhere else.
+
+mod objects;
+mod records;
+mod users;
+
+pub use objects::ObjectStore;
+pub use records::{ListPage, RecordStore};
+pub use users::{StoredKey, UserStore};
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A storage call failed, or returned something the service did not write.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{operation} failed: {message}")]
+    Aws {
+        operation: &'static str,
+        message: String,
+        source: BoxError,
+    },
+    #[error("stored item is not valid: {0}")]
+    Corrupt(String),
+}
+
+impl StorageError {
+    /// Wrap an SDK error, keeping its full context (code, message, request id) for the log.
+    fn aws<E>(operation: &'static str, err: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        StorageError::Aws {
+            operation,
+            message: DisplayErrorContext(&err).to_string(),
+            source: err.into(),
+        }
+    }
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn string_attr(item: &Item, name: &str) -> Result<String, StorageError> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Ok(s.clone()),
+        _ => Err(StorageError::Corrupt(format!(
+            "attribute {name} is missing or not a string"
+        ))),
+    }
+}
+
+fn number_attr(item: &Item, name: &str) -> Result<i64, StorageError> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n
+            .parse()
+            .map_err(|_| StorageError::Corrupt(format!("attribute {name} is not an integer: {n}"))),
+        _ => Err(StorageError::Corrupt(format!(
+            "attribute {name} is missing or not a number"
+        ))),
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The IAM catalogue must cover every call the storage code makes, and nothing it doesn't.
+    use crate::permissions::{ResourceKind, RUNTIME};
+
+    const SOURCES: [(&str, &str); 3] = [
+        ("users.rs", include_str!("users.rs")),
+        ("records.rs", include_str!("records.rs")),
+        ("objects.rs", include_str!("objects.rs")),
+    ];
+
+    /// SDK builder method → IAM action. HeadObject and presigned GETs are `s3:GetObject`.
+    const CALLS: [(&str, &str); 9] = [
+        (".get_item()", "dynamodb:GetItem"),
+        (".put_item()", "dynamodb:PutItem"),
+        (".delete_item()", "dynamodb:DeleteItem"),
+        (".query()", "dynamodb:Query"),
+        (".scan()", "dynamodb:Scan"),
+        (".update_item()", "dynamodb:UpdateItem"),
+        (".put_object()", "s3:PutObject"),
+        (".get_object()", "s3:GetObject"),
+        (".delete_object()", "s3:DeleteObject"),
+    ];
+
+    fn resource_of(file: &str, action: &str) -> ResourceKind {
+        match (file, action) {
+            ("users.rs", _) => ResourceKind::UserTable,
+            ("records.rs", "dynamodb:Query") => ResourceKind::RecordIndex,
+            ("records.rs", _) => ResourceKind::RecordTable,
+            _ => ResourceKind::BucketObjects,
+        }
+    }
+
+    #[test]
+    fn permission_catalogue_matches_the_calls_the_storage_code_makes() {
+        let mut called = Vec::new();
+        for (file, source) in SOURCES {
+            // Only the production part of each file: its tests may call anything.
+            let code = source.split("#[cfg(test)]").next().unwrap();
+            for (method, action) in CALLS {
+                if code.contains(method) {
+                    called.push((action, resource_of(file, action)));
+                }
+            }
+        }
+        for (action, resource) in &called {
+            assert!(
+                RUNTIME
+                    .iter()
+                    .any(|p| p.action == *action && p.resource == *resource),
+                "the code calls {action} on {resource:?} but app::permissions::RUNTIME lacks it"
+            );
+        }
+        for p in RUNTIME
+            .iter()
+            .filter(|p| p.resource != ResourceKind::LogGroup)
+        {
+            assert!(
+                called.contains(&(p.action, p.resource)),
+                "app::permissions::RUNTIME grants {} on {:?} but no code calls it",
+                p.action,
+                p.resource
+            );
+        }
+    }
+}

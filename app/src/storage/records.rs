@@ -1,0 +1,207 @@
+//! `record_record`: one row per recording, keyed by (record id, owner), listed per owner through
+//! the `user_id-created_at-index` GSI. Every read and delete names the owner in the key, so a
+//! user can never reach another user's record.
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::Client;
+
+use super::{n, number_attr, s, string_attr, Item, StorageError};
+use crate::domain::{Cursor, Record, RecordId, UserId};
+use crate::schema::record;
+
+#[derive(Clone, Debug)]
+pub struct RecordStore {
+    client: Client,
+    table: String,
+}
+
+/// One page of a user's records, newest first.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub records: Vec<Record>,
+    /// Where the next page starts, if there may be one.
+    pub next: Option<Cursor>,
+    /// Items DynamoDB read to answer: equal to the records returned, whatever the table size.
+    pub scanned_count: i32,
+}
+
+impl RecordStore {
+    pub fn new(client: Client, table: String) -> Self {
+        RecordStore { client, table }
+    }
+
+    /// Store a new record. The id is fresh, and the condition makes sure no row is overwritten.
+    pub async fn insert(&self, r: &Record) -> Result<(), StorageError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(r)))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", record::ID)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Err(StorageError::Corrupt(format!(
+                    "record id {} already exists",
+                    r.id
+                )))
+            }
+            Err(e) => Err(StorageError::aws("PutItem on the record table", e)),
+        }
+    }
+
+    /// The record `id` if `owner` owns it.
+    pub async fn get_for_user(
+        &self,
+        id: &RecordId,
+        owner: &UserId,
+    ) -> Result<Option<Record>, StorageError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(record::ID, s(id.to_string()))
+            .key(record::USER_ID, s(owner.as_str()))
+            .send()
+            .await
+            .map_err(|e| StorageError::aws("GetItem on the record table", e))?;
+        output.item.map(|item| from_item(&item)).transpose()
+    }
+
+    /// Delete the record `id` if `owner` owns it, returning what was deleted (`None`: no such
+    /// record of this owner, and nothing changed).
+    pub async fn delete_for_user(
+        &self,
+        id: &RecordId,
+        owner: &UserId,
+    ) -> Result<Option<Record>, StorageError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(record::ID, s(id.to_string()))
+            .key(record::USER_ID, s(owner.as_str()))
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#id", record::ID)
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output.attributes.map(|item| from_item(&item)).transpose(),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(StorageError::aws("DeleteItem on the record table", e)),
+        }
+    }
+
+    /// One page of `owner`'s records, newest first: a Query on the owner's partition of the
+    /// index, so the cost depends on the page size, never on the table size.
+    pub async fn list_for_user(
+        &self,
+        owner: &UserId,
+        limit: i32,
+        after: Option<&Cursor>,
+    ) -> Result<ListPage, StorageError> {
+        let start_key = after.map(|c| {
+            Item::from([
+                (record::ID.to_owned(), s(&c.record_id)),
+                (record::USER_ID.to_owned(), s(owner.as_str())),
+                (record::CREATED_AT.to_owned(), s(&c.created_at)),
+            ])
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(record::BY_USER_INDEX)
+            .key_condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", record::USER_ID)
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|e| StorageError::aws("Query on the record index", e))?;
+        let records = output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match output.last_evaluated_key {
+            Some(key) => Some(Cursor {
+                created_at: string_attr(&key, record::CREATED_AT)?,
+                record_id: string_attr(&key, record::ID)?,
+            }),
+            None => None,
+        };
+        Ok(ListPage {
+            records,
+            next,
+            scanned_count: output.scanned_count,
+        })
+    }
+}
+
+fn to_item(r: &Record) -> Item {
+    Item::from([
+        (record::ID.to_owned(), s(&r.id)),
+        (record::USER_ID.to_owned(), s(&r.user_id)),
+        (record::FILE_NAME.to_owned(), s(&r.file_name)),
+        (record::CREATED_AT.to_owned(), s(&r.created_at)),
+        (record::SIZE.to_owned(), n(r.size)),
+        (record::CONTENT_TYPE.to_owned(), s(&r.content_type)),
+        (record::OBJECT_KEY.to_owned(), s(&r.object_key)),
+    ])
+}
+
+fn from_item(item: &Item) -> Result<Record, StorageError> {
+    let size = number_attr(item, record::SIZE)?;
+    Ok(Record {
+        id: string_attr(item, record::ID)?,
+        user_id: string_attr(item, record::USER_ID)?,
+        file_name: string_attr(item, record::FILE_NAME)?,
+        created_at: string_attr(item, record::CREATED_AT)?,
+        size: u64::try_from(size)
+            .map_err(|_| StorageError::Corrupt(format!("record size is negative: {size}")))?,
+        content_type: string_attr(item, record::CONTENT_TYPE)?,
+        object_key: string_attr(item, record::OBJECT_KEY)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_survives_the_trip_through_an_item() {
+        let user = UserId::from_social("kakao", "42").unwrap();
+        let file = crate::domain::FileName::parse("memo.m4a").unwrap();
+        let r = Record::new(&user, &file, 12, "audio/mp4".into());
+        assert_eq!(from_item(&to_item(&r)).unwrap(), r);
+    }
+
+    #[test]
+    fn an_item_missing_an_attribute_is_reported_not_defaulted() {
+        let user = UserId::from_social("kakao", "42").unwrap();
+        let file = crate::domain::FileName::parse("memo.m4a").unwrap();
+        let mut item = to_item(&Record::new(&user, &file, 12, "audio/mp4".into()));
+        item.remove(record::OBJECT_KEY);
+        assert!(from_item(&item)
+            .unwrap_err()
+            .to_string()
+            .contains("object_key"));
+    }
+}

@@ -1,0 +1,250 @@
+//! Spawning the app against the emulator, and reading what it stored.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use app::config::Config;
+use app::schema::{TableSpec, RECORD_TABLE, USER_TABLE};
+use app::state::AppState;
+use aws_sdk_dynamodb::types::{AttributeValue, BillingMode};
+use serde_json::Value;
+
+/// How a test's app is set up; `Default` is what local mode runs.
+pub struct Setup {
+    pub max_upload_bytes: usize,
+    pub allow_unverified_login: bool,
+    pub key_ttl: Duration,
+    /// Leave out the record table, so every row write fails.
+    pub without_record_table: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            max_upload_bytes: app::config::DEFAULT_MAX_UPLOAD_BYTES,
+            allow_unverified_login: true,
+            key_ttl: Duration::from_secs(3600),
+            without_record_table: false,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub prefix: String,
+}
+
+/// A signed-in user: the value of their `Authorization` header.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub key: String,
+}
+
+impl User {
+    pub fn header(&self) -> String {
+        format!("{} {}", self.id, self.key)
+    }
+}
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL is not set: run the tests with `cargo xtask test`, which starts the emulator",
+    )
+}
+
+async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .load()
+        .await
+}
+
+/// Create one table exactly as the schema says (the test's own copy; xtask create-tables is
+/// tested separately).
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, spec: &TableSpec, prefix: &str) {
+    let indexes = spec.global_secondary_indexes();
+    client
+        .create_table()
+        .table_name(spec.name(prefix))
+        .set_key_schema(Some(spec.key_schema()))
+        .set_attribute_definitions(Some(spec.attribute_definitions()))
+        .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create a test table in the emulator");
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Setup::default()).await
+    }
+
+    pub async fn spawn_with(setup: Setup) -> TestApp {
+        let sdk = sdk_config().await;
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        let prefix = format!("t{}-", &unique[..12]);
+        let bucket = format!("test-{}", &unique[..20]);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        create_table(&dynamodb, &USER_TABLE, &prefix).await;
+        if !setup.without_record_table {
+            create_table(&dynamodb, &RECORD_TABLE, &prefix).await;
+        }
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("create a test bucket");
+
+        let config = Config {
+            table_prefix: prefix.clone(),
+            bucket: bucket.clone(),
+            max_upload_bytes: setup.max_upload_bytes,
+            allow_unverified_login: setup.allow_unverified_login,
+            key_ttl: setup.key_ttl,
+            download_url_ttl: Duration::from_secs(300),
+            port: 0,
+            s3_path_style: true,
+        };
+        let router = app::router(AppState::new(&sdk, &config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        TestApp {
+            address,
+            http: reqwest::Client::new(),
+            dynamodb,
+            s3,
+            bucket,
+            prefix,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn login(&self, social_id: &str) -> User {
+        let response = self
+            .http
+            .get(self.url(&format!("/login?social_id={social_id}&social_type=kakao")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "login failed");
+        let body: Value = response.json().await.unwrap();
+        User {
+            id: body["user_id"].as_str().unwrap().into(),
+            key: body["auth_key"].as_str().unwrap().into(),
+        }
+    }
+
+    /// Sign in the n-th of several distinct users.
+    pub async fn login_social(&self, n: usize) -> User {
+        self.login(&format!("user{n}")).await
+    }
+
+    pub async fn upload(
+        &self,
+        user: &User,
+        file_name: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.http
+            .put(self.url(&format!("/upload/record/{file_name}")))
+            .header("Authorization", user.header())
+            .header("Content-Type", "audio/mp4")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Upload and return the new record's id.
+    pub async fn upload_ok(&self, user: &User, file_name: &str, body: &'static [u8]) -> String {
+        let response = self.upload(user, file_name, body).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["record"]["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, user: &User, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .header("Authorization", user.header())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, user: &User, path: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url(path))
+            .header("Authorization", user.header())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Every object key in the test's bucket.
+    pub async fn object_keys(&self) -> Vec<String> {
+        let output = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .unwrap();
+        output
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect()
+    }
+
+    pub async fn object_bytes(&self, key: &str) -> Vec<u8> {
+        let output = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        output.body.collect().await.unwrap().to_vec()
+    }
+
+    /// Every row of one of the test's tables (a test-only Scan, to see the stored state).
+    pub async fn rows(&self, spec: &TableSpec) -> Vec<HashMap<String, AttributeValue>> {
+        let output = self
+            .dynamodb
+            .scan()
+            .table_name(spec.name(&self.prefix))
+            .send()
+            .await
+            .unwrap();
+        output.items.unwrap_or_default()
+    }
+}
+
+/// Assert a JSON error response: its status and its exact message.
+pub async fn assert_error(response: reqwest::Response, status: u16, message: &str) {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({ "error": message }));
+}
+
+pub fn string(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    item[name].as_s().unwrap().clone()
+}

@@ -1,0 +1,8 @@
+//! Black-box tests of the service: the real router on a loopback port, against the emulator that
+//! `cargo xtask test` starts. Each test has its own tables and bucket, so tests run in parallel.
+
+mod auth;
+mod helpers;
+mod login;
+mod records;
+mod upload;

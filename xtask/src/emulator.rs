@@ -1,0 +1,153 @@
+//! The AWS emulator: moto server, installed into a virtualenv under `target/` on first use,
+//! started on a free loopback port, and stopped when its guard drops.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use xshell::{cmd, Shell};
+
+/// The pinned emulator; bump deliberately, the tests encode its behaviour.
+pub const MOTO_VERSION: &str = "5.2.5";
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Install moto into `<target>/tools/moto-<version>` unless it is already there; returns the
+/// path of its `moto_server` executable.
+pub fn install_moto(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf> {
+    let venv = target_dir
+        .join("tools")
+        .join(format!("moto-{MOTO_VERSION}"));
+    let server = venv.join("bin").join("moto_server");
+    // Written only after pip succeeded, so an interrupted install is redone, not trusted.
+    let marker = venv.join("installed");
+    if sh.path_exists(&marker) && sh.path_exists(&server) {
+        return Ok(server);
+    }
+    cmd!(sh, "python3 --version").quiet().ignore_stdout().run().context(
+        "python3 not found: install Python 3.9+ (e.g. `apt install python3 python3-venv`); it runs the moto emulator",
+    )?;
+    eprintln!(
+        "installing moto[server]=={MOTO_VERSION} into {} (first run only)...",
+        venv.display()
+    );
+    cmd!(sh, "python3 -m venv {venv}").quiet().run().context(
+        "could not create a Python virtualenv: install the venv module (e.g. `apt install python3-venv`)",
+    )?;
+    let pip = venv.join("bin").join("pip");
+    let spec = format!("moto[server]=={MOTO_VERSION}");
+    cmd!(
+        sh,
+        "{pip} install --quiet --disable-pip-version-check {spec}"
+    )
+    .run()
+    .with_context(|| format!("pip could not install {spec}: check access to PyPI, then rerun"))?;
+    sh.write_file(&marker, MOTO_VERSION)?;
+    Ok(server)
+}
+
+/// Settings of one emulator instance.
+#[derive(Debug, Default, Clone)]
+pub struct MotoOptions {
+    /// Extra environment, e.g. `INITIAL_NO_AUTH_ACTION_COUNT` to enforce IAM after N requests.
+    pub env: Vec<(String, String)>,
+}
+
+/// A running moto server; killed when dropped (normal exit, error or unwinding panic).
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    pub log: PathBuf,
+}
+
+impl Moto {
+    /// Start `server` on a free 127.0.0.1 port and wait until it answers.
+    pub fn start(
+        sh: &Shell,
+        server: &Path,
+        dir: &Path,
+        options: &MotoOptions,
+    ) -> anyhow::Result<Moto> {
+        let port = free_port()?.to_string();
+        sh.create_dir(dir)?;
+        let log = dir.join(format!("moto-{port}.log"));
+        // Each instance records to its own file: moto's default is the working directory,
+        // shared by every instance.
+        let recording = dir.join(format!("moto-{port}-recording.jsonl"));
+        let mut command: Command = cmd!(sh, "{server} -H 127.0.0.1 -p {port}")
+            .env("MOTO_RECORDER_FILEPATH", &recording)
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .into();
+        let log_file =
+            File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("cannot start {}", server.display()))?;
+        let mut moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        moto.wait_until_ready()?;
+        Ok(moto)
+    }
+
+    fn wait_until_ready(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let addr = self.endpoint.trim_start_matches("http://").to_owned();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "moto exited ({status}) before answering; its log {}:\n{}",
+                    self.log.display(),
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if answers_http(&addr) {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "moto did not answer on {} within {START_TIMEOUT:?}; see {}",
+                    self.endpoint,
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP probe, so readiness needs no HTTP client or async runtime.
+fn answers_http(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET /moto-api/ HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let mut head = [0u8; 12];
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_exact(&mut head).is_ok()
+        && head.starts_with(b"HTTP/1.")
+}
+
+/// Ask the OS for a free port. Another process could take it before moto binds it; moto then
+/// exits and `start` reports its log.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+    Ok(listener.local_addr()?.port())
+}

@@ -1,0 +1,150 @@
+//! Command-line flags of every task: `cargo xtask --help` is the manual.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Developer tooling for recording-server",
+    version
+)]
+pub struct Xtask {
+    #[command(subcommand)]
+    pub task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Task {
+    /// Run the service locally against an emulator, with tables and bucket created
+    Local(Local),
+    /// Run every test (cargo test --workspace) against a fresh emulator
+    Test(Test),
+    /// Create or update the DynamoDB tables from app's schema; prints their names
+    CreateTables(CreateTables),
+}
+
+/// Where AWS requests go and with which identity.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AwsArgs {
+    /// AWS region (default: AWS_REGION, or the profile's region)
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Named profile from ~/.aws/config (default: AWS_PROFILE, or the default chain)
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Send AWS requests to this endpoint, e.g. an emulator at http://127.0.0.1:5000
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Local {
+    /// Port the service listens on
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Largest upload body in bytes
+    #[arg(long, default_value_t = 5 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct Test {
+    /// Use this endpoint instead of starting moto (IAM-enforcement tests still start their own)
+    #[arg(long, env = "RECORDING_TEST_ENDPOINT")]
+    pub endpoint_url: Option<String>,
+    /// Arguments passed to `cargo test` after `--`, e.g. a test name filter
+    #[arg(last = true)]
+    pub cargo_test_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateTables {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Prefix for both table names, so several stages can share an account
+    #[arg(long, env = "RECORD_TABLE_PREFIX", default_value = "")]
+    pub table_prefix: String,
+    /// Stage name written into the `stage` tag of new tables
+    #[arg(long, default_value = "dev")]
+    pub stage: String,
+    /// Turn on point-in-time recovery and deletion protection
+    #[arg(long)]
+    pub protect: bool,
+    /// Print what would be done; make no write call
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON object per table instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Give up waiting for tables to become ACTIVE after this long (e.g. 90s, 5m)
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `90s`, `5m`, `1h`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s or 5m"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} has unknown unit {unit:?}: use s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Where the project keeps build output and the tools xtask installs.
+pub fn target_dir(root: &std::path::Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent_and_documented() {
+        Xtask::command().debug_assert();
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd
+                .get_arguments()
+                .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+            {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{path} --{} has no doc comment",
+                    arg.get_id()
+                );
+            }
+            for sub in cmd.get_subcommands() {
+                assert!(
+                    sub.get_about().is_some(),
+                    "{path} {} has no doc comment",
+                    sub.get_name()
+                );
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&Xtask::command(), "cargo xtask");
+    }
+
+    #[test]
+    fn durations_accept_units_and_reject_garbage() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}

@@ -1,0 +1,53 @@
+//! `cargo xtask`: parse flags, build the shell and runtime, dispatch to the task.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use xshell::Shell;
+use xtask::flags::{Task, Xtask};
+
+/// Exit code for a command line that does not parse.
+const USAGE: u8 = 4;
+
+fn main() -> ExitCode {
+    let flags = match Xtask::try_parse() {
+        Ok(flags) => flags,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(flags) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(flags: Xtask) -> anyhow::Result<()> {
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        match flags.task {
+            Task::Local(task) => task.run(&sh).await,
+            Task::Test(task) => task.run(&sh).await,
+            Task::CreateTables(task) => task.run().await,
+        }
+    })
+}
+
+/// The workspace root, so `cargo xtask` works from any subdirectory.
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_owned()
+}

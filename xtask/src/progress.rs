@@ -1,0 +1,30 @@
+//! A spinner for long waits, drawn only on a terminal (CI logs stay clean).
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct Spinner(ProgressBar);
+
+impl Spinner {
+    pub fn new(message: &str) -> Self {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template is valid"),
+        );
+        bar.set_message(message.to_owned());
+        Spinner(bar)
+    }
+
+    /// Show that the wait goes on; the first tick makes the spinner appear.
+    pub fn tick(&self) {
+        if self.0.is_hidden() {
+            return;
+        }
+        self.0.enable_steady_tick(Duration::from_millis(120));
+    }
+
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
