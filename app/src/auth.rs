@@ -33,10 +33,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or(ApiError::MissingAuthorization)?;
+        let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::MissingAuthorization)?;
         let (user, key) = parse_header(header.as_bytes())?;
         let stored = state.users.find_key(&user, &key.hash()).await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -69,23 +66,14 @@ mod tests {
             b"\xff\xfe x".to_vec(),
             Vec::new(),
         ] {
-            assert!(
-                matches!(parse_header(&bad), Err(ApiError::MalformedAuthorization)),
-                "{bad:?}"
-            );
+            assert!(matches!(parse_header(&bad), Err(ApiError::MalformedAuthorization)), "{bad:?}");
         }
     }
 
     #[test]
     fn two_tokens_that_cannot_be_ours_are_unauthorized() {
-        for bad in [
-            format!("nounderscore {}", key()),
-            "kakao_1 short".to_owned(),
-        ] {
-            assert!(
-                matches!(parse_header(bad.as_bytes()), Err(ApiError::NotAuthorized)),
-                "{bad}"
-            );
+        for bad in [format!("nounderscore {}", key()), "kakao_1 short".to_owned()] {
+            assert!(matches!(parse_header(bad.as_bytes()), Err(ApiError::NotAuthorized)), "{bad}");
         }
     }
 }

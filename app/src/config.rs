@@ -31,11 +31,7 @@ pub enum ConfigError {
     #[error("environment variable {0} is not set: {1}")]
     Missing(&'static str, &'static str),
     #[error("environment variable {name} is {value:?}: {expected}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        expected: String,
-    },
+    Invalid { name: &'static str, value: String, expected: String },
 }
 
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
@@ -50,10 +46,7 @@ impl Config {
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let bucket = var("RECORD_BUCKET")
             .filter(|b| !b.is_empty())
-            .ok_or(ConfigError::Missing(
-                "RECORD_BUCKET",
-                "set it to the recordings bucket name",
-            ))?;
+            .ok_or(ConfigError::Missing("RECORD_BUCKET", "set it to the recordings bucket name"))?;
         let table_prefix = var("RECORD_TABLE_PREFIX").unwrap_or_default();
         schema::validate_prefix(&table_prefix).map_err(|expected| ConfigError::Invalid {
             name: "RECORD_TABLE_PREFIX",
@@ -85,8 +78,7 @@ impl Config {
         Ok(Config {
             table_prefix,
             bucket,
-            max_upload_bytes: number("RECORD_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES as u64)?
-                as usize,
+            max_upload_bytes: number("RECORD_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES as u64)? as usize,
             allow_unverified_login,
             key_ttl: Duration::from_secs(number("RECORD_KEY_TTL_SECONDS", 30 * DAY)?),
             download_url_ttl: Duration::from_secs(number("RECORD_DOWNLOAD_URL_TTL_SECONDS", 900)?),
@@ -95,8 +87,7 @@ impl Config {
                 value: port.to_string(),
                 expected: "expected a port number up to 65535".into(),
             })?,
-            s3_path_style: var("AWS_ENDPOINT_URL").is_some()
-                || var("AWS_ENDPOINT_URL_S3").is_some(),
+            s3_path_style: var("AWS_ENDPOINT_URL").is_some() || var("AWS_ENDPOINT_URL_S3").is_some(),
         })
     }
 }
@@ -107,10 +98,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| vars.get(k).cloned())
     }
 
@@ -119,10 +108,7 @@ mod tests {
         let c = config(&[("RECORD_BUCKET", "b")]).unwrap();
         assert_eq!(c.max_upload_bytes, 5 * 1024 * 1024);
         assert!(!c.allow_unverified_login, "unverified login must be opt-in");
-        assert_eq!(
-            (c.port, c.table_prefix.as_str(), c.s3_path_style),
-            (8000, "", false)
-        );
+        assert_eq!((c.port, c.table_prefix.as_str(), c.s3_path_style), (8000, "", false));
     }
 
     #[test]
@@ -133,28 +119,16 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_variable_and_the_value() {
-        let err =
-            config(&[("RECORD_BUCKET", "b"), ("RECORD_MAX_UPLOAD_BYTES", "5MB")]).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("RECORD_MAX_UPLOAD_BYTES is \"5MB\""),
-            "{err}"
-        );
-        assert!(config(&[
-            ("RECORD_BUCKET", "b"),
-            ("RECORD_ALLOW_UNVERIFIED_LOGIN", "yes")
-        ])
-        .is_err());
+        let err = config(&[("RECORD_BUCKET", "b"), ("RECORD_MAX_UPLOAD_BYTES", "5MB")]).unwrap_err();
+        assert!(err.to_string().contains("RECORD_MAX_UPLOAD_BYTES is \"5MB\""), "{err}");
+        assert!(config(&[("RECORD_BUCKET", "b"), ("RECORD_ALLOW_UNVERIFIED_LOGIN", "yes")]).is_err());
         assert!(config(&[("RECORD_BUCKET", "b"), ("PORT", "70000")]).is_err());
         assert!(config(&[("RECORD_BUCKET", "b"), ("RECORD_TABLE_PREFIX", "a b")]).is_err());
     }
 
     #[test]
     fn an_endpoint_override_switches_s3_to_path_style() {
-        let c = config(&[
-            ("RECORD_BUCKET", "b"),
-            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
-        ]);
+        let c = config(&[("RECORD_BUCKET", "b"), ("AWS_ENDPOINT_URL", "http://127.0.0.1:1")]);
         assert!(c.unwrap().s3_path_style);
     }
 }

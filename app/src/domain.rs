@@ -30,9 +30,7 @@ impl UserId {
             return Err(ApiError::MissingSocialLogin);
         }
         let type_ok = social_type.len() <= MAX_SOCIAL_TYPE
-            && social_type
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            && social_type.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         if !type_ok {
             return Err(ApiError::BadRequest(format!(
                 "social_type must be 1-{MAX_SOCIAL_TYPE} lowercase letters or digits"
@@ -79,8 +77,7 @@ impl AuthKey {
     /// From the second token of an `Authorization` header. `None` if it cannot be a key we issued.
     pub fn parse(s: &str) -> Option<Self> {
         let well_formed = s.len() == AUTH_KEY_BYTES * 2
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         well_formed.then(|| AuthKey(s.to_owned()))
     }
 
@@ -163,9 +160,7 @@ impl FileName {
             None
         };
         match problem {
-            Some(p) => Err(ApiError::BadRequest(format!(
-                "file name {p}: use a plain file name"
-            ))),
+            Some(p) => Err(ApiError::BadRequest(format!("file name {p}: use a plain file name"))),
             None => Ok(FileName(s.to_owned())),
         }
     }
@@ -208,11 +203,8 @@ impl Record {
 
 /// RFC 3339 UTC with exactly three fractional digits, so that string order is time order.
 pub fn timestamp(t: OffsetDateTime) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .expect("a UTC timestamp always formats")
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.to_offset(time::UtcOffset::UTC).format(&format).expect("a UTC timestamp always formats")
 }
 
 /// Where the next page of a user's list starts: the last record of the previous page.
@@ -235,21 +227,14 @@ impl Cursor {
         }
         let bytes = (0..token.len())
             .step_by(2)
-            .map(|i| {
-                token
-                    .get(i..i + 2)
-                    .and_then(|b| u8::from_str_radix(b, 16).ok())
-            })
+            .map(|i| token.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
             .collect::<Option<Vec<u8>>>()
             .ok_or_else(invalid)?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let (created_at, record_id) = text.split_once(' ').ok_or_else(invalid)?;
         OffsetDateTime::parse(created_at, &Rfc3339).map_err(|_| invalid())?;
         let record_id = RecordId::parse(record_id).ok_or_else(invalid)?;
-        Ok(Cursor {
-            created_at: created_at.to_owned(),
-            record_id: record_id.to_string(),
-        })
+        Ok(Cursor { created_at: created_at.to_owned(), record_id: record_id.to_string() })
     }
 }
 
@@ -269,10 +254,7 @@ mod tests {
     fn key_hash_is_sha256_hex_of_the_key_not_the_key() {
         let key = AuthKey::parse(&"ab".repeat(32)).unwrap();
         // sha256("abab...ab" x32), computed independently with `printf ab%.0s {1..32} | sha256sum`.
-        assert_eq!(
-            key.hash().as_str(),
-            "271a413bd339c5709fdceaec41f14f11e9fbfb5042d72d331c65f32b284cd09a"
-        );
+        assert_eq!(key.hash().as_str(), "271a413bd339c5709fdceaec41f14f11e9fbfb5042d72d331c65f32b284cd09a");
         assert_ne!(key.hash().as_str(), key.expose());
         assert_eq!(key.hash().as_str().len(), 64);
     }
@@ -280,10 +262,7 @@ mod tests {
     #[test]
     fn user_ids_cannot_collide_across_social_types() {
         assert!(UserId::from_social("a_b", "c").is_err());
-        assert_eq!(
-            UserId::from_social("kakao", "b_c").unwrap().as_str(),
-            "kakao_b_c"
-        );
+        assert_eq!(UserId::from_social("kakao", "b_c").unwrap().as_str(), "kakao_b_c");
         assert_eq!(UserId::parse("kakao_b_c").unwrap().as_str(), "kakao_b_c");
         assert!(UserId::parse("nounderscore").is_none());
     }
@@ -293,20 +272,15 @@ mod tests {
         for bad in ["", "a/b", "a\\b", "..", "x..y", "a\u{0}b", "tab\tname"] {
             assert!(FileName::parse(bad).is_err(), "{bad:?} was accepted");
         }
-        assert!(
-            FileName::parse(&"é".repeat(128)).is_err(),
-            "256 bytes accepted"
-        );
+        assert!(FileName::parse(&"é".repeat(128)).is_err(), "256 bytes accepted");
         assert!(FileName::parse(&"a".repeat(255)).is_ok());
         assert!(FileName::parse("voice memo (1).m4a").is_ok());
     }
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let c = Cursor {
-            created_at: "2026-11-25T18:00:00.123Z".into(),
-            record_id: RecordId::new().to_string(),
-        };
+        let c =
+            Cursor { created_at: "2026-11-25T18:00:00.123Z".into(), record_id: RecordId::new().to_string() };
         assert_eq!(Cursor::from_token(&c.to_token()).unwrap(), c);
         for bad in ["", "zz", "abc", &hex(b"no-space"), &hex(b"2026 not-a-uuid")] {
             assert!(Cursor::from_token(bad).is_err(), "{bad:?} was accepted");

@@ -60,11 +60,7 @@ impl IntoResponse for ApiError {
             // The request span carries the request id; the body never carries the cause.
             tracing::error!(error = %source, "request failed");
         }
-        (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
     }
 }
 
@@ -77,9 +73,7 @@ mod tests {
         let err = ApiError::Storage(StorageError::Corrupt("secret table detail".into()));
         let response = err.into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let body = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
         assert_eq!(&body[..], br#"{"error":"internal error"}"#);
     }
 }

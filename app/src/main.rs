@@ -31,9 +31,7 @@ async fn main() -> ExitCode {
     let result = if on_lambda {
         lambda_http::run(app).await.map_err(|e| e.to_string())
     } else {
-        serve_locally(app, config.port)
-            .await
-            .map_err(|e| e.to_string())
+        serve_locally(app, config.port).await.map_err(|e| e.to_string())
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,15 +45,10 @@ async fn main() -> ExitCode {
 async fn serve_locally(app: axum::Router, port: u16) -> std::io::Result<()> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot listen on {addr}: {e} (set PORT to another port)"),
-        )
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e} (set PORT to another port)"))
     })?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
 }
 
 /// Ctrl-C or SIGTERM: finish in-flight requests, then exit.

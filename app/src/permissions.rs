@@ -25,89 +25,29 @@ pub struct Permission {
 }
 
 const fn p(action: &'static str, resource: ResourceKind, why: &'static str) -> Permission {
-    Permission {
-        action,
-        resource,
-        why,
-    }
+    Permission { action, resource, why }
 }
 
 /// Everything the running service calls. Nothing else is granted to its role.
 pub const RUNTIME: &[Permission] = &[
-    p(
-        "dynamodb:GetItem",
-        ResourceKind::UserTable,
-        "check a presented auth key",
-    ),
-    p(
-        "dynamodb:PutItem",
-        ResourceKind::UserTable,
-        "store a newly issued auth key",
-    ),
-    p(
-        "dynamodb:DeleteItem",
-        ResourceKind::UserTable,
-        "revoke a key on logout",
-    ),
-    p(
-        "dynamodb:PutItem",
-        ResourceKind::RecordTable,
-        "store an uploaded record",
-    ),
-    p(
-        "dynamodb:GetItem",
-        ResourceKind::RecordTable,
-        "read one of the caller's records",
-    ),
-    p(
-        "dynamodb:DeleteItem",
-        ResourceKind::RecordTable,
-        "delete one of the caller's records",
-    ),
-    p(
-        "dynamodb:Query",
-        ResourceKind::RecordIndex,
-        "list the caller's records, newest first",
-    ),
-    p(
-        "s3:PutObject",
-        ResourceKind::BucketObjects,
-        "store an uploaded recording",
-    ),
-    p(
-        "s3:GetObject",
-        ResourceKind::BucketObjects,
-        "presigned download of a recording",
-    ),
-    p(
-        "s3:DeleteObject",
-        ResourceKind::BucketObjects,
-        "delete a recording, or undo a failed upload",
-    ),
-    p(
-        "logs:CreateLogGroup",
-        ResourceKind::LogGroup,
-        "Lambda creates the log group on first run",
-    ),
-    p(
-        "logs:CreateLogStream",
-        ResourceKind::LogGroup,
-        "Lambda writes each sandbox to a stream",
-    ),
-    p(
-        "logs:PutLogEvents",
-        ResourceKind::LogGroup,
-        "Lambda ships the service's logs",
-    ),
+    p("dynamodb:GetItem", ResourceKind::UserTable, "check a presented auth key"),
+    p("dynamodb:PutItem", ResourceKind::UserTable, "store a newly issued auth key"),
+    p("dynamodb:DeleteItem", ResourceKind::UserTable, "revoke a key on logout"),
+    p("dynamodb:PutItem", ResourceKind::RecordTable, "store an uploaded record"),
+    p("dynamodb:GetItem", ResourceKind::RecordTable, "read one of the caller's records"),
+    p("dynamodb:DeleteItem", ResourceKind::RecordTable, "delete one of the caller's records"),
+    p("dynamodb:Query", ResourceKind::RecordIndex, "list the caller's records, newest first"),
+    p("s3:PutObject", ResourceKind::BucketObjects, "store an uploaded recording"),
+    p("s3:GetObject", ResourceKind::BucketObjects, "presigned download of a recording"),
+    p("s3:DeleteObject", ResourceKind::BucketObjects, "delete a recording, or undo a failed upload"),
+    p("logs:CreateLogGroup", ResourceKind::LogGroup, "Lambda creates the log group on first run"),
+    p("logs:CreateLogStream", ResourceKind::LogGroup, "Lambda writes each sandbox to a stream"),
+    p("logs:PutLogEvents", ResourceKind::LogGroup, "Lambda ships the service's logs"),
 ];
 
 /// The runtime actions on one kind of resource, each once, in catalogue order.
 pub fn actions_on(kind: ResourceKind) -> Vec<&'static str> {
-    RUNTIME
-        .iter()
-        .filter(|p| p.resource == kind)
-        .map(|p| p.action)
-        .collect()
+    RUNTIME.iter().filter(|p| p.resource == kind).map(|p| p.action).collect()
 }
 
 #[cfg(test)]
@@ -118,9 +58,7 @@ mod tests {
     fn no_action_is_listed_twice_for_the_same_resource() {
         for (i, a) in RUNTIME.iter().enumerate() {
             assert!(
-                !RUNTIME[i + 1..]
-                    .iter()
-                    .any(|b| b.action == a.action && b.resource == a.resource),
+                !RUNTIME[i + 1..].iter().any(|b| b.action == a.action && b.resource == a.resource),
                 "{} on {:?} is listed twice",
                 a.action,
                 a.resource

@@ -41,17 +41,12 @@ pub fn router(state: AppState) -> Router {
 /// Give every request an id (the caller's `x-request-id`, or a new one), log within its span,
 /// and echo it back so a client's report can be matched to the log.
 async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get("x-request-id")
-        .filter(|v| v.len() <= 128)
-        .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
-                .expect("a uuid is a valid header")
-        });
+    let id = request.headers().get("x-request-id").filter(|v| v.len() <= 128).cloned().unwrap_or_else(|| {
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a valid header")
+    });
     request.headers_mut().insert("x-request-id", id.clone());
-    let span = tracing::info_span!("request", id = ?id, method = %request.method(), path = %request.uri().path());
+    let span =
+        tracing::info_span!("request", id = ?id, method = %request.method(), path = %request.uri().path());
     let mut response = next.run(request).instrument(span).await;
     response.headers_mut().insert("x-request-id", id);
     response
@@ -85,15 +80,7 @@ async fn login_unverified(
     let key = AuthKey::generate();
     let now = time::OffsetDateTime::now_utc();
     let expires = now + state.settings.key_ttl;
-    state
-        .users
-        .add_key(
-            &user,
-            &key.hash(),
-            now.unix_timestamp(),
-            expires.unix_timestamp(),
-        )
-        .await?;
+    state.users.add_key(&user, &key.hash(), now.unix_timestamp(), expires.unix_timestamp()).await?;
     Ok(Json(json!({
         "auth_key": key.expose(),
         "user_id": user.as_str(),
@@ -102,10 +89,7 @@ async fn login_unverified(
 }
 
 async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult {
-    state
-        .users
-        .remove_key(&caller.user, &caller.key.hash())
-        .await?;
+    state.users.remove_key(&caller.user, &caller.key.hash()).await?;
     Ok(Json(json!({ "result": "success" })))
 }
 
@@ -120,9 +104,7 @@ async fn upload(
         file_name.map_err(|_| ApiError::BadRequest("file name is not valid UTF-8".into()))?;
     let file_name = FileName::parse(&file_name)?;
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
-            limit: state.settings.max_upload_bytes,
-        },
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: state.settings.max_upload_bytes },
         _ => ApiError::BadRequest("could not read the request body".into()),
     })?;
     if body.is_empty() {
@@ -133,10 +115,7 @@ async fn upload(
 
     // Object first, then the row: a row never points at a missing object. If the row cannot be
     // written, the object is removed again so nothing is orphaned.
-    state
-        .objects
-        .put(&record.object_key, body, &record.content_type)
-        .await?;
+    state.objects.put(&record.object_key, body, &record.content_type).await?;
     if let Err(err) = state.records.insert(&record).await {
         if let Err(cleanup) = state.objects.delete(&record.object_key).await {
             tracing::error!(error = %cleanup, key = %record.object_key, "could not remove the object of a failed upload");
@@ -153,9 +132,7 @@ fn content_type(headers: &HeaderMap) -> Result<String, ApiError> {
     };
     match value.to_str() {
         Ok(v) if !v.is_empty() && v.len() <= 255 => Ok(v.to_owned()),
-        _ => Err(ApiError::BadRequest(
-            "content-type must be printable ASCII, at most 255 bytes".into(),
-        )),
+        _ => Err(ApiError::BadRequest("content-type must be printable ASCII, at most 255 bytes".into())),
     }
 }
 
@@ -173,19 +150,12 @@ async fn list(
     let Query(q) = query.map_err(|_| ApiError::BadRequest("query string is not valid".into()))?;
     let limit = match q.limit.as_deref() {
         None => DEFAULT_PAGE,
-        Some(l) => l
-            .parse()
-            .ok()
-            .filter(|l| (1..=MAX_PAGE).contains(l))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX_PAGE}"))
-            })?,
+        Some(l) => l.parse().ok().filter(|l| (1..=MAX_PAGE).contains(l)).ok_or_else(|| {
+            ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX_PAGE}"))
+        })?,
     };
     let after = q.next.as_deref().map(Cursor::from_token).transpose()?;
-    let page = state
-        .records
-        .list_for_user(&caller.user, limit, after.as_ref())
-        .await?;
+    let page = state.records.list_for_user(&caller.user, limit, after.as_ref()).await?;
     Ok(Json(json!({
         "records": page.records,
         "next": page.next.map(|c| c.to_token()),
@@ -194,9 +164,7 @@ async fn list(
 
 /// Ids are opaque to clients: one that cannot be ours is as absent as one that is not theirs.
 fn record_id(id: Result<Path<String>, PathRejection>) -> Result<RecordId, ApiError> {
-    id.ok()
-        .and_then(|Path(id)| RecordId::parse(&id))
-        .ok_or(ApiError::RecordNotFound)
+    id.ok().and_then(|Path(id)| RecordId::parse(&id)).ok_or(ApiError::RecordNotFound)
 }
 
 async fn get_record(
@@ -205,15 +173,8 @@ async fn get_record(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let id = record_id(id)?;
-    let record = state
-        .records
-        .get_for_user(&id, &caller.user)
-        .await?
-        .ok_or(ApiError::RecordNotFound)?;
-    let url = state
-        .objects
-        .download_url(&record.object_key, state.settings.download_url_ttl)
-        .await?;
+    let record = state.records.get_for_user(&id, &caller.user).await?.ok_or(ApiError::RecordNotFound)?;
+    let url = state.objects.download_url(&record.object_key, state.settings.download_url_ttl).await?;
     Ok(Json(json!({
         "record": record,
         "download_url": url,
@@ -227,11 +188,7 @@ async fn delete_record(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let id = record_id(id)?;
-    let record = state
-        .records
-        .delete_for_user(&id, &caller.user)
-        .await?
-        .ok_or(ApiError::RecordNotFound)?;
+    let record = state.records.delete_for_user(&id, &caller.user).await?.ok_or(ApiError::RecordNotFound)?;
     // The row is gone, so the record is deleted for the user; a failure here leaves an object no
     // row points at, which is logged for cleanup rather than reported as a failed delete.
     if let Err(err) = state.objects.delete(&record.object_key).await {

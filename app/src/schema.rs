@@ -98,14 +98,8 @@ pub mod record {
 /// Users: one row per issued key, so a user can be signed in on several devices.
 pub const USER_TABLE: TableSpec = TableSpec {
     base_name: "record_user",
-    hash: KeyAttr {
-        name: user::ID,
-        ty: AttrType::S,
-    },
-    range: Some(KeyAttr {
-        name: user::AUTH_KEY_HASH,
-        ty: AttrType::S,
-    }),
+    hash: KeyAttr { name: user::ID, ty: AttrType::S },
+    range: Some(KeyAttr { name: user::AUTH_KEY_HASH, ty: AttrType::S }),
     indexes: &[],
     ttl_attribute: Some(user::EXPIRES_AT),
 };
@@ -113,24 +107,12 @@ pub const USER_TABLE: TableSpec = TableSpec {
 /// Recordings: one row per uploaded file, listed per user through the GSI.
 pub const RECORD_TABLE: TableSpec = TableSpec {
     base_name: "record_record",
-    hash: KeyAttr {
-        name: record::ID,
-        ty: AttrType::S,
-    },
-    range: Some(KeyAttr {
-        name: record::USER_ID,
-        ty: AttrType::S,
-    }),
+    hash: KeyAttr { name: record::ID, ty: AttrType::S },
+    range: Some(KeyAttr { name: record::USER_ID, ty: AttrType::S }),
     indexes: &[Index {
         name: record::BY_USER_INDEX,
-        hash: KeyAttr {
-            name: record::USER_ID,
-            ty: AttrType::S,
-        },
-        range: Some(KeyAttr {
-            name: record::CREATED_AT,
-            ty: AttrType::S,
-        }),
+        hash: KeyAttr { name: record::USER_ID, ty: AttrType::S },
+        range: Some(KeyAttr { name: record::CREATED_AT, ty: AttrType::S }),
     }],
     ttl_attribute: None,
 };
@@ -142,19 +124,12 @@ pub const TABLES: [TableSpec; 2] = [USER_TABLE, RECORD_TABLE];
 pub fn validate_prefix(prefix: &str) -> Result<(), String> {
     let longest = TABLES.iter().map(|t| t.base_name.len()).max().unwrap_or(0);
     if prefix.len() + longest > 255 {
-        return Err(format!(
-            "table prefix is {} bytes: at most {} allowed",
-            prefix.len(),
-            255 - longest
-        ));
+        return Err(format!("table prefix is {} bytes: at most {} allowed", prefix.len(), 255 - longest));
     }
-    match prefix
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-    {
-        Some(c) => Err(format!(
-            "table prefix {prefix:?} contains {c:?}: use only letters, digits, '_', '-' and '.'"
-        )),
+    match prefix.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+        Some(c) => {
+            Err(format!("table prefix {prefix:?} contains {c:?}: use only letters, digits, '_', '-' and '.'"))
+        }
         None => Ok(()),
     }
 }
@@ -164,8 +139,8 @@ mod sdk {
     //! The schema as AWS SDK for Rust types, for creating and comparing tables.
     use super::{AttrType, Index, KeyAttr, TableSpec};
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-        ProjectionType, ScalarAttributeType,
+        AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType,
     };
 
     impl From<AttrType> for ScalarAttributeType {
@@ -200,11 +175,7 @@ mod sdk {
             GlobalSecondaryIndex::builder()
                 .index_name(self.name)
                 .set_key_schema(Some(self.key_schema()))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()
                 .expect("index name, key schema and projection are set")
         }
@@ -246,11 +217,7 @@ mod tests {
 
     #[test]
     fn key_attributes_list_each_attribute_once_including_index_keys() {
-        let names: Vec<_> = RECORD_TABLE
-            .key_attributes()
-            .iter()
-            .map(|a| a.name)
-            .collect();
+        let names: Vec<_> = RECORD_TABLE.key_attributes().iter().map(|a| a.name).collect();
         assert_eq!(names, ["id", "user_id", "created_at"]);
     }
 

@@ -28,16 +28,11 @@ impl AppState {
     /// Create the AWS clients from one shared SDK config.
     pub fn new(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-        let s3_config = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(config.s3_path_style)
-            .build();
+        let s3_config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(config.s3_path_style).build();
         AppState {
             users: UserStore::new(dynamodb.clone(), USER_TABLE.name(&config.table_prefix)),
             records: RecordStore::new(dynamodb, RECORD_TABLE.name(&config.table_prefix)),
-            objects: ObjectStore::new(
-                aws_sdk_s3::Client::from_conf(s3_config),
-                config.bucket.clone(),
-            ),
+            objects: ObjectStore::new(aws_sdk_s3::Client::from_conf(s3_config), config.bucket.clone()),
             settings: Settings {
                 max_upload_bytes: config.max_upload_bytes,
                 allow_unverified_login: config.allow_unverified_login,

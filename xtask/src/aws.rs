@@ -29,21 +29,17 @@ impl AwsArgs {
         }
         let sdk = loader.load().await;
         if sdk.region().is_none() {
-            bail!("no AWS region configured: pass --region, set AWS_REGION, or set region in your AWS profile");
+            bail!(
+                "no AWS region configured: pass --region, set AWS_REGION, or set region in your AWS profile"
+            );
         }
-        Ok(Aws {
-            sdk,
-            endpoint: self.endpoint_url.clone(),
-        })
+        Ok(Aws { sdk, endpoint: self.endpoint_url.clone() })
     }
 }
 
 impl Aws {
     pub fn region(&self) -> String {
-        self.sdk
-            .region()
-            .map(ToString::to_string)
-            .unwrap_or_default()
+        self.sdk.region().map(ToString::to_string).unwrap_or_default()
     }
 
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
@@ -52,9 +48,8 @@ impl Aws {
 
     /// S3 addressed by path when an endpoint override is set: emulators have no bucket DNS names.
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::config::Builder::from(&self.sdk)
-            .force_path_style(self.endpoint.is_some())
-            .build();
+        let config =
+            aws_sdk_s3::config::Builder::from(&self.sdk).force_path_style(self.endpoint.is_some()).build();
         aws_sdk_s3::Client::from_conf(config)
     }
 
@@ -75,22 +70,15 @@ pub type HttpResponse = aws_sdk_dynamodb::config::http::HttpResponse;
 pub fn is_access_denied<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
         SdkError::ServiceError(e) => {
-            matches!(
-                e.err().code(),
-                Some("AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation")
-            ) || e.raw().status().as_u16() == 403
+            matches!(e.err().code(), Some("AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation"))
+                || e.raw().status().as_u16() == 403
         }
         _ => false,
     }
 }
 
 /// Turn an SDK error into a message naming the failed `action` on `resource` and the next step.
-pub fn explain<E>(
-    err: SdkError<E, HttpResponse>,
-    action: &str,
-    resource: &str,
-    aws: &Aws,
-) -> anyhow::Error
+pub fn explain<E>(err: SdkError<E, HttpResponse>, action: &str, resource: &str, aws: &Aws) -> anyhow::Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -136,9 +124,7 @@ where
 /// Read a required value from an SDK response.
 pub fn required<T>(value: Option<T>, what: &str) -> anyhow::Result<T> {
     value.with_context(|| {
-        format!(
-            "the AWS response had no {what}: is the endpoint really AWS or a compatible emulator?"
-        )
+        format!("the AWS response had no {what}: is the endpoint really AWS or a compatible emulator?")
     })
 }
 
@@ -154,10 +140,7 @@ impl Aws {
             .endpoint_url(endpoint)
             .load()
             .await;
-        Aws {
-            sdk,
-            endpoint: Some(endpoint.to_owned()),
-        }
+        Aws { sdk, endpoint: Some(endpoint.to_owned()) }
     }
 }
 

@@ -30,10 +30,10 @@ pub async fn ensure_private_bucket(aws: &Aws, name: &str) -> anyhow::Result<bool
         {
             false
         }
-        Err(SdkError::ServiceError(e))
-            if matches!(e.err(), CreateBucketError::BucketAlreadyExists(_)) =>
-        {
-            anyhow::bail!("bucket {name} belongs to another AWS account: bucket names are global; choose another name")
+        Err(SdkError::ServiceError(e)) if matches!(e.err(), CreateBucketError::BucketAlreadyExists(_)) => {
+            anyhow::bail!(
+                "bucket {name} belongs to another AWS account: bucket names are global; choose another name"
+            )
         }
         Err(e) => return Err(crate::aws::explain(e, "s3:CreateBucket", &resource, aws)),
     };
@@ -62,11 +62,10 @@ pub async fn ensure_private_bucket(aws: &Aws, name: &str) -> anyhow::Result<bool
         )
         .build()
         .expect("one rule is set");
-    s3.put_bucket_encryption()
-        .bucket(name)
-        .server_side_encryption_configuration(sse)
-        .send()
-        .await
-        .explain("s3:PutEncryptionConfiguration", &resource, aws)?;
+    s3.put_bucket_encryption().bucket(name).server_side_encryption_configuration(sse).send().await.explain(
+        "s3:PutEncryptionConfiguration",
+        &resource,
+        aws,
+    )?;
     Ok(created)
 }

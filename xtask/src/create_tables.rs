@@ -11,8 +11,8 @@ use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate,
-    IndexStatus, KeySchemaElement, PointInTimeRecoverySpecification, TableDescription, TableStatus,
-    Tag, TimeToLiveSpecification, TimeToLiveStatus,
+    IndexStatus, KeySchemaElement, PointInTimeRecoverySpecification, TableDescription, TableStatus, Tag,
+    TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_dynamodb::Client;
 use serde::Serialize;
@@ -68,22 +68,15 @@ impl CreateTables {
             println!("{}", serde_json::to_string_pretty(&reports)?);
         } else {
             for r in &reports {
-                let changes = if r.changes.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", r.changes.join(", "))
-                };
+                let changes =
+                    if r.changes.is_empty() { String::new() } else { format!(" ({})", r.changes.join(", ")) };
                 println!("{:<32} {}{changes}", r.name, r.action);
             }
         }
         match failed.len() {
             0 => Ok(()),
             1 => Err(failed.remove(0)),
-            _ => bail!(failed
-                .iter()
-                .map(|e| format!("{e:#}"))
-                .collect::<Vec<_>>()
-                .join("\n")),
+            _ => bail!(failed.iter().map(|e| format!("{e:#}")).collect::<Vec<_>>().join("\n")),
         }
     }
 }
@@ -92,9 +85,7 @@ impl CreateTables {
 pub async fn ensure_tables(aws: &Aws, options: &Options) -> Vec<anyhow::Result<TableReport>> {
     let client = aws.dynamodb();
     let progress = crate::progress::Spinner::new("waiting for tables to become ACTIVE");
-    let tasks = TABLES
-        .iter()
-        .map(|spec| ensure_table(&client, aws, spec, options, &progress));
+    let tasks = TABLES.iter().map(|spec| ensure_table(&client, aws, spec, options, &progress));
     let results = futures::future::join_all(tasks).await;
     progress.finish();
     results
@@ -132,11 +123,7 @@ async fn ensure_table(
         Some(table) => (table, false),
         None if options.dry_run => {
             let mut changes = vec![format!("create table ({BILLING_MODE})")];
-            changes.extend(
-                post_create_changes(spec, options)
-                    .iter()
-                    .map(Change::describe),
-            );
+            changes.extend(post_create_changes(spec, options).iter().map(Change::describe));
             return Ok(TableReport {
                 name,
                 action: "would create",
@@ -180,15 +167,8 @@ async fn ensure_table(
         name,
         action,
         // A fresh table's settings are part of "created", not changes to report.
-        changes: if created {
-            Vec::new()
-        } else {
-            changes.iter().map(Change::describe).collect()
-        },
-        status: table
-            .table_status()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default(),
+        changes: if created { Vec::new() } else { changes.iter().map(Change::describe).collect() },
+        status: table.table_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
         key_schema: render_keys(table.key_schema(), table.attribute_definitions()),
         indexes: table
             .global_secondary_indexes()
@@ -199,11 +179,7 @@ async fn ensure_table(
 }
 
 /// `None` when the table does not exist.
-async fn describe(
-    client: &Client,
-    aws: &Aws,
-    name: &str,
-) -> anyhow::Result<Option<TableDescription>> {
+async fn describe(client: &Client, aws: &Aws, name: &str) -> anyhow::Result<Option<TableDescription>> {
     match client.describe_table().table_name(name).send().await {
         Ok(output) => Ok(output.table),
         Err(SdkError::ServiceError(e))
@@ -215,11 +191,7 @@ async fn describe(
     }
 }
 
-async fn required_description(
-    client: &Client,
-    aws: &Aws,
-    name: &str,
-) -> anyhow::Result<TableDescription> {
+async fn required_description(client: &Client, aws: &Aws, name: &str) -> anyhow::Result<TableDescription> {
     describe(client, aws, name)
         .await?
         .with_context(|| format!("table {name} disappeared while being set up: rerun"))
@@ -233,13 +205,7 @@ async fn create(
     name: &str,
     options: &Options,
 ) -> anyhow::Result<Option<TableDescription>> {
-    let tag = |k: &str, v: &str| {
-        Tag::builder()
-            .key(k)
-            .value(v)
-            .build()
-            .expect("key and value are set")
-    };
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().expect("key and value are set");
     let indexes = spec.global_secondary_indexes();
     let result = client
         .create_table()
@@ -255,9 +221,7 @@ async fn create(
         .await;
     match result {
         Ok(output) => Ok(output.table_description),
-        Err(SdkError::ServiceError(e))
-            if matches!(e.err(), CreateTableError::ResourceInUseException(_)) =>
-        {
+        Err(SdkError::ServiceError(e)) if matches!(e.err(), CreateTableError::ResourceInUseException(_)) => {
             Ok(None)
         }
         Err(e) => Err(crate::aws::explain(e, "dynamodb:CreateTable", name, aws)),
@@ -267,11 +231,7 @@ async fn create(
 /// What a newly created table still needs: TTL (and PITR when protected) cannot be set at
 /// creation. Deletion protection can, and was.
 fn post_create_changes(spec: &TableSpec, options: &Options) -> Vec<Change> {
-    let mut changes: Vec<Change> = spec
-        .ttl_attribute
-        .map(Change::EnableTtl)
-        .into_iter()
-        .collect();
+    let mut changes: Vec<Change> = spec.ttl_attribute.map(Change::EnableTtl).into_iter().collect();
     if options.protect {
         changes.push(Change::EnablePointInTimeRecovery);
     }
@@ -289,39 +249,27 @@ async fn changes_for_existing(
     let name = spec.name(&options.prefix);
     let mut changes = Vec::new();
     for index in spec.indexes {
-        let existing = table
-            .global_secondary_indexes()
-            .iter()
-            .find(|i| i.index_name() == Some(index.name));
+        let existing = table.global_secondary_indexes().iter().find(|i| i.index_name() == Some(index.name));
         match existing {
             None => changes.push(Change::AddIndex(*index)),
             Some(found) => {
                 let expected = render_keys(&index.key_schema(), &spec.attribute_definitions());
                 let actual = render_keys(found.key_schema(), table.attribute_definitions());
                 if expected != actual {
-                    bail!(drift_message(
-                        &name,
-                        &format!("index {} has key", index.name),
-                        &actual,
-                        &expected
-                    ));
+                    bail!(drift_message(&name, &format!("index {} has key", index.name), &actual, &expected));
                 }
             }
         }
     }
     if let Some(attribute) = spec.ttl_attribute {
-        let ttl = client
-            .describe_time_to_live()
-            .table_name(&name)
-            .send()
-            .await
-            .explain("dynamodb:DescribeTimeToLive", &name, aws)?;
+        let ttl = client.describe_time_to_live().table_name(&name).send().await.explain(
+            "dynamodb:DescribeTimeToLive",
+            &name,
+            aws,
+        )?;
         let description = ttl.time_to_live_description;
         let status = description.as_ref().and_then(|d| d.time_to_live_status());
-        let on = matches!(
-            status,
-            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-        );
+        let on = matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling));
         let current = description.as_ref().and_then(|d| d.attribute_name());
         match (on, current) {
             (true, Some(a)) if a != attribute => bail!(
@@ -335,12 +283,11 @@ async fn changes_for_existing(
         if table.deletion_protection_enabled() != Some(true) {
             changes.push(Change::EnableDeletionProtection);
         }
-        let backups = client
-            .describe_continuous_backups()
-            .table_name(&name)
-            .send()
-            .await
-            .explain("dynamodb:DescribeContinuousBackups", &name, aws)?;
+        let backups = client.describe_continuous_backups().table_name(&name).send().await.explain(
+            "dynamodb:DescribeContinuousBackups",
+            &name,
+            aws,
+        )?;
         let pitr_on = backups
             .continuous_backups_description
             .and_then(|d| d.point_in_time_recovery_description)
@@ -365,22 +312,14 @@ async fn apply(
             let create = CreateGlobalSecondaryIndexAction::builder()
                 .index_name(index.name)
                 .set_key_schema(Some(index.key_schema()))
-                .projection(
-                    index
-                        .to_sdk()
-                        .projection()
-                        .cloned()
-                        .expect("the schema sets a projection"),
-                )
+                .projection(index.to_sdk().projection().cloned().expect("the schema sets a projection"))
                 .build()
                 .expect("name, keys and projection are set");
             client
                 .update_table()
                 .table_name(name)
                 .set_attribute_definitions(Some(spec.attribute_definitions()))
-                .global_secondary_index_updates(
-                    GlobalSecondaryIndexUpdate::builder().create(create).build(),
-                )
+                .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
                 .send()
                 .await
                 .explain("dynamodb:UpdateTable", name, aws)?;
@@ -400,13 +339,11 @@ async fn apply(
                 .explain("dynamodb:UpdateTimeToLive", name, aws)?;
         }
         Change::EnableDeletionProtection => {
-            client
-                .update_table()
-                .table_name(name)
-                .deletion_protection_enabled(true)
-                .send()
-                .await
-                .explain("dynamodb:UpdateTable", name, aws)?;
+            client.update_table().table_name(name).deletion_protection_enabled(true).send().await.explain(
+                "dynamodb:UpdateTable",
+                name,
+                aws,
+            )?;
         }
         Change::EnablePointInTimeRecovery => {
             let pitr = PointInTimeRecoverySpecification::builder()
@@ -437,10 +374,8 @@ async fn wait_until_active(
     let deadline = Instant::now() + timeout;
     loop {
         let table = required_description(client, aws, name).await?;
-        let indexes_active = table
-            .global_secondary_indexes()
-            .iter()
-            .all(|i| i.index_status() == Some(&IndexStatus::Active));
+        let indexes_active =
+            table.global_secondary_indexes().iter().all(|i| i.index_status() == Some(&IndexStatus::Active));
         if table.table_status() == Some(&TableStatus::Active) && indexes_active {
             return Ok(table);
         }
@@ -506,19 +441,13 @@ mod tests {
 
     #[test]
     fn a_table_with_the_schemas_key_passes() {
-        check_key_schema(
-            &USER_TABLE,
-            &table_with(&USER_TABLE, USER_TABLE.key_schema()),
-        )
-        .unwrap();
+        check_key_schema(&USER_TABLE, &table_with(&USER_TABLE, USER_TABLE.key_schema())).unwrap();
     }
 
     #[test]
     fn a_drifted_key_is_refused_with_expected_and_actual() {
         let only_hash = vec![USER_TABLE.key_schema().remove(0)];
-        let err = check_key_schema(&USER_TABLE, &table_with(&USER_TABLE, only_hash))
-            .unwrap_err()
-            .to_string();
+        let err = check_key_schema(&USER_TABLE, &table_with(&USER_TABLE, only_hash)).unwrap_err().to_string();
         assert!(
             err.contains("exists with key (id HASH S) but expected (id HASH S, auth_key RANGE S)"),
             "{err}"
@@ -535,13 +464,7 @@ mod tests {
             dry_run: false,
             timeout: Duration::from_secs(1),
         };
-        assert_eq!(
-            post_create_changes(&USER_TABLE, &options(false)),
-            [Change::EnableTtl("expires_at")]
-        );
-        assert_eq!(
-            post_create_changes(&RECORD_TABLE, &options(true)),
-            [Change::EnablePointInTimeRecovery]
-        );
+        assert_eq!(post_create_changes(&USER_TABLE, &options(false)), [Change::EnableTtl("expires_at")]);
+        assert_eq!(post_create_changes(&RECORD_TABLE, &options(true)), [Change::EnablePointInTimeRecovery]);
     }
 }

@@ -17,9 +17,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Install moto into `<target>/tools/moto-<version>` unless it is already there; returns the
 /// path of its `moto_server` executable.
 pub fn install_moto(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf> {
-    let venv = target_dir
-        .join("tools")
-        .join(format!("moto-{MOTO_VERSION}"));
+    let venv = target_dir.join("tools").join(format!("moto-{MOTO_VERSION}"));
     let server = venv.join("bin").join("moto_server");
     // Written only after pip succeeded, so an interrupted install is redone, not trusted.
     let marker = venv.join("installed");
@@ -29,21 +27,15 @@ pub fn install_moto(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf> {
     cmd!(sh, "python3 --version").quiet().ignore_stdout().run().context(
         "python3 not found: install Python 3.9+ (e.g. `apt install python3 python3-venv`); it runs the moto emulator",
     )?;
-    eprintln!(
-        "installing moto[server]=={MOTO_VERSION} into {} (first run only)...",
-        venv.display()
-    );
+    eprintln!("installing moto[server]=={MOTO_VERSION} into {} (first run only)...", venv.display());
     cmd!(sh, "python3 -m venv {venv}").quiet().run().context(
         "could not create a Python virtualenv: install the venv module (e.g. `apt install python3-venv`)",
     )?;
     let pip = venv.join("bin").join("pip");
     let spec = format!("moto[server]=={MOTO_VERSION}");
-    cmd!(
-        sh,
-        "{pip} install --quiet --disable-pip-version-check {spec}"
-    )
-    .run()
-    .with_context(|| format!("pip could not install {spec}: check access to PyPI, then rerun"))?;
+    cmd!(sh, "{pip} install --quiet --disable-pip-version-check {spec}")
+        .run()
+        .with_context(|| format!("pip could not install {spec}: check access to PyPI, then rerun"))?;
     sh.write_file(&marker, MOTO_VERSION)?;
     Ok(server)
 }
@@ -65,12 +57,7 @@ pub struct Moto {
 
 impl Moto {
     /// Start `server` on a free 127.0.0.1 port and wait until it answers.
-    pub fn start(
-        sh: &Shell,
-        server: &Path,
-        dir: &Path,
-        options: &MotoOptions,
-    ) -> anyhow::Result<Moto> {
+    pub fn start(sh: &Shell, server: &Path, dir: &Path, options: &MotoOptions) -> anyhow::Result<Moto> {
         let port = free_port()?.to_string();
         sh.create_dir(dir)?;
         let log = dir.join(format!("moto-{port}.log"));
@@ -81,19 +68,14 @@ impl Moto {
             .env("MOTO_RECORDER_FILEPATH", &recording)
             .envs(options.env.iter().map(|(k, v)| (k, v)))
             .into();
-        let log_file =
-            File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let log_file = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let child = command
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("cannot start {}", server.display()))?;
-        let mut moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            log,
-        };
+        let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), log };
         moto.wait_until_ready()?;
         Ok(moto)
     }

@@ -6,11 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "cargo xtask",
-    about = "Developer tooling for recording-server",
-    version
-)]
+#[command(name = "cargo xtask", about = "Developer tooling for recording-server", version)]
 pub struct Xtask {
     #[command(subcommand)]
     pub task: Task,
@@ -86,12 +82,8 @@ pub struct CreateTables {
 
 /// `90s`, `5m`, `1h`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s or 5m"))?;
+    let (number, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 90s or 5m"))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
@@ -103,9 +95,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Where the project keeps build output and the tools xtask installs.
 pub fn target_dir(root: &std::path::Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }
 
 #[cfg(test)]
@@ -117,22 +107,11 @@ mod tests {
     fn flags_are_consistent_and_documented() {
         Xtask::command().debug_assert();
         fn check(cmd: &clap::Command, path: &str) {
-            for arg in cmd
-                .get_arguments()
-                .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
-            {
-                assert!(
-                    arg.get_help().is_some(),
-                    "{path} --{} has no doc comment",
-                    arg.get_id()
-                );
+            for arg in cmd.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+                assert!(arg.get_help().is_some(), "{path} --{} has no doc comment", arg.get_id());
             }
             for sub in cmd.get_subcommands() {
-                assert!(
-                    sub.get_about().is_some(),
-                    "{path} {} has no doc comment",
-                    sub.get_name()
-                );
+                assert!(sub.get_about().is_some(), "{path} {} has no doc comment", sub.get_name());
                 check(sub, &format!("{path} {}", sub.get_name()));
             }
         }

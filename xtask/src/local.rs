@@ -26,12 +26,7 @@ impl Local {
         }
         let target = target_dir(&sh.current_dir());
         let server = install_moto(sh, &target)?;
-        let moto = Moto::start(
-            sh,
-            &server,
-            &target.join("tools").join("run"),
-            &MotoOptions::default(),
-        )?;
+        let moto = Moto::start(sh, &server, &target.join("tools").join("run"), &MotoOptions::default())?;
         let aws = Aws::emulator(&moto.endpoint).await;
 
         let options = Options {
@@ -49,21 +44,17 @@ impl Local {
         println!("bucket {LOCAL_BUCKET:<16} ready");
 
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        cmd!(sh, "{cargo} build --quiet --package app")
-            .run()
-            .context("building the service failed")?;
+        cmd!(sh, "{cargo} build --quiet --package app").run().context("building the service failed")?;
         let port = self.port.to_string();
         let max_upload = self.max_upload_bytes.to_string();
-        let service_cmd: Command = with_emulator_env(
-            cmd!(sh, "{cargo} run --quiet --package app"),
-            &moto.endpoint,
-        )
-        .env("PORT", &port)
-        .env("RECORD_BUCKET", LOCAL_BUCKET)
-        .env("RECORD_MAX_UPLOAD_BYTES", &max_upload)
-        // Local mode is for trying the API: the seed's unverified login is on.
-        .env("RECORD_ALLOW_UNVERIFIED_LOGIN", "true")
-        .into();
+        let service_cmd: Command =
+            with_emulator_env(cmd!(sh, "{cargo} run --quiet --package app"), &moto.endpoint)
+                .env("PORT", &port)
+                .env("RECORD_BUCKET", LOCAL_BUCKET)
+                .env("RECORD_MAX_UPLOAD_BYTES", &max_upload)
+                // Local mode is for trying the API: the seed's unverified login is on.
+                .env("RECORD_ALLOW_UNVERIFIED_LOGIN", "true")
+                .into();
         let mut child = tokio::process::Command::from(service_cmd)
             .kill_on_drop(true)
             .spawn()

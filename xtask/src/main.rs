@@ -15,11 +15,7 @@ fn main() -> ExitCode {
         Ok(flags) => flags,
         Err(err) => {
             let _ = err.print();
-            return if err.use_stderr() {
-                ExitCode::from(USAGE)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if err.use_stderr() { ExitCode::from(USAGE) } else { ExitCode::SUCCESS };
         }
     };
     match run(flags) {
@@ -46,8 +42,5 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
 
 /// The workspace root, so `cargo xtask` works from any subdirectory.
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace root")
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_owned()
 }

@@ -20,26 +20,16 @@ impl Test {
         let endpoint = match &self.endpoint_url {
             Some(endpoint) => endpoint.clone(),
             None => {
-                moto = Moto::start(
-                    sh,
-                    &server,
-                    &target.join("tools").join("run"),
-                    &MotoOptions::default(),
-                )?;
-                eprintln!(
-                    "moto {} on {}",
-                    crate::emulator::MOTO_VERSION,
-                    moto.endpoint
-                );
+                moto = Moto::start(sh, &server, &target.join("tools").join("run"), &MotoOptions::default())?;
+                eprintln!("moto {} on {}", crate::emulator::MOTO_VERSION, moto.endpoint);
                 moto.endpoint.clone()
             }
         };
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let args = &self.cargo_test_args;
-        let command: Command =
-            with_emulator_env(cmd!(sh, "{cargo} test --workspace {args...}"), &endpoint)
-                .env("RECORDING_MOTO_SERVER", &server)
-                .into();
+        let command: Command = with_emulator_env(cmd!(sh, "{cargo} test --workspace {args...}"), &endpoint)
+            .env("RECORDING_MOTO_SERVER", &server)
+            .into();
         let mut child = tokio::process::Command::from(command)
             .kill_on_drop(true)
             .spawn()

@@ -20,11 +20,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("{operation} failed: {message}")]
-    Aws {
-        operation: &'static str,
-        message: String,
-        source: BoxError,
-    },
+    Aws { operation: &'static str, message: String, source: BoxError },
     #[error("stored item is not valid: {0}")]
     Corrupt(String),
 }
@@ -35,11 +31,7 @@ impl StorageError {
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        StorageError::Aws {
-            operation,
-            message: DisplayErrorContext(&err).to_string(),
-            source: err.into(),
-        }
+        StorageError::Aws { operation, message: DisplayErrorContext(&err).to_string(), source: err.into() }
     }
 }
 
@@ -48,20 +40,16 @@ type Item = HashMap<String, AttributeValue>;
 fn string_attr(item: &Item, name: &str) -> Result<String, StorageError> {
     match item.get(name) {
         Some(AttributeValue::S(s)) => Ok(s.clone()),
-        _ => Err(StorageError::Corrupt(format!(
-            "attribute {name} is missing or not a string"
-        ))),
+        _ => Err(StorageError::Corrupt(format!("attribute {name} is missing or not a string"))),
     }
 }
 
 fn number_attr(item: &Item, name: &str) -> Result<i64, StorageError> {
     match item.get(name) {
-        Some(AttributeValue::N(n)) => n
-            .parse()
-            .map_err(|_| StorageError::Corrupt(format!("attribute {name} is not an integer: {n}"))),
-        _ => Err(StorageError::Corrupt(format!(
-            "attribute {name} is missing or not a number"
-        ))),
+        Some(AttributeValue::N(n)) => {
+            n.parse().map_err(|_| StorageError::Corrupt(format!("attribute {name} is not an integer: {n}")))
+        }
+        _ => Err(StorageError::Corrupt(format!("attribute {name} is missing or not a number"))),
     }
 }
 
@@ -120,16 +108,11 @@ mod tests {
         }
         for (action, resource) in &called {
             assert!(
-                RUNTIME
-                    .iter()
-                    .any(|p| p.action == *action && p.resource == *resource),
+                RUNTIME.iter().any(|p| p.action == *action && p.resource == *resource),
                 "the code calls {action} on {resource:?} but app::permissions::RUNTIME lacks it"
             );
         }
-        for p in RUNTIME
-            .iter()
-            .filter(|p| p.resource != ResourceKind::LogGroup)
-        {
+        for p in RUNTIME.iter().filter(|p| p.resource != ResourceKind::LogGroup) {
             assert!(
                 called.contains(&(p.action, p.resource)),
                 "app::permissions::RUNTIME grants {} on {:?} but no code calls it",

@@ -49,21 +49,14 @@ impl RecordStore {
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
             {
-                Err(StorageError::Corrupt(format!(
-                    "record id {} already exists",
-                    r.id
-                )))
+                Err(StorageError::Corrupt(format!("record id {} already exists", r.id)))
             }
             Err(e) => Err(StorageError::aws("PutItem on the record table", e)),
         }
     }
 
     /// The record `id` if `owner` owns it.
-    pub async fn get_for_user(
-        &self,
-        id: &RecordId,
-        owner: &UserId,
-    ) -> Result<Option<Record>, StorageError> {
+    pub async fn get_for_user(&self, id: &RecordId, owner: &UserId) -> Result<Option<Record>, StorageError> {
         let output = self
             .client
             .get_item()
@@ -134,12 +127,8 @@ impl RecordStore {
             .send()
             .await
             .map_err(|e| StorageError::aws("Query on the record index", e))?;
-        let records = output
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(from_item)
-            .collect::<Result<Vec<_>, _>>()?;
+        let records =
+            output.items.unwrap_or_default().iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
         let next = match output.last_evaluated_key {
             Some(key) => Some(Cursor {
                 created_at: string_attr(&key, record::CREATED_AT)?,
@@ -147,11 +136,7 @@ impl RecordStore {
             }),
             None => None,
         };
-        Ok(ListPage {
-            records,
-            next,
-            scanned_count: output.scanned_count,
-        })
+        Ok(ListPage { records, next, scanned_count: output.scanned_count })
     }
 }
 
@@ -199,9 +184,6 @@ mod tests {
         let file = crate::domain::FileName::parse("memo.m4a").unwrap();
         let mut item = to_item(&Record::new(&user, &file, 12, "audio/mp4".into()));
         item.remove(record::OBJECT_KEY);
-        assert!(from_item(&item)
-            .unwrap_err()
-            .to_string()
-            .contains("object_key"));
+        assert!(from_item(&item).unwrap_err().to_string().contains("object_key"));
     }
 }

@@ -48,11 +48,7 @@ impl UserStore {
     }
 
     /// Look up one issued key. Strongly consistent, so a key works right after login.
-    pub async fn find_key(
-        &self,
-        user: &UserId,
-        key: &KeyHash,
-    ) -> Result<Option<StoredKey>, StorageError> {
+    pub async fn find_key(&self, user: &UserId, key: &KeyHash) -> Result<Option<StoredKey>, StorageError> {
         let output = self
             .client
             .get_item()
@@ -65,11 +61,7 @@ impl UserStore {
             .map_err(|e| StorageError::aws("GetItem on the user table", e))?;
         output
             .item
-            .map(|item| {
-                Ok(StoredKey {
-                    expires_at: number_attr(&item, user::EXPIRES_AT)?,
-                })
-            })
+            .map(|item| Ok(StoredKey { expires_at: number_attr(&item, user::EXPIRES_AT)? }))
             .transpose()
     }
 

@@ -13,27 +13,13 @@ async fn a_missing_authorization_header_returns_the_seeds_400() {
 async fn malformed_authorization_headers_return_400_not_500() {
     let app = TestApp::spawn().await;
     let key = "ab".repeat(32);
-    let headers: [&[u8]; 4] = [
-        b"kakao_1",
-        format!("kakao_1 {key} extra").as_bytes().to_vec().leak(),
-        b"kakao_1 \xff\xfe",
-        b" ",
-    ];
+    let headers: [&[u8]; 4] =
+        [b"kakao_1", format!("kakao_1 {key} extra").as_bytes().to_vec().leak(), b"kakao_1 \xff\xfe", b" "];
     for header in headers {
         let value = reqwest::header::HeaderValue::from_bytes(header).unwrap();
-        let response = app
-            .http
-            .get(app.url("/record/list"))
-            .header("Authorization", value)
-            .send()
-            .await
-            .unwrap();
-        assert_error(
-            response,
-            400,
-            "authorization header must be '<user_id> <auth_key>'",
-        )
-        .await;
+        let response =
+            app.http.get(app.url("/record/list")).header("Authorization", value).send().await.unwrap();
+        assert_error(response, 400, "authorization header must be '<user_id> <auth_key>'").await;
     }
 }
 
@@ -41,28 +27,12 @@ async fn malformed_authorization_headers_return_400_not_500() {
 async fn a_key_that_was_never_issued_returns_401() {
     let app = TestApp::spawn().await;
     let real = app.login("1").await;
-    let forged = User {
-        id: real.id.clone(),
-        key: "0".repeat(64),
-    };
-    assert_error(
-        app.get(&forged, "/record/list").await,
-        401,
-        "Not Authorization",
-    )
-    .await;
+    let forged = User { id: real.id.clone(), key: "0".repeat(64) };
+    assert_error(app.get(&forged, "/record/list").await, 401, "Not Authorization").await;
     // Someone else's key does not work for this user either.
     let other = app.login("2").await;
-    let swapped = User {
-        id: real.id,
-        key: other.key,
-    };
-    assert_error(
-        app.get(&swapped, "/record/list").await,
-        401,
-        "Not Authorization",
-    )
-    .await;
+    let swapped = User { id: real.id, key: other.key };
+    assert_error(app.get(&swapped, "/record/list").await, 401, "Not Authorization").await;
 }
 
 #[tokio::test]

@@ -58,10 +58,7 @@ fn endpoint() -> String {
 }
 
 async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint())
-        .load()
-        .await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint()).load().await
 }
 
 /// Create one table exactly as the schema says (the test's own copy; xtask create-tables is
@@ -96,15 +93,9 @@ impl TestApp {
             create_table(&dynamodb, &RECORD_TABLE, &prefix).await;
         }
         let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
+            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build(),
         );
-        s3.create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .expect("create a test bucket");
+        s3.create_bucket().bucket(&bucket).send().await.expect("create a test bucket");
 
         let config = Config {
             table_prefix: prefix.clone(),
@@ -120,14 +111,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        TestApp {
-            address,
-            http: reqwest::Client::new(),
-            dynamodb,
-            s3,
-            bucket,
-            prefix,
-        }
+        TestApp { address, http: reqwest::Client::new(), dynamodb, s3, bucket, prefix }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -143,10 +127,7 @@ impl TestApp {
             .unwrap();
         assert_eq!(response.status(), 200, "login failed");
         let body: Value = response.json().await.unwrap();
-        User {
-            id: body["user_id"].as_str().unwrap().into(),
-            key: body["auth_key"].as_str().unwrap().into(),
-        }
+        User { id: body["user_id"].as_str().unwrap().into(), key: body["auth_key"].as_str().unwrap().into() }
     }
 
     /// Sign in the n-th of several distinct users.
@@ -179,60 +160,27 @@ impl TestApp {
     }
 
     pub async fn get(&self, user: &User, path: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .header("Authorization", user.header())
-            .send()
-            .await
-            .unwrap()
+        self.http.get(self.url(path)).header("Authorization", user.header()).send().await.unwrap()
     }
 
     pub async fn delete(&self, user: &User, path: &str) -> reqwest::Response {
-        self.http
-            .delete(self.url(path))
-            .header("Authorization", user.header())
-            .send()
-            .await
-            .unwrap()
+        self.http.delete(self.url(path)).header("Authorization", user.header()).send().await.unwrap()
     }
 
     /// Every object key in the test's bucket.
     pub async fn object_keys(&self) -> Vec<String> {
-        let output = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .unwrap();
-        output
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect()
+        let output = self.s3.list_objects_v2().bucket(&self.bucket).send().await.unwrap();
+        output.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
     }
 
     pub async fn object_bytes(&self, key: &str) -> Vec<u8> {
-        let output = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
+        let output = self.s3.get_object().bucket(&self.bucket).key(key).send().await.unwrap();
         output.body.collect().await.unwrap().to_vec()
     }
 
     /// Every row of one of the test's tables (a test-only Scan, to see the stored state).
     pub async fn rows(&self, spec: &TableSpec) -> Vec<HashMap<String, AttributeValue>> {
-        let output = self
-            .dynamodb
-            .scan()
-            .table_name(spec.name(&self.prefix))
-            .send()
-            .await
-            .unwrap();
+        let output = self.dynamodb.scan().table_name(spec.name(&self.prefix)).send().await.unwrap();
         output.items.unwrap_or_default()
     }
 }
