@@ -17,7 +17,19 @@ pub const LOCAL_BUCKET: &str = "recording-server-local";
 
 impl Local {
     pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let service = format!("http://127.0.0.1:{}", self.port);
+        // Ctrl-C at any point (even during set-up) ends here, dropping the emulator and the
+        // service, instead of killing xtask before its guards can clean up.
+        tokio::select! {
+            result = self.serve(sh) => result,
+            _ = tokio::signal::ctrl_c() => {
+                println!("\nstopped the service and the emulator");
+                Ok(())
+            }
+        }
+    }
+
+    async fn serve(self, sh: &Shell) -> anyhow::Result<()> {
+        let url = format!("http://127.0.0.1:{}", self.port);
         if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
             bail!(
                 "port {} is already in use (another `cargo xtask local`?): stop it or pass --port",
@@ -44,32 +56,32 @@ impl Local {
         println!("bucket {LOCAL_BUCKET:<16} ready");
 
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        cmd!(sh, "{cargo} build --quiet --package app").run().context("building the service failed")?;
+        // Built with the same feature resolution as `cargo test --workspace`, so after the tests
+        // have run this reuses their build instead of compiling the SDK a second time.
+        cmd!(sh, "{cargo} build --quiet --workspace --all-targets")
+            .run()
+            .context("building the service failed")?;
+        let binary = target.join("debug").join("app");
         let port = self.port.to_string();
         let max_upload = self.max_upload_bytes.to_string();
-        let service_cmd: Command =
-            with_emulator_env(cmd!(sh, "{cargo} run --quiet --package app"), &moto.endpoint)
-                .env("PORT", &port)
-                .env("RECORD_BUCKET", LOCAL_BUCKET)
-                .env("RECORD_MAX_UPLOAD_BYTES", &max_upload)
-                // Local mode is for trying the API: the seed's unverified login is on.
-                .env("RECORD_ALLOW_UNVERIFIED_LOGIN", "true")
-                .into();
-        let mut child = tokio::process::Command::from(service_cmd)
+        let service: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
+            .env("PORT", &port)
+            .env("RECORD_BUCKET", LOCAL_BUCKET)
+            .env("RECORD_MAX_UPLOAD_BYTES", &max_upload)
+            // Local mode is for trying the API: the seed's unverified login is on.
+            .env("RECORD_ALLOW_UNVERIFIED_LOGIN", "true")
+            .into();
+        let mut child = tokio::process::Command::from(service)
             .kill_on_drop(true)
             .spawn()
             .context("could not start the service")?;
-        wait_for_health(&service, &mut child).await?;
-        let login = demo_login(&service).await?;
-        print_examples(&service, &moto.endpoint, &login);
+        wait_for_health(&url, &mut child).await?;
+        let demo = Demo::create(&url).await?;
+        print_examples(&url, &moto.endpoint, &demo);
 
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => println!("\nstopping the service and the emulator"),
-            status = child.wait() => bail!("the service exited ({}); see its output above", status?),
-        }
-        child.kill().await.ok();
+        let status = child.wait().await?;
         drop(moto);
-        Ok(())
+        bail!("the service exited ({status}); see its output above")
     }
 }
 
@@ -92,23 +104,45 @@ async fn wait_for_health(service: &str, child: &mut tokio::process::Child) -> an
     }
 }
 
-/// The demo user's `Authorization` header value.
-async fn demo_login(service: &str) -> anyhow::Result<String> {
-    #[derive(serde::Deserialize)]
-    struct Login {
-        user_id: String,
-        auth_key: String,
-    }
-    let login: Login = reqwest::get(format!("{service}/login?social_id=12345&social_type=kakao"))
-        .await?
-        .error_for_status()?
-        .json()
-        .await
-        .context("the demo login returned an unexpected body")?;
-    Ok(format!("{} {}", login.user_id, login.auth_key))
+/// A signed-in demo user with one recording, so every printed example works as printed.
+struct Demo {
+    auth: String,
+    record_id: String,
 }
 
-fn print_examples(service: &str, emulator: &str, auth: &str) {
+impl Demo {
+    async fn create(service: &str) -> anyhow::Result<Demo> {
+        let http = reqwest::Client::new();
+        let login: serde_json::Value = http
+            .get(format!("{service}/login?social_id=12345&social_type=kakao"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let auth = format!(
+            "{} {}",
+            login["user_id"].as_str().unwrap_or_default(),
+            login["auth_key"].as_str().unwrap_or_default()
+        );
+        let upload: serde_json::Value = http
+            .put(format!("{service}/upload/record/welcome.m4a"))
+            .header("Authorization", &auth)
+            .header("Content-Type", "audio/mp4")
+            .body("a demo recording")
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let record_id =
+            upload["record"]["id"].as_str().context("the demo upload returned no record id")?.to_owned();
+        Ok(Demo { auth, record_id })
+    }
+}
+
+fn print_examples(service: &str, emulator: &str, demo: &Demo) {
+    let Demo { auth, record_id } = demo;
     println!(
         r#"
 recording-server is running at {service} (Ctrl-C stops it and the emulator)
@@ -116,12 +150,13 @@ recording-server is running at {service} (Ctrl-C stops it and the emulator)
 Point other tasks at this emulator from another terminal:
   export AWS_ENDPOINT_URL={emulator} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
 
-Try the API (a demo user, kakao_12345, is signed in):
+Try the API. A demo user, kakao_12345, is signed in and has uploaded welcome.m4a:
   curl -s '{service}/login?social_id=12345&social_type=kakao'
   curl -s -X PUT -H 'Authorization: {auth}' -H 'Content-Type: audio/mp4' --data-binary 'hello audio' {service}/upload/record/memo.m4a
   curl -s -H 'Authorization: {auth}' '{service}/record/list?limit=10'
-  curl -s -H 'Authorization: {auth}' {service}/record/<id from the list>
-  curl -s -X DELETE -H 'Authorization: {auth}' {service}/record/<id from the list>
+  curl -s -H 'Authorization: {auth}' {service}/record/{record_id}
+  curl -s -X DELETE -H 'Authorization: {auth}' {service}/record/{record_id}
+  curl -s -X POST -H 'Authorization: {auth}' {service}/logout
 "#
     );
 }
