@@ -1,0 +1,151 @@
+//! Running the xtask binary, and private emulator instances with request recording.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use xtask::emulator::{Moto, MotoOptions};
+
+/// The emulator `cargo xtask test` started for every test.
+pub fn shared_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL is not set: run the tests with `cargo xtask test`, which starts the emulator",
+    )
+}
+
+/// A fresh name prefix, so tests sharing an emulator never see each other's resources.
+pub fn unique_prefix() -> String {
+    format!("t{}-", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Run `xtask <args>` against `endpoint` with the emulator's dummy credentials.
+pub fn xtask(endpoint: &str, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .env_remove("RECORD_TABLE_PREFIX")
+        .output()
+        .expect("run the xtask binary");
+    Run(output)
+}
+
+/// A finished xtask run.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().expect("xtask exited by a signal")
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout()))
+    }
+
+    /// Assert success, showing the output otherwise.
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code(), 0, "xtask failed\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        self
+    }
+}
+
+/// A moto instance of the test's own, for counting requests with moto's recorder (which is
+/// global to an instance, so it cannot be shared by tests running in parallel).
+pub struct OwnMoto {
+    pub moto: Moto,
+    http: reqwest::Client,
+}
+
+impl OwnMoto {
+    pub fn start() -> OwnMoto {
+        let server = PathBuf::from(std::env::var("RECORDING_MOTO_SERVER").expect(
+            "RECORDING_MOTO_SERVER is not set: run the tests with `cargo xtask test`, which installs moto",
+        ));
+        let sh = xshell::Shell::new().unwrap();
+        let dir = std::env::temp_dir().join("recording-server-tests");
+        let moto = Moto::start(&sh, &server, &dir, &MotoOptions::default()).expect("start a private moto");
+        OwnMoto { moto, http: reqwest::Client::new() }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.moto.endpoint
+    }
+
+    async fn recorder(&self, action: &str) -> String {
+        let url = format!("{}/moto-api/recorder/{action}", self.moto.endpoint);
+        let request = if action == "download-recording" { self.http.get(url) } else { self.http.post(url) };
+        let response = request.send().await.and_then(|r| r.error_for_status());
+        response.expect("moto's recorder answers").text().await.unwrap()
+    }
+
+    pub async fn start_recording(&self) {
+        self.recorder("reset-recording").await;
+        self.recorder("start-recording").await;
+    }
+
+    /// The operations recorded since `start_recording`, e.g. `DescribeTable`.
+    pub async fn stop_recording(&self) -> Vec<String> {
+        self.recorder("stop-recording").await;
+        let text = self.recorder("download-recording").await;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| operation(&serde_json::from_str(l).unwrap()))
+            .collect()
+    }
+}
+
+/// The AWS operation of one recorded request: the JSON protocols name it in `X-Amz-Target`,
+/// the query protocols in the `Action` parameter; REST APIs are named by method and path.
+fn operation(request: &Value) -> String {
+    let headers = &request["headers"];
+    if let Some(target) = headers.get("X-Amz-Target").and_then(Value::as_str) {
+        return target.rsplit('.').next().unwrap_or(target).to_owned();
+    }
+    let url = request["url"].as_str().unwrap_or_default();
+    let body = request["body"].as_str().unwrap_or_default();
+    for text in [url.to_owned(), decode_body(request, body)] {
+        if let Some(action) = text.split(['?', '&']).find_map(|p| p.strip_prefix("Action=")) {
+            return action.to_owned();
+        }
+    }
+    let path = url.splitn(4, '/').nth(3).unwrap_or_default();
+    format!(
+        "{} /{}",
+        request["method"].as_str().unwrap_or_default(),
+        path.split('?').next().unwrap_or_default()
+    )
+}
+
+fn decode_body(request: &Value, body: &str) -> String {
+    if request["body_encoded"].as_bool() != Some(true) {
+        return body.to_owned();
+    }
+    aws_smithy_types::base64::decode(body)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Whether an operation changes something (anything but Describe/Get/List/Head).
+pub fn is_write(operation: &str) -> bool {
+    !["Describe", "Get", "List", "Head", "GET ", "HEAD "].iter().any(|read| operation.starts_with(read))
+}
+
+pub async fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let aws = xtask::aws::Aws::emulator(endpoint).await;
+    aws.dynamodb()
+}
