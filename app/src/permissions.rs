@@ -2,7 +2,7 @@
 //! Lambda execution role's policy and to check it, and tested against the calls the code makes.
 
 /// The kind of resource an action is performed on; `xtask` turns each into concrete ARNs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceKind {
     /// The `record_user` table.
     UserTable,

@@ -160,3 +160,35 @@ pub fn with_emulator_env<'a>(cmd: xshell::Cmd<'a>, endpoint: &str) -> xshell::Cm
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
 }
+
+/// A point in time as RFC 3339, for reports.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    aws_smithy_types::DateTime::from(t)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_else(|_| format!("{t:?}"))
+}
+
+/// A one-line account of an SDK error: the service's code and message, or the HTTP status and
+/// the `<Message>` of an XML body the SDK could not parse, or the transport failure.
+pub fn brief<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match err {
+        SdkError::ServiceError(e) => {
+            let status = e.raw().status().as_u16();
+            match (e.err().code(), e.err().message()) {
+                (Some(code), Some(message)) => format!("{code}: {message} (HTTP {status})"),
+                (Some(code), None) => format!("{code} (HTTP {status})"),
+                _ => {
+                    let body = e.raw().body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+                    match crate::check_iam::xml_message(&body) {
+                        Some(message) => format!("HTTP {status}: {message}"),
+                        None => format!("HTTP {status} with no error code"),
+                    }
+                }
+            }
+        }
+        other => DisplayErrorContext(other).to_string(),
+    }
+}

@@ -20,6 +20,8 @@ pub enum Task {
     Test(Test),
     /// Create or update the DynamoDB tables from app's schema; prints their names
     CreateTables(CreateTables),
+    /// Check that you (and the service's execution role) have every AWS permission needed
+    CheckIam(CheckIam),
 }
 
 /// Where AWS requests go and with which identity.
@@ -78,6 +80,51 @@ pub struct CreateTables {
     /// Give up waiting for tables to become ACTIVE after this long (e.g. 90s, 5m)
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
+}
+
+/// Which least-privilege policy to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyKind {
+    /// The Lambda execution role's policy (from app::permissions)
+    Runtime,
+    /// The policy of whoever runs the xtask tasks
+    Deployer,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckIam {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Stage whose resources (tables, bucket, role, function) are checked
+    #[arg(long, default_value = "dev")]
+    pub stage: String,
+    /// Prefix of the table names
+    #[arg(long, env = "RECORD_TABLE_PREFIX", default_value = "")]
+    pub table_prefix: String,
+    /// Bucket name (default: recording-server-<stage>-<account>-<region>)
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Only the permissions of these tasks (repeatable; default: all)
+    #[arg(long, value_enum)]
+    pub task: Vec<crate::catalogue::Task>,
+    /// How far probes may go when simulation is unavailable
+    #[arg(long, value_enum, default_value = "read")]
+    pub probe: crate::check_iam::ProbeMode,
+    /// Print the least-privilege policy JSON instead of checking
+    #[arg(long, value_enum)]
+    pub print_policy: Option<PolicyKind>,
+    /// With --print-policy: use "*" as every resource (for emulators that match only "*")
+    #[arg(long, requires = "print_policy")]
+    pub any_resource: bool,
+    /// Do not check the execution role and function URL
+    #[arg(long)]
+    pub skip_role: bool,
+    /// Treat inconclusive results (CONDITIONAL, UNKNOWN) as failures (exit 1, not 2)
+    #[arg(long)]
+    pub strict: bool,
+    /// Print a JSON report instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `90s`, `5m`, `1h`, or plain seconds.

@@ -4,9 +4,33 @@
 
 pub mod aws;
 pub mod bucket;
+pub mod catalogue;
+pub mod check_iam;
 pub mod create_tables;
 pub mod emulator;
 pub mod flags;
 pub mod local;
+pub mod names;
 pub mod progress;
 pub mod test;
+
+/// A task failure with a specific exit code (check-iam's 1/2/3; anything else exits 1).
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
+        Failure { code, error: error.into() }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for Failure {}

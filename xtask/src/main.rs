@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use xshell::Shell;
 use xtask::flags::{Task, Xtask};
+use xtask::Failure;
 
 /// Exit code for a command line that does not parse.
 const USAGE: u8 = 4;
@@ -22,7 +23,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            match err.downcast_ref::<Failure>() {
+                Some(failure) => ExitCode::from(failure.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -36,6 +40,7 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
             Task::Local(task) => task.run(&sh).await,
             Task::Test(task) => task.run(&sh).await,
             Task::CreateTables(task) => task.run().await,
+            Task::CheckIam(task) => task.run().await,
         }
     })
 }

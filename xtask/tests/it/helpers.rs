@@ -20,12 +20,24 @@ pub fn unique_prefix() -> String {
 
 /// Run `xtask <args>` against `endpoint` with the emulator's dummy credentials.
 pub fn xtask(endpoint: &str, args: &[&str]) -> Run {
+    xtask_as(endpoint, &Keys { id: "local".into(), secret: "local".into() }, args)
+}
+
+/// An access key pair.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub id: String,
+    pub secret: String,
+}
+
+/// Run `xtask <args>` against `endpoint` as the holder of `keys`.
+pub fn xtask_as(endpoint: &str, keys: &Keys, args: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_ACCESS_KEY_ID", &keys.id)
+        .env("AWS_SECRET_ACCESS_KEY", &keys.secret)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
@@ -72,6 +84,35 @@ pub struct OwnMoto {
 }
 
 impl OwnMoto {
+    /// Create an IAM user holding only `policy`, and an access key for it.
+    pub async fn user_with_policy(&self, name: &str, policy: &Value) -> Keys {
+        let iam = aws_sdk_iam::Client::new(&xtask::aws::Aws::emulator(self.endpoint()).await.sdk);
+        iam.create_user().user_name(name).send().await.unwrap();
+        iam.put_user_policy()
+            .user_name(name)
+            .policy_name("only")
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .unwrap();
+        let key = iam.create_access_key().user_name(name).send().await.unwrap().access_key.unwrap();
+        Keys { id: key.access_key_id, secret: key.secret_access_key }
+    }
+
+    /// From now on moto checks every request against the caller's IAM policies (only users
+    /// created in it have keys that work).
+    pub async fn enforce_iam(&self) {
+        let response = self
+            .http
+            .post(format!("{}/moto-api/reset-auth", self.moto.endpoint))
+            .header("Content-Type", "text/plain")
+            .body("0")
+            .send()
+            .await
+            .and_then(|r| r.error_for_status());
+        response.expect("moto turns on IAM enforcement");
+    }
+
     pub fn start() -> OwnMoto {
         let server = PathBuf::from(std::env::var("RECORDING_MOTO_SERVER").expect(
             "RECORDING_MOTO_SERVER is not set: run the tests with `cargo xtask test`, which installs moto",

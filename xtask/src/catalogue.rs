@@ -1,0 +1,258 @@
+//! What the developer tooling itself needs from AWS, per task, and the least-privilege policies
+//! rendered from this catalogue and from `app::permissions` (the service's runtime needs).
+
+use std::collections::BTreeMap;
+
+use app::permissions::{ResourceKind, RUNTIME};
+use serde_json::{json, Value};
+
+use crate::names::Names;
+
+/// A resource a task acts on, turned into ARNs by [`Names`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resource {
+    /// Both tables.
+    Tables,
+    /// One of the service's runtime resources.
+    Runtime(ResourceKind),
+    Bucket,
+    Function,
+    Role,
+    /// Actions that take no resource (`sts:GetCallerIdentity`, `iam:ListRoles`).
+    Any,
+}
+
+impl Resource {
+    pub fn arns(self, names: &Names) -> Vec<String> {
+        match self {
+            Resource::Tables => {
+                vec![names.table_arn(&names.user_table()), names.table_arn(&names.record_table())]
+            }
+            Resource::Runtime(kind) => names.runtime_arns(kind),
+            Resource::Bucket => vec![names.bucket_arn()],
+            Resource::Function => vec![names.function_arn()],
+            Resource::Role => vec![names.role_arn()],
+            Resource::Any => vec!["*".to_owned()],
+        }
+    }
+}
+
+/// The xtask tasks that call AWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    CreateTables,
+    Deploy,
+    Destroy,
+    CheckIam,
+}
+
+/// One action a principal needs, on one resource, maybe under a condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    pub action: &'static str,
+    pub resource: Resource,
+    /// A condition key and value the request carries (and the policy must allow).
+    pub condition: Option<(&'static str, &'static str)>,
+}
+
+const fn need(action: &'static str, resource: Resource) -> Need {
+    Need { action, resource, condition: None }
+}
+
+const CREATE_TABLES: &[Need] = &[
+    need("dynamodb:DescribeTable", Resource::Tables),
+    need("dynamodb:CreateTable", Resource::Tables),
+    need("dynamodb:TagResource", Resource::Tables),
+    need("dynamodb:UpdateTable", Resource::Tables),
+    need("dynamodb:DescribeTimeToLive", Resource::Tables),
+    need("dynamodb:UpdateTimeToLive", Resource::Tables),
+    need("dynamodb:DescribeContinuousBackups", Resource::Tables),
+    need("dynamodb:UpdateContinuousBackups", Resource::Tables),
+];
+
+const DEPLOY: &[Need] = &[
+    need("s3:CreateBucket", Resource::Bucket),
+    need("s3:ListBucket", Resource::Bucket),
+    need("s3:PutBucketPublicAccessBlock", Resource::Bucket),
+    need("s3:PutEncryptionConfiguration", Resource::Bucket),
+    need("iam:GetRole", Resource::Role),
+    need("iam:CreateRole", Resource::Role),
+    need("iam:UpdateAssumeRolePolicy", Resource::Role),
+    need("iam:GetRolePolicy", Resource::Role),
+    need("iam:PutRolePolicy", Resource::Role),
+    Need {
+        action: "iam:PassRole",
+        resource: Resource::Role,
+        condition: Some(("iam:PassedToService", "lambda.amazonaws.com")),
+    },
+    need("lambda:GetFunction", Resource::Function),
+    need("lambda:CreateFunction", Resource::Function),
+    need("lambda:UpdateFunctionCode", Resource::Function),
+    need("lambda:UpdateFunctionConfiguration", Resource::Function),
+    need("lambda:GetFunctionUrlConfig", Resource::Function),
+    need("lambda:CreateFunctionUrlConfig", Resource::Function),
+    need("lambda:UpdateFunctionUrlConfig", Resource::Function),
+    need("lambda:GetPolicy", Resource::Function),
+    need("lambda:AddPermission", Resource::Function),
+    need("logs:FilterLogEvents", Resource::Runtime(ResourceKind::LogGroup)),
+];
+
+const DESTROY: &[Need] = &[
+    need("lambda:GetFunction", Resource::Function),
+    need("lambda:DeleteFunctionUrlConfig", Resource::Function),
+    need("lambda:RemovePermission", Resource::Function),
+    need("lambda:DeleteFunction", Resource::Function),
+    need("iam:DeleteRolePolicy", Resource::Role),
+    need("iam:DeleteRole", Resource::Role),
+    need("dynamodb:DeleteTable", Resource::Tables),
+    need("s3:ListBucket", Resource::Bucket),
+    need("s3:DeleteBucket", Resource::Bucket),
+    need("s3:DeleteObject", Resource::Runtime(ResourceKind::BucketObjects)),
+];
+
+const CHECK_IAM: &[Need] = &[
+    need("sts:GetCallerIdentity", Resource::Any),
+    need("iam:SimulatePrincipalPolicy", Resource::Any),
+    need("iam:ListRoles", Resource::Any),
+    need("iam:GetRole", Resource::Role),
+    need("iam:ListRolePolicies", Resource::Role),
+    need("iam:GetRolePolicy", Resource::Role),
+    need("iam:ListAttachedRolePolicies", Resource::Role),
+    need("lambda:GetPolicy", Resource::Function),
+];
+
+impl Task {
+    /// What this task calls. Deploy also creates the tables, with create-tables' code.
+    pub fn needs(self) -> Vec<Need> {
+        match self {
+            Task::CreateTables => CREATE_TABLES.to_vec(),
+            Task::Deploy => [CREATE_TABLES, DEPLOY].concat(),
+            Task::Destroy => DESTROY.to_vec(),
+            Task::CheckIam => CHECK_IAM.to_vec(),
+        }
+    }
+}
+
+/// Every need of the given tasks, each (action, resource) once, in catalogue order.
+pub fn deployer_needs(tasks: &[Task]) -> Vec<Need> {
+    let mut needs: Vec<Need> = Vec::new();
+    for need in tasks.iter().flat_map(|t| t.needs()) {
+        if !needs.iter().any(|n| n.action == need.action && n.resource == need.resource) {
+            needs.push(need);
+        }
+    }
+    needs
+}
+
+/// The service's runtime needs, from `app::permissions`.
+pub fn runtime_needs() -> Vec<Need> {
+    RUNTIME.iter().map(|p| need(p.action, Resource::Runtime(p.resource))).collect()
+}
+
+/// A least-privilege IAM policy document: one statement per resource set (plus one per
+/// conditional action). `any_resource` writes `*` instead of ARNs, for emulators that only
+/// match `*` (moto, for DynamoDB and Lambda).
+pub fn render_policy(needs: &[Need], names: &Names, any_resource: bool) -> Value {
+    let mut groups: BTreeMap<(Resource, Option<(&str, &str)>), Vec<&str>> = BTreeMap::new();
+    for n in needs {
+        let actions = groups.entry((n.resource, n.condition)).or_default();
+        if !actions.contains(&n.action) {
+            actions.push(n.action);
+        }
+    }
+    let statements: Vec<Value> = groups
+        .into_iter()
+        .map(|((resource, condition), actions)| {
+            let resources = if any_resource { vec!["*".to_owned()] } else { resource.arns(names) };
+            let mut statement = json!({
+                "Sid": sid(resource, condition.is_some()),
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": resources,
+            });
+            if let Some((key, value)) = condition {
+                statement["Condition"] = json!({ "StringEquals": { key: value } });
+            }
+            statement
+        })
+        .collect();
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+fn sid(resource: Resource, conditional: bool) -> String {
+    let base = match resource {
+        Resource::Tables => "Tables".to_owned(),
+        Resource::Runtime(kind) => format!("{kind:?}"),
+        Resource::Bucket => "Bucket".to_owned(),
+        Resource::Function => "Function".to_owned(),
+        Resource::Role => "ExecutionRole".to_owned(),
+        Resource::Any => "NoResource".to_owned(),
+    };
+    if conditional {
+        format!("{base}Conditional")
+    } else {
+        base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Names {
+        Names::new("dev", "123456789012", "us-east-1", "", None)
+    }
+
+    #[test]
+    fn the_runtime_policy_grants_exactly_the_catalogue_on_concrete_arns() {
+        let policy = render_policy(&runtime_needs(), &names(), false);
+        let statements = policy["Statement"].as_array().unwrap();
+        let granted: usize = statements.iter().map(|s| s["Action"].as_array().unwrap().len()).sum();
+        assert_eq!(granted, RUNTIME.len());
+        let query = statements
+            .iter()
+            .find(|s| s["Action"].as_array().unwrap().contains(&json!("dynamodb:Query")))
+            .unwrap();
+        assert_eq!(
+            query["Resource"],
+            json!([
+                "arn:aws:dynamodb:us-east-1:123456789012:table/record_record/index/user_id-created_at-index"
+            ])
+        );
+        assert!(!policy.to_string().contains("\"*\""), "a wildcard resource in {policy}");
+    }
+
+    #[test]
+    fn pass_role_is_limited_to_lambda() {
+        let policy = render_policy(&deployer_needs(&[Task::Deploy]), &names(), false);
+        let pass = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Action"] == json!(["iam:PassRole"]))
+            .expect("a PassRole statement");
+        assert_eq!(
+            pass["Condition"],
+            json!({ "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } })
+        );
+        assert_eq!(pass["Resource"], json!(["arn:aws:iam::123456789012:role/recording-server-dev-lambda"]));
+    }
+
+    #[test]
+    fn deploy_needs_everything_create_tables_needs() {
+        let deploy = Task::Deploy.needs();
+        assert!(Task::CreateTables.needs().iter().all(|n| deploy.contains(n)));
+    }
+
+    #[test]
+    fn the_any_resource_variant_only_changes_resources() {
+        let exact = render_policy(&runtime_needs(), &names(), false);
+        let any = render_policy(&runtime_needs(), &names(), true);
+        let actions = |p: &Value| {
+            p["Statement"].as_array().unwrap().iter().map(|s| s["Action"].clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(actions(&exact), actions(&any));
+        assert!(any["Statement"].as_array().unwrap().iter().all(|s| s["Resource"] == json!(["*"])));
+    }
+}

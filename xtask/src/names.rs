@@ -1,0 +1,99 @@
+//! Deterministic names and ARNs of a stage's resources: deploy, destroy and check-iam find
+//! everything by these, so there is no state file to lose.
+
+use app::permissions::ResourceKind;
+use app::schema::{record, RECORD_TABLE, USER_TABLE};
+
+/// The names of one stage's resources in one account and region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub stage: String,
+    pub account: String,
+    pub region: String,
+    pub table_prefix: String,
+    pub function: String,
+    pub role: String,
+    pub bucket: String,
+}
+
+impl Names {
+    /// `bucket` overrides the default `recording-server-<stage>-<account>-<region>` (bucket names
+    /// are global, so the default includes the account and region).
+    pub fn new(stage: &str, account: &str, region: &str, table_prefix: &str, bucket: Option<&str>) -> Self {
+        Names {
+            stage: stage.to_owned(),
+            account: account.to_owned(),
+            region: region.to_owned(),
+            table_prefix: table_prefix.to_owned(),
+            function: format!("recording-server-{stage}"),
+            role: format!("recording-server-{stage}-lambda"),
+            bucket: bucket
+                .map_or_else(|| format!("recording-server-{stage}-{account}-{region}"), str::to_owned),
+        }
+    }
+
+    pub fn user_table(&self) -> String {
+        USER_TABLE.name(&self.table_prefix)
+    }
+
+    pub fn record_table(&self) -> String {
+        RECORD_TABLE.name(&self.table_prefix)
+    }
+
+    pub fn log_group(&self) -> String {
+        format!("/aws/lambda/{}", self.function)
+    }
+
+    pub fn table_arn(&self, table: &str) -> String {
+        format!("arn:aws:dynamodb:{}:{}:table/{table}", self.region, self.account)
+    }
+
+    pub fn role_arn(&self) -> String {
+        format!("arn:aws:iam::{}:role/{}", self.account, self.role)
+    }
+
+    pub fn function_arn(&self) -> String {
+        format!("arn:aws:lambda:{}:{}:function:{}", self.region, self.account, self.function)
+    }
+
+    pub fn bucket_arn(&self) -> String {
+        format!("arn:aws:s3:::{}", self.bucket)
+    }
+
+    /// The ARNs a runtime permission applies to.
+    pub fn runtime_arns(&self, kind: ResourceKind) -> Vec<String> {
+        match kind {
+            ResourceKind::UserTable => vec![self.table_arn(&self.user_table())],
+            ResourceKind::RecordTable => vec![self.table_arn(&self.record_table())],
+            ResourceKind::RecordIndex => {
+                vec![format!("{}/index/{}", self.table_arn(&self.record_table()), record::BY_USER_INDEX)]
+            }
+            ResourceKind::BucketObjects => vec![format!("{}/*", self.bucket_arn())],
+            ResourceKind::LogGroup => vec![format!(
+                "arn:aws:logs:{}:{}:log-group:{}:*",
+                self.region,
+                self.account,
+                self.log_group()
+            )],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_derived_from_stage_account_and_region() {
+        let n = Names::new("prod", "123456789012", "eu-west-1", "prod-", None);
+        assert_eq!(n.function, "recording-server-prod");
+        assert_eq!(n.bucket, "recording-server-prod-123456789012-eu-west-1");
+        assert_eq!(n.runtime_arns(ResourceKind::RecordIndex), [
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/prod-record_record/index/user_id-created_at-index"
+        ]);
+        assert_eq!(
+            n.runtime_arns(ResourceKind::LogGroup),
+            ["arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/recording-server-prod:*"]
+        );
+    }
+}
