@@ -4,3 +4,4 @@
 mod check_iam;
 mod create_tables;
 mod helpers;
+mod runtime_policy;
