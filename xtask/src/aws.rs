@@ -192,3 +192,13 @@ where
         other => DisplayErrorContext(other).to_string(),
     }
 }
+
+/// The account the credentials belong to.
+pub async fn account(aws: &Aws) -> anyhow::Result<String> {
+    let caller = aws_sdk_sts::Client::new(&aws.sdk).get_caller_identity().send().await.explain(
+        "sts:GetCallerIdentity",
+        "your identity",
+        aws,
+    )?;
+    required(caller.account, "account id")
+}

@@ -72,12 +72,16 @@ const CREATE_TABLES: &[Need] = &[
 ];
 
 const DEPLOY: &[Need] = &[
+    need("sts:GetCallerIdentity", Resource::Any),
     need("s3:CreateBucket", Resource::Bucket),
     need("s3:ListBucket", Resource::Bucket),
+    need("s3:GetBucketPublicAccessBlock", Resource::Bucket),
+    need("s3:GetEncryptionConfiguration", Resource::Bucket),
     need("s3:PutBucketPublicAccessBlock", Resource::Bucket),
     need("s3:PutEncryptionConfiguration", Resource::Bucket),
     need("iam:GetRole", Resource::Role),
     need("iam:CreateRole", Resource::Role),
+    need("iam:TagRole", Resource::Role),
     need("iam:UpdateAssumeRolePolicy", Resource::Role),
     need("iam:GetRolePolicy", Resource::Role),
     need("iam:PutRolePolicy", Resource::Role),
@@ -88,6 +92,8 @@ const DEPLOY: &[Need] = &[
     },
     need("lambda:GetFunction", Resource::Function),
     need("lambda:CreateFunction", Resource::Function),
+    need("lambda:TagResource", Resource::Function),
+    need("lambda:GetFunctionConfiguration", Resource::Function),
     need("lambda:UpdateFunctionCode", Resource::Function),
     need("lambda:UpdateFunctionConfiguration", Resource::Function),
     need("lambda:GetFunctionUrlConfig", Resource::Function),
@@ -99,7 +105,10 @@ const DEPLOY: &[Need] = &[
 ];
 
 const DESTROY: &[Need] = &[
-    need("lambda:GetFunction", Resource::Function),
+    need("sts:GetCallerIdentity", Resource::Any),
+    need("iam:ListRolePolicies", Resource::Role),
+    need("dynamodb:DescribeTable", Resource::Tables),
+    need("dynamodb:UpdateTable", Resource::Tables),
     need("lambda:DeleteFunctionUrlConfig", Resource::Function),
     need("lambda:RemovePermission", Resource::Function),
     need("lambda:DeleteFunction", Resource::Function),

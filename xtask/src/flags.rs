@@ -22,6 +22,76 @@ pub enum Task {
     CreateTables(CreateTables),
     /// Check that you (and the service's execution role) have every AWS permission needed
     CheckIam(CheckIam),
+    /// Build, package and deploy a stage to Lambda behind a function URL; prints the URL
+    Deploy(Deploy),
+    /// Remove a stage's function, URL and role (and its data with --include-data)
+    Destroy(Destroy),
+}
+
+#[derive(Debug, Args)]
+pub struct Deploy {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Stage to deploy; names every resource
+    #[arg(long, default_value = "dev")]
+    pub stage: String,
+    /// Prefix of the table names
+    #[arg(long, env = "RECORD_TABLE_PREFIX", default_value = "")]
+    pub table_prefix: String,
+    /// Bucket name (default: recording-server-<stage>-<account>-<region>)
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Lambda architecture
+    #[arg(long, value_enum, default_value = "x86-64")]
+    pub arch: crate::deploy::package::Arch,
+    /// Function memory in MB
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i32).range(128..=10240))]
+    pub memory: i32,
+    /// Function timeout in seconds
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i32).range(1..=900))]
+    pub timeout: i32,
+    /// Largest upload body in bytes (Lambda's payload limit is about 6 MB)
+    #[arg(long, default_value_t = 5 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+    /// Enable the seed's unverified GET /login (unsafe: anyone can sign in as anyone)
+    #[arg(long)]
+    pub allow_unverified_login: bool,
+    /// Deletion protection and point-in-time recovery for the tables (default: on except for dev)
+    #[arg(long)]
+    pub protect: Option<bool>,
+    /// Package this prebuilt binary instead of building the service
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+    /// Print the plan (create / update / unchanged per resource); make no write call
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only print the stage's function URL
+    #[arg(long)]
+    pub url_only: bool,
+    /// Print a JSON report instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Destroy {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Stage to destroy
+    #[arg(long, default_value = "dev")]
+    pub stage: String,
+    /// Prefix of the table names
+    #[arg(long, env = "RECORD_TABLE_PREFIX", default_value = "")]
+    pub table_prefix: String,
+    /// Bucket name (default: recording-server-<stage>-<account>-<region>)
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Also delete the tables and the bucket, with every recording in them
+    #[arg(long)]
+    pub include_data: bool,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Where AWS requests go and with which identity.

@@ -7,6 +7,8 @@ pub mod bucket;
 pub mod catalogue;
 pub mod check_iam;
 pub mod create_tables;
+pub mod deploy;
+pub mod destroy;
 pub mod emulator;
 pub mod flags;
 pub mod local;

@@ -41,6 +41,8 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
             Task::Test(task) => task.run(&sh).await,
             Task::CreateTables(task) => task.run().await,
             Task::CheckIam(task) => task.run().await,
+            Task::Deploy(task) => task.run(&sh).await,
+            Task::Destroy(task) => task.run().await,
         }
     })
 }

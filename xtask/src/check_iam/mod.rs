@@ -4,7 +4,7 @@
 
 mod classify;
 mod probe;
-mod role;
+pub mod role;
 mod simulate;
 
 pub use classify::{classify, xml_message, Denial};

@@ -54,7 +54,7 @@ pub async fn read_role(aws: &Aws, role: &str) -> anyhow::Result<Option<RolePolic
 }
 
 /// IAM returns policy documents URL-encoded.
-fn parse_document(text: &str) -> Value {
+pub fn parse_document(text: &str) -> Value {
     let decoded = percent_decode(text);
     serde_json::from_str(&decoded).unwrap_or(Value::Null)
 }
@@ -170,12 +170,20 @@ pub fn url_permissions(policy: &Value, function_arn: &str) -> Vec<Row> {
     let public =
         |s: &&&Value| s["Effect"] == "Allow" && (s["Principal"] == "*" || s["Principal"]["AWS"] == "*");
     let all = statements(policy);
+    // AWS renders the request's parameters as conditions; moto keeps them as top-level fields
+    // of the statement. Both say the same thing.
     let invoke_url = all.iter().filter(public).any(|s| {
-        strings(&s["Action"]).contains(&"lambda:InvokeFunctionUrl")
-            && s["Condition"]["StringEquals"]["lambda:FunctionUrlAuthType"] == "NONE"
+        let auth_type = match &s["Condition"]["StringEquals"]["lambda:FunctionUrlAuthType"] {
+            Value::Null => &s["FunctionUrlAuthType"],
+            condition => condition,
+        };
+        strings(&s["Action"]).contains(&"lambda:InvokeFunctionUrl") && *auth_type == "NONE"
     });
     let invoke_via_url = all.iter().filter(public).any(|s| {
-        let via_url = &s["Condition"]["Bool"]["lambda:InvokedViaFunctionUrl"];
+        let via_url = match &s["Condition"]["Bool"]["lambda:InvokedViaFunctionUrl"] {
+            Value::Null => &s["InvokedViaFunctionUrl"],
+            condition => condition,
+        };
         strings(&s["Action"]).contains(&"lambda:InvokeFunction") && (*via_url == "true" || *via_url == true)
     });
     let row = |action: &str, ok: bool| {
@@ -243,6 +251,15 @@ mod tests {
             "Condition": {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}
         }));
         assert!(url_permissions(&both, "arn:f").iter().all(|r| r.decision == Decision::Allow));
+    }
+
+    #[test]
+    fn motos_flattened_permission_statements_are_understood() {
+        let moto = json!({"Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunctionUrl", "FunctionUrlAuthType": "NONE"},
+            {"Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunction", "InvokedViaFunctionUrl": true}
+        ]});
+        assert!(url_permissions(&moto, "arn:f").iter().all(|r| r.decision == Decision::Allow));
     }
 
     #[test]

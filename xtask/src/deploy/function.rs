@@ -1,0 +1,362 @@
+//! The Lambda function and its URL: created, or updated in only what differs, waiting for each
+//! update to finish before the next.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use aws_sdk_lambda::error::SdkError;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    Architecture, Cors, Environment, FunctionConfiguration, FunctionUrlAuthType, LastUpdateStatus, Runtime,
+    State,
+};
+use xshell::{cmd, Shell};
+
+use super::{Desired, Step};
+use crate::aws::{Aws, ExplainExt};
+use crate::names::Names;
+
+const RUNTIME: Runtime = Runtime::Providedal2023;
+const HANDLER: &str = "bootstrap";
+const WAIT: Duration = Duration::from_secs(300);
+
+fn lambda(aws: &Aws) -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::new(&aws.sdk)
+}
+
+/// `None` if the function does not exist.
+async fn current(aws: &Aws, name: &str) -> anyhow::Result<Option<FunctionConfiguration>> {
+    match lambda(aws).get_function().function_name(name).send().await {
+        Ok(output) => Ok(output.configuration),
+        Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => Ok(None),
+        Err(e) => Err(crate::aws::explain(e, "lambda:GetFunction", name, aws)),
+    }
+}
+
+fn environment(desired: &Desired) -> Environment {
+    Environment::builder().set_variables(Some(desired.environment.clone().into_iter().collect())).build()
+}
+
+/// What differs in the configuration (not the code).
+fn config_changes(current: &FunctionConfiguration, desired: &Desired, role_arn: &str) -> Vec<String> {
+    let mut changes = Vec::new();
+    if current.runtime() != Some(&RUNTIME) {
+        changes.push("runtime".into());
+    }
+    if current.handler() != Some(HANDLER) {
+        changes.push("handler".into());
+    }
+    if current.role() != Some(role_arn) {
+        changes.push("role".into());
+    }
+    if current.memory_size() != Some(desired.memory) {
+        changes.push(format!("memory {} MB", desired.memory));
+    }
+    if current.timeout() != Some(desired.timeout) {
+        changes.push(format!("timeout {} s", desired.timeout));
+    }
+    let env = current.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
+    if env.into_iter().collect::<std::collections::BTreeMap<_, _>>() != desired.environment {
+        changes.push("environment".into());
+    }
+    changes
+}
+
+pub async fn ensure_function(
+    aws: &Aws,
+    desired: &Desired,
+    role_arn: &str,
+    role_is_new: bool,
+    dry_run: bool,
+) -> anyhow::Result<Vec<Step>> {
+    let name = &desired.names.function;
+    let architecture = Architecture::from(desired.arch.lambda_name());
+    let Some(existing) = current(aws, name).await? else {
+        if !dry_run {
+            create(aws, desired, role_arn, role_is_new, architecture).await?;
+        }
+        return Ok(vec![Step::new("function", name, "create", Vec::new())]);
+    };
+    let code_differs = existing.code_sha256() != Some(desired.code_sha256.as_str())
+        || existing.architectures() != [architecture.clone()];
+    let config = config_changes(&existing, desired, role_arn);
+    let mut changes = Vec::new();
+    if code_differs {
+        changes.push("code".to_owned());
+        if !dry_run {
+            lambda(aws)
+                .update_function_code()
+                .function_name(name)
+                .zip_file(Blob::new(desired.zip.clone()))
+                .architectures(architecture)
+                .send()
+                .await
+                .explain("lambda:UpdateFunctionCode", name, aws)?;
+            wait_until_updated(aws, name).await?;
+        }
+    }
+    if !config.is_empty() && !dry_run {
+        lambda(aws)
+            .update_function_configuration()
+            .function_name(name)
+            .runtime(RUNTIME)
+            .handler(HANDLER)
+            .role(role_arn)
+            .memory_size(desired.memory)
+            .timeout(desired.timeout)
+            .environment(environment(desired))
+            .send()
+            .await
+            .explain("lambda:UpdateFunctionConfiguration", name, aws)?;
+        wait_until_updated(aws, name).await?;
+    }
+    changes.extend(config);
+    let action = if changes.is_empty() { "unchanged" } else { "update" };
+    Ok(vec![Step::new("function", name, action, changes)])
+}
+
+/// Create the function, retrying while a new role is not yet assumable by Lambda (IAM is
+/// eventually consistent: this takes a few seconds after CreateRole).
+async fn create(
+    aws: &Aws,
+    desired: &Desired,
+    role_arn: &str,
+    role_is_new: bool,
+    architecture: Architecture,
+) -> anyhow::Result<()> {
+    let name = &desired.names.function;
+    let started = Instant::now();
+    loop {
+        let result = lambda(aws)
+            .create_function()
+            .function_name(name)
+            .runtime(RUNTIME)
+            .handler(HANDLER)
+            .role(role_arn)
+            .architectures(architecture.clone())
+            .memory_size(desired.memory)
+            .timeout(desired.timeout)
+            .environment(environment(desired))
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .zip_file(Blob::new(desired.zip.clone()))
+                    .build(),
+            )
+            .tags("project", "recording-server")
+            .tags("stage", &desired.names.stage)
+            .send()
+            .await;
+        match result {
+            Ok(_) => break,
+            Err(SdkError::ServiceError(e))
+                if role_is_new
+                    && e.err().is_invalid_parameter_value_exception()
+                    && started.elapsed() < Duration::from_secs(90) =>
+            {
+                eprintln!("waiting for the new role to propagate in IAM...");
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            Err(e) => return Err(crate::aws::explain(e, "lambda:CreateFunction", name, aws)),
+        }
+    }
+    wait_until_updated(aws, name).await
+}
+
+/// Poll until the function is Active and its last update finished.
+async fn wait_until_updated(aws: &Aws, name: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + WAIT;
+    let spinner = crate::progress::Spinner::new("waiting for the function update to finish");
+    loop {
+        let config = lambda(aws).get_function_configuration().function_name(name).send().await.explain(
+            "lambda:GetFunctionConfiguration",
+            name,
+            aws,
+        )?;
+        let state = config.state();
+        let update = config.last_update_status();
+        if state == Some(&State::Failed) || update == Some(&LastUpdateStatus::Failed) {
+            let reason =
+                config.last_update_status_reason().or(config.state_reason()).unwrap_or("no reason given");
+            bail!("the function {name} failed to update: {reason}");
+        }
+        let pending = state == Some(&State::Pending) || update == Some(&LastUpdateStatus::InProgress);
+        if !pending {
+            spinner.finish();
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the function {name} is still updating after {WAIT:?}: rerun deploy later");
+        }
+        spinner.tick();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn cors() -> Cors {
+    Cors::builder()
+        .allow_origins("*")
+        .allow_methods("*")
+        .allow_headers("authorization")
+        .allow_headers("content-type")
+        .max_age(3600)
+        .build()
+}
+
+fn cors_matches(current: Option<&Cors>) -> bool {
+    let want = cors();
+    current.is_some_and(|c| {
+        let sorted = |v: &[String]| {
+            let mut v: Vec<String> = v.iter().map(|s| s.to_ascii_lowercase()).collect();
+            v.sort();
+            v
+        };
+        sorted(c.allow_origins()) == sorted(want.allow_origins())
+            && sorted(c.allow_methods()) == sorted(want.allow_methods())
+            && sorted(c.allow_headers()) == sorted(want.allow_headers())
+            && c.max_age() == want.max_age()
+    })
+}
+
+/// The function URL, if there is one.
+pub async fn url(aws: &Aws, names: &Names) -> anyhow::Result<Option<String>> {
+    match lambda(aws).get_function_url_config().function_name(&names.function).send().await {
+        Ok(config) => Ok(Some(config.function_url)),
+        Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => Ok(None),
+        Err(e) => Err(crate::aws::explain(e, "lambda:GetFunctionUrlConfig", &names.function, aws)),
+    }
+}
+
+/// The public URL (auth NONE, CORS) and the two resource-policy statements it needs.
+pub async fn ensure_url(
+    aws: &Aws,
+    names: &Names,
+    dry_run: bool,
+    steps: &mut Vec<Step>,
+) -> anyhow::Result<Option<String>> {
+    let name = &names.function;
+    let client = lambda(aws);
+    let existing = match client.get_function_url_config().function_name(name).send().await {
+        Ok(config) => Some(config),
+        Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => None,
+        Err(e) => return Err(crate::aws::explain(e, "lambda:GetFunctionUrlConfig", name, aws)),
+    };
+    let url = match existing {
+        None if dry_run => {
+            steps.push(Step::new("url", name, "create", Vec::new()));
+            None
+        }
+        None => {
+            let created = client
+                .create_function_url_config()
+                .function_name(name)
+                .auth_type(FunctionUrlAuthType::None)
+                .cors(cors())
+                .send()
+                .await
+                .explain("lambda:CreateFunctionUrlConfig", name, aws)?;
+            steps.push(Step::new("url", name, "create", Vec::new()));
+            Some(created.function_url)
+        }
+        Some(config) => {
+            let mut changes = Vec::new();
+            if config.auth_type != FunctionUrlAuthType::None {
+                changes.push("auth type NONE".to_owned());
+            }
+            if !cors_matches(config.cors()) {
+                changes.push("cors".to_owned());
+            }
+            if !changes.is_empty() && !dry_run {
+                client
+                    .update_function_url_config()
+                    .function_name(name)
+                    .auth_type(FunctionUrlAuthType::None)
+                    .cors(cors())
+                    .send()
+                    .await
+                    .explain("lambda:UpdateFunctionUrlConfig", name, aws)?;
+            }
+            let action = if changes.is_empty() { "unchanged" } else { "update" };
+            steps.push(Step::new("url", name, action, changes));
+            Some(config.function_url)
+        }
+    };
+    steps.push(ensure_url_permissions(aws, names, dry_run).await?);
+    Ok(url)
+}
+
+const PUBLIC_URL_SID: &str = "FunctionURLAllowPublicAccess";
+const INVOKE_VIA_URL_SID: &str = "FunctionURLInvokeAllowPublicAccess";
+
+/// `lambda:InvokeFunctionUrl` (auth type NONE) and, required since October 2025,
+/// `lambda:InvokeFunction` restricted to calls through the function URL.
+async fn ensure_url_permissions(aws: &Aws, names: &Names, dry_run: bool) -> anyhow::Result<Step> {
+    let name = &names.function;
+    let client = lambda(aws);
+    let policy = match client.get_policy().function_name(name).send().await {
+        Ok(output) => serde_json::from_str(output.policy().unwrap_or("{}"))
+            .context("the function's policy is not JSON")?,
+        Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => {
+            serde_json::Value::Null
+        }
+        Err(e) => return Err(crate::aws::explain(e, "lambda:GetPolicy", name, aws)),
+    };
+    let present = crate::check_iam::role::url_permissions(&policy, &names.function_arn());
+    let mut changes = Vec::new();
+    for row in present.iter().filter(|r| r.decision != crate::check_iam::Decision::Allow) {
+        changes.push(format!("allow {}", row.action));
+        if dry_run {
+            continue;
+        }
+        let request = client.add_permission().function_name(name).principal("*");
+        let request = if row.action == "lambda:InvokeFunctionUrl" {
+            request
+                .statement_id(PUBLIC_URL_SID)
+                .action("lambda:InvokeFunctionUrl")
+                .function_url_auth_type(FunctionUrlAuthType::None)
+        } else {
+            request
+                .statement_id(INVOKE_VIA_URL_SID)
+                .action("lambda:InvokeFunction")
+                .invoked_via_function_url(true)
+        };
+        match request.send().await {
+            Ok(_) => {}
+            // A statement with our id but other content: replace it.
+            Err(SdkError::ServiceError(e)) if e.err().is_resource_conflict_exception() => {
+                bail!("the function's policy has a statement {} that differs from what deploy adds: remove it (aws lambda remove-permission) and rerun", if row.action == "lambda:InvokeFunctionUrl" { PUBLIC_URL_SID } else { INVOKE_VIA_URL_SID });
+            }
+            Err(e) => return Err(crate::aws::explain(e, "lambda:AddPermission", name, aws)),
+        }
+    }
+    let action = if changes.is_empty() { "unchanged" } else { "update" };
+    Ok(Step::new("policy", name, action, changes))
+}
+
+/// GET /health on the URL; on failure, print the function's recent log lines.
+pub async fn smoke_test(sh: &Shell, aws: &Aws, names: &Names, url: &str) -> anyhow::Result<()> {
+    let health = format!("{}/health", url.trim_end_matches('/'));
+    let mut last = String::new();
+    // A fresh URL can take a few seconds to answer.
+    for _ in 0..10 {
+        match cmd!(sh, "curl --fail --silent --show-error --max-time 10 {health}").quiet().read() {
+            Ok(body) => {
+                println!("smoke    GET {health} -> {body}");
+                return Ok(());
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64
+        - 15 * 60 * 1000;
+    if let Ok(events) =
+        logs.filter_log_events().log_group_name(names.log_group()).start_time(since).limit(50).send().await
+    {
+        eprintln!("recent log lines of {}:", names.log_group());
+        for event in events.events() {
+            eprintln!("  {}", event.message().unwrap_or_default().trim_end());
+        }
+    }
+    bail!("smoke test failed: GET {health}: {last} (curl is needed for the smoke test)")
+}

@@ -1,0 +1,200 @@
+//! `cargo xtask deploy`: build, package and converge one stage's resources (bucket, tables,
+//! execution role, function, function URL), each found by its deterministic name; then
+//! smoke-test the URL. A run with nothing to change makes no write call.
+
+mod function;
+pub mod package;
+mod role;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use xshell::{cmd, Shell};
+
+use crate::bucket::{apply_bucket, plan_bucket};
+use crate::create_tables::{ensure_tables, Options};
+use crate::flags::{target_dir, Deploy};
+use crate::names::Names;
+use package::{check_binary, code_sha256, zip_bootstrap, Arch};
+
+/// One resource and what the run did (or, with --dry-run, would do) to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub resource: &'static str,
+    pub name: String,
+    /// `create`, `update` or `unchanged`.
+    pub action: &'static str,
+    pub changes: Vec<String>,
+}
+
+impl Step {
+    fn new(resource: &'static str, name: &str, action: &'static str, changes: Vec<String>) -> Step {
+        Step { resource, name: name.to_owned(), action, changes }
+    }
+}
+
+/// Everything the function should look like.
+pub struct Desired {
+    pub names: Names,
+    pub arch: Arch,
+    pub memory: i32,
+    pub timeout: i32,
+    pub environment: BTreeMap<String, String>,
+    pub zip: Vec<u8>,
+    pub code_sha256: String,
+}
+
+/// Stage names become parts of resource names: keep them short and plain.
+pub fn validate_stage(stage: &str) -> anyhow::Result<()> {
+    let ok = !stage.is_empty()
+        && stage.len() <= 20
+        && stage.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        bail!("stage {stage:?} is not valid: use 1-20 lowercase letters, digits or '-'");
+    }
+    Ok(())
+}
+
+impl Deploy {
+    pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        validate_stage(&self.stage)?;
+        app::schema::validate_prefix(&self.table_prefix).map_err(anyhow::Error::msg)?;
+        let aws = self.aws.load().await?;
+        let account = crate::aws::account(&aws).await?;
+        let names =
+            Names::new(&self.stage, &account, &aws.region(), &self.table_prefix, self.bucket.as_deref());
+        if self.url_only {
+            let url = function::url(&aws, &names).await?;
+            println!(
+                "{}",
+                url.context(format!("function {} has no URL yet: run `cargo xtask deploy`", names.function))?
+            );
+            return Ok(());
+        }
+
+        let binary = match &self.binary {
+            Some(path) => path.clone(),
+            None => build(sh, self.arch)?,
+        };
+        let bytes =
+            sh.read_binary_file(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
+        check_binary(&bytes, self.arch)
+            .with_context(|| format!("{} cannot run on Lambda", binary.display()))?;
+        let zip = zip_bootstrap(&bytes)?;
+        let desired = Desired {
+            code_sha256: code_sha256(&zip),
+            zip,
+            arch: self.arch,
+            memory: self.memory,
+            timeout: self.timeout,
+            environment: BTreeMap::from([
+                ("RECORD_BUCKET".to_owned(), names.bucket.clone()),
+                ("RECORD_TABLE_PREFIX".to_owned(), names.table_prefix.clone()),
+                ("RECORD_ALLOW_UNVERIFIED_LOGIN".to_owned(), self.allow_unverified_login.to_string()),
+                ("RECORD_MAX_UPLOAD_BYTES".to_owned(), self.max_upload_bytes.to_string()),
+            ]),
+            names: names.clone(),
+        };
+        if self.allow_unverified_login {
+            eprintln!(
+                "warning: --allow-unverified-login lets anyone who knows a social id sign in as that user"
+            );
+        }
+        if !self.json {
+            println!("package  {} bytes, CodeSha256 {}", desired.zip.len(), desired.code_sha256);
+        }
+
+        let mut steps = Vec::new();
+        let bucket = plan_bucket(&aws, &names.bucket).await?;
+        if !self.dry_run {
+            apply_bucket(&aws, &names.bucket, &bucket).await?;
+        }
+        let action = match &bucket {
+            crate::bucket::BucketPlan::Create => "create",
+            crate::bucket::BucketPlan::Update(_) => "update",
+            crate::bucket::BucketPlan::UpToDate => "unchanged",
+        };
+        let changes = match &bucket {
+            crate::bucket::BucketPlan::Update(missing) => missing.iter().map(|m| m.to_string()).collect(),
+            _ => Vec::new(),
+        };
+        steps.push(Step::new("bucket", &names.bucket, action, changes));
+
+        let tables = Options {
+            prefix: names.table_prefix.clone(),
+            stage: self.stage.clone(),
+            protect: self.protect.unwrap_or(self.stage != "dev"),
+            dry_run: self.dry_run,
+            timeout: std::time::Duration::from_secs(300),
+        };
+        for table in ensure_tables(&aws, &tables).await {
+            let table = table?;
+            let action = match table.action {
+                "created" | "would create" => "create",
+                "updated" | "would update" => "update",
+                _ => "unchanged",
+            };
+            steps.push(Step::new("table", &table.name, action, table.changes));
+        }
+
+        let role = role::ensure_role(&aws, &names, self.dry_run).await?;
+        steps.push(role.step);
+        steps.extend(function::ensure_function(&aws, &desired, &role.arn, role.created, self.dry_run).await?);
+        let url = function::ensure_url(&aws, &names, self.dry_run, &mut steps).await?;
+
+        if self.json {
+            let report = serde_json::json!({
+                "stage": self.stage, "dry_run": self.dry_run, "url": url, "steps": steps,
+                "zip_bytes": desired.zip.len(), "code_sha256": desired.code_sha256,
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            for step in &steps {
+                let action = if self.dry_run && step.action != "unchanged" {
+                    format!("would {}", step.action)
+                } else {
+                    step.action.to_owned()
+                };
+                let changes = if step.changes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", step.changes.join(", "))
+                };
+                println!("{:<8} {:<40} {action}{changes}", step.resource, step.name);
+            }
+            if let Some(url) = &url {
+                println!("\nurl      {url}");
+            }
+        }
+        if self.dry_run {
+            return Ok(());
+        }
+        match (&url, &aws.endpoint) {
+            (_, Some(endpoint)) => {
+                eprintln!("smoke test skipped: {endpoint} is an emulator, which cannot run Lambda code")
+            }
+            (Some(url), None) => function::smoke_test(sh, &aws, &names, url).await?,
+            (None, None) => bail!("the function has no URL after deploy: rerun `cargo xtask deploy`"),
+        }
+        Ok(())
+    }
+}
+
+/// Build the service for Lambda in release mode.
+fn build(sh: &Shell, arch: Arch) -> anyhow::Result<PathBuf> {
+    let target = arch.rust_target();
+    let libdir = cmd!(sh, "rustc --print target-libdir --target {target}").quiet().read().unwrap_or_default();
+    if libdir.is_empty() || !sh.path_exists(&libdir) {
+        bail!(
+            "the Rust target {target} is not installed: run `rustup target add {target}` (cross-building also needs a linker such as cargo-zigbuild), or deploy --arch x86_64"
+        );
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("building the service for {target} (release; a cold build takes several minutes)...");
+    cmd!(sh, "{cargo} build --release --package app --target {target}")
+        .run()
+        .context("building the service failed")?;
+    Ok(target_dir(&sh.current_dir()).join(target).join("release").join("app"))
+}

@@ -1,0 +1,111 @@
+//! The Lambda execution role: trusts lambda.amazonaws.com, holds one inline policy rendered from
+//! `app::permissions` with the stage's concrete ARNs.
+
+use aws_sdk_iam::error::SdkError;
+use serde_json::{json, Value};
+
+use super::Step;
+use crate::aws::{Aws, ExplainExt};
+use crate::catalogue::{render_policy, runtime_needs};
+use crate::check_iam::role::{parse_document as parse_policy_document, trusts_lambda};
+use crate::names::Names;
+
+/// The inline policy's name on the role.
+pub const POLICY_NAME: &str = "recording-server-runtime";
+
+pub fn trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "lambda.amazonaws.com" },
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+pub struct EnsuredRole {
+    pub arn: String,
+    pub step: Step,
+    /// Just created: IAM may take a few seconds before Lambda can assume it.
+    pub created: bool,
+}
+
+pub async fn ensure_role(aws: &Aws, names: &Names, dry_run: bool) -> anyhow::Result<EnsuredRole> {
+    let iam = aws_sdk_iam::Client::new(&aws.sdk);
+    let policy = render_policy(&runtime_needs(), names, false);
+    let role = &names.role;
+    let existing = match iam.get_role().role_name(role).send().await {
+        Ok(output) => output.role,
+        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => None,
+        Err(e) => return Err(crate::aws::explain(e, "iam:GetRole", role, aws)),
+    };
+    let Some(existing) = existing else {
+        if !dry_run {
+            let created = iam
+                .create_role()
+                .role_name(role)
+                .assume_role_policy_document(trust_policy().to_string())
+                .description(format!("recording-server {} Lambda execution role", names.stage))
+                .tags(tag("project", "recording-server"))
+                .tags(tag("stage", &names.stage))
+                .send()
+                .await
+                .explain("iam:CreateRole", role, aws)?;
+            put_policy(&iam, aws, role, &policy).await?;
+            let arn = created.role.map(|r| r.arn).unwrap_or_else(|| names.role_arn());
+            return Ok(EnsuredRole {
+                arn,
+                step: Step::new("role", role, "create", Vec::new()),
+                created: true,
+            });
+        }
+        return Ok(EnsuredRole {
+            arn: names.role_arn(),
+            step: Step::new("role", role, "create", Vec::new()),
+            created: true,
+        });
+    };
+    let mut changes = Vec::new();
+    let trust = existing.assume_role_policy_document().map(parse_policy_document).unwrap_or(Value::Null);
+    // Compared by meaning: AWS may return the document reformatted.
+    if !trusts_lambda(&trust) {
+        changes.push("trust policy".to_owned());
+        if !dry_run {
+            iam.update_assume_role_policy()
+                .role_name(role)
+                .policy_document(trust_policy().to_string())
+                .send()
+                .await
+                .explain("iam:UpdateAssumeRolePolicy", role, aws)?;
+        }
+    }
+    let current = match iam.get_role_policy().role_name(role).policy_name(POLICY_NAME).send().await {
+        Ok(output) => parse_policy_document(output.policy_document()),
+        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => Value::Null,
+        Err(e) => return Err(crate::aws::explain(e, "iam:GetRolePolicy", role, aws)),
+    };
+    if current != policy {
+        changes.push(format!("inline policy {POLICY_NAME}"));
+        if !dry_run {
+            put_policy(&iam, aws, role, &policy).await?;
+        }
+    }
+    let action = if changes.is_empty() { "unchanged" } else { "update" };
+    Ok(EnsuredRole { arn: existing.arn, step: Step::new("role", role, action, changes), created: false })
+}
+
+async fn put_policy(iam: &aws_sdk_iam::Client, aws: &Aws, role: &str, policy: &Value) -> anyhow::Result<()> {
+    iam.put_role_policy()
+        .role_name(role)
+        .policy_name(POLICY_NAME)
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .explain("iam:PutRolePolicy", role, aws)?;
+    Ok(())
+}
+
+fn tag(key: &str, value: &str) -> aws_sdk_iam::types::Tag {
+    aws_sdk_iam::types::Tag::builder().key(key).value(value).build().expect("key and value are set")
+}

@@ -1,0 +1,186 @@
+//! `cargo xtask destroy`: remove a stage's function URL, function and execution role; its
+//! tables and bucket only with --include-data. Everything is found by name; what is already gone
+//! is reported as such, so re-running is harmless.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::bail;
+use aws_sdk_lambda::error::SdkError;
+
+use crate::aws::{Aws, ExplainExt};
+use crate::deploy::validate_stage;
+use crate::flags::Destroy;
+use crate::names::Names;
+
+impl Destroy {
+    pub async fn run(self) -> anyhow::Result<()> {
+        validate_stage(&self.stage)?;
+        let aws = self.aws.load().await?;
+        let account = crate::aws::account(&aws).await?;
+        let names =
+            Names::new(&self.stage, &account, &aws.region(), &self.table_prefix, self.bucket.as_deref());
+        let mut doomed =
+            vec![format!("function {} and its URL", names.function), format!("role {}", names.role)];
+        if self.include_data {
+            doomed.push(format!(
+                "tables {} and {} with all their rows",
+                names.user_table(),
+                names.record_table()
+            ));
+            doomed.push(format!("bucket {} with every recording", names.bucket));
+        }
+        if !self.yes && !confirm(&names.stage, &doomed)? {
+            bail!("nothing was destroyed");
+        }
+        let lambda = aws_sdk_lambda::Client::new(&aws.sdk);
+        let function = &names.function;
+        report(
+            "url",
+            function,
+            gone_if_missing(
+                lambda.delete_function_url_config().function_name(function).send().await,
+                "lambda:DeleteFunctionUrlConfig",
+                function,
+                &aws,
+            )?,
+        );
+        // The URL's permission statements are part of the function's policy and go with it.
+        report(
+            "function",
+            function,
+            gone_if_missing(
+                lambda.delete_function().function_name(function).send().await,
+                "lambda:DeleteFunction",
+                function,
+                &aws,
+            )?,
+        );
+        report("role", &names.role, delete_role(&aws, &names.role).await?);
+        if self.include_data {
+            for table in [names.user_table(), names.record_table()] {
+                report("table", &table, delete_table(&aws, &table).await?);
+            }
+            report("bucket", &names.bucket, delete_bucket(&aws, &names.bucket).await?);
+        } else {
+            println!(
+                "kept     tables {} and {}, bucket {} (pass --include-data to delete them)",
+                names.user_table(),
+                names.record_table(),
+                names.bucket
+            );
+        }
+        Ok(())
+    }
+}
+
+fn confirm(stage: &str, doomed: &[String]) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("destroy asks for confirmation on a terminal: pass --yes to run it unattended");
+    }
+    eprintln!("this deletes, for stage {stage}:");
+    for item in doomed {
+        eprintln!("  - {item}");
+    }
+    eprint!("type the stage name to confirm: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == stage)
+}
+
+fn report(resource: &str, name: &str, deleted: bool) {
+    println!("{resource:<8} {name:<40} {}", if deleted { "deleted" } else { "already gone" });
+}
+
+/// `true` if deleted, `false` if it did not exist.
+fn gone_if_missing<O, E>(
+    result: Result<O, SdkError<E, crate::aws::HttpResponse>>,
+    action: &str,
+    name: &str,
+    aws: &Aws,
+) -> anyhow::Result<bool>
+where
+    E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e))
+            if matches!(
+                e.err().code(),
+                Some("ResourceNotFoundException" | "NoSuchEntity" | "NoSuchBucket" | "ResourceNotFound")
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(crate::aws::explain(e, action, name, aws)),
+    }
+}
+
+async fn delete_role(aws: &Aws, role: &str) -> anyhow::Result<bool> {
+    let iam = aws_sdk_iam::Client::new(&aws.sdk);
+    let policies = match iam.list_role_policies().role_name(role).send().await {
+        Ok(output) => output.policy_names,
+        Err(aws_sdk_iam::error::SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => {
+            return Ok(false)
+        }
+        Err(e) => return Err(crate::aws::explain(e, "iam:ListRolePolicies", role, aws)),
+    };
+    for policy in policies {
+        iam.delete_role_policy().role_name(role).policy_name(&policy).send().await.explain(
+            "iam:DeleteRolePolicy",
+            role,
+            aws,
+        )?;
+    }
+    gone_if_missing(iam.delete_role().role_name(role).send().await, "iam:DeleteRole", role, aws)
+}
+
+async fn delete_table(aws: &Aws, table: &str) -> anyhow::Result<bool> {
+    let dynamodb = aws.dynamodb();
+    // Deploys of protected stages turn deletion protection on; --include-data means it goes.
+    let protected = match dynamodb.describe_table().table_name(table).send().await {
+        Ok(output) => output.table.and_then(|t| t.deletion_protection_enabled).unwrap_or(false),
+        Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e))
+            if e.err().is_resource_not_found_exception() =>
+        {
+            return Ok(false)
+        }
+        Err(e) => return Err(crate::aws::explain(e, "dynamodb:DescribeTable", table, aws)),
+    };
+    if protected {
+        dynamodb.update_table().table_name(table).deletion_protection_enabled(false).send().await.explain(
+            "dynamodb:UpdateTable",
+            table,
+            aws,
+        )?;
+    }
+    gone_if_missing(
+        dynamodb.delete_table().table_name(table).send().await,
+        "dynamodb:DeleteTable",
+        table,
+        aws,
+    )
+}
+
+async fn delete_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<bool> {
+    let s3 = aws.s3();
+    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(aws_sdk_s3::error::SdkError::ServiceError(e)) if e.err().is_no_such_bucket() => {
+                return Ok(false)
+            }
+            Err(e) => return Err(crate::aws::explain(e, "s3:ListBucket", bucket, aws)),
+        };
+        for object in page.contents() {
+            let key = object.key().unwrap_or_default();
+            s3.delete_object().bucket(bucket).key(key).send().await.explain(
+                "s3:DeleteObject",
+                bucket,
+                aws,
+            )?;
+        }
+    }
+    gone_if_missing(s3.delete_bucket().bucket(bucket).send().await, "s3:DeleteBucket", bucket, aws)
+}
