@@ -328,7 +328,11 @@ async fn ensure_url_permissions(aws: &Aws, names: &Names, dry_run: bool) -> anyh
             Err(e) => return Err(crate::aws::explain(e, "lambda:AddPermission", name, aws)),
         }
     }
-    let action = if changes.is_empty() { "unchanged" } else { "update" };
+    let action = match changes.len() {
+        0 => "unchanged",
+        n if n == present.len() => "create",
+        _ => "update",
+    };
     Ok(Step::new("policy", name, action, changes))
 }
 

@@ -3,5 +3,6 @@
 
 mod check_iam;
 mod create_tables;
+mod deploy;
 mod helpers;
 mod runtime_policy;

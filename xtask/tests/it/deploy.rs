@@ -1,0 +1,220 @@
+//! `cargo xtask deploy` and `destroy` against a private moto (with its request recorder). The
+//! packaged binaries are tiny C programs built here with gcc: building the real service in
+//! release mode takes minutes, and the emulator cannot run Lambda code anyway.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use xtask::catalogue::{render_policy, runtime_needs};
+use xtask::names::Names;
+
+use crate::helpers::{is_write, xtask, OwnMoto};
+
+/// Compile a C program into a binary in a fresh temporary directory.
+fn c_binary(name: &str, source: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("recording-server-deploy-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source_path = dir.join(format!("{name}.c"));
+    std::fs::write(&source_path, source).unwrap();
+    let binary = dir.join(name);
+    let status = std::process::Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&binary)
+        .arg(&source_path)
+        .status()
+        .expect("gcc is needed to build test binaries");
+    assert!(status.success());
+    binary
+}
+
+fn bootstrap(exit_code: u8) -> PathBuf {
+    c_binary("bootstrap", &format!("int main(void) {{ return {exit_code}; }}\n"))
+}
+
+fn deploy(moto: &OwnMoto, binary: &PathBuf, extra: &[&str]) -> Value {
+    let binary = binary.to_str().unwrap();
+    let args = [&["deploy", "--stage", "test", "--json", "--binary", binary][..], extra].concat();
+    xtask(moto.endpoint(), &args).ok().json()
+}
+
+fn actions(report: &Value) -> Vec<(String, String)> {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["resource"].as_str().unwrap().to_owned(), s["action"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+async fn lambda(moto: &OwnMoto) -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::new(&xtask::aws::Aws::emulator(moto.endpoint()).await.sdk)
+}
+
+#[tokio::test]
+async fn a_first_deploy_creates_every_resource_as_configured() {
+    let moto = OwnMoto::start();
+    let report = deploy(&moto, &bootstrap(0), &[]);
+
+    let created: Vec<_> =
+        actions(&report).into_iter().filter(|(_, a)| a == "create").map(|(r, _)| r).collect();
+    assert_eq!(created, ["bucket", "table", "table", "role", "function", "url", "policy"]);
+    assert!(report["url"].as_str().unwrap().starts_with("https://"));
+
+    let aws = xtask::aws::Aws::emulator(moto.endpoint()).await;
+    let function =
+        lambda(&moto).await.get_function().function_name("recording-server-test").send().await.unwrap();
+    let config = function.configuration.unwrap();
+    assert_eq!(config.runtime().map(|r| r.as_str()), Some("provided.al2023"));
+    assert_eq!(config.handler(), Some("bootstrap"));
+    assert_eq!(config.architectures().iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["x86_64"]);
+    assert_eq!(config.memory_size(), Some(256));
+    assert_eq!(config.role(), Some("arn:aws:iam::123456789012:role/recording-server-test-lambda"));
+    let env = config.environment().unwrap().variables().unwrap();
+    assert_eq!(env["RECORD_BUCKET"], "recording-server-test-123456789012-us-east-1");
+    assert_eq!(env["RECORD_ALLOW_UNVERIFIED_LOGIN"], "false", "unverified login must be off by default");
+    assert_eq!(config.code_sha256(), report["code_sha256"].as_str());
+
+    let iam = aws_sdk_iam::Client::new(&aws.sdk);
+    let inline = iam
+        .get_role_policy()
+        .role_name("recording-server-test-lambda")
+        .policy_name("recording-server-runtime")
+        .send()
+        .await
+        .unwrap();
+    let stored = xtask::check_iam::role::parse_document(inline.policy_document());
+    let names = Names::new("test", "123456789012", "us-east-1", "", None);
+    assert_eq!(stored, render_policy(&runtime_needs(), &names, false));
+
+    let policy =
+        lambda(&moto).await.get_policy().function_name("recording-server-test").send().await.unwrap();
+    let policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    let rows = xtask::check_iam::role::url_permissions(&policy, &names.function_arn());
+    assert!(rows.iter().all(|r| r.decision == xtask::check_iam::Decision::Allow), "{policy}");
+}
+
+#[tokio::test]
+async fn a_second_deploy_with_no_change_makes_no_write_call() {
+    let moto = OwnMoto::start();
+    let binary = bootstrap(0);
+    deploy(&moto, &binary, &[]);
+    let before =
+        lambda(&moto).await.get_function().function_name("recording-server-test").send().await.unwrap();
+
+    moto.start_recording().await;
+    let report = deploy(&moto, &binary, &[]);
+    let operations = moto.stop_recording().await;
+
+    assert!(actions(&report).iter().all(|(_, a)| a == "unchanged"), "{report}");
+    let writes: Vec<_> = operations.iter().filter(|o| is_write(o)).collect();
+    assert!(writes.is_empty(), "write calls in a no-op deploy: {writes:?}");
+    assert!(operations.len() > 5, "the recorder saw the reads: {operations:?}");
+    let after =
+        lambda(&moto).await.get_function().function_name("recording-server-test").send().await.unwrap();
+    assert_eq!(after.configuration.unwrap().last_modified, before.configuration.unwrap().last_modified);
+}
+
+#[tokio::test]
+async fn a_code_change_updates_only_the_code_and_a_memory_change_only_the_configuration() {
+    let moto = OwnMoto::start();
+    deploy(&moto, &bootstrap(0), &[]);
+
+    moto.start_recording().await;
+    let code = deploy(&moto, &bootstrap(1), &[]);
+    let code_ops = moto.stop_recording().await;
+    moto.start_recording().await;
+    let memory = deploy(&moto, &bootstrap(1), &["--memory", "512"]);
+    let memory_ops = moto.stop_recording().await;
+
+    let function_step = |r: &Value| {
+        r["steps"].as_array().unwrap().iter().find(|s| s["resource"] == "function").unwrap()["changes"]
+            .clone()
+    };
+    assert_eq!(function_step(&code), serde_json::json!(["code"]));
+    assert_eq!(function_step(&memory), serde_json::json!(["memory 512 MB"]));
+    let writes = |ops: &[String]| ops.iter().filter(|o| is_write(o)).cloned().collect::<Vec<_>>();
+    assert_eq!(writes(&code_ops), ["PUT /2015-03-31/functions/recording-server-test/code"]);
+    assert_eq!(writes(&memory_ops), ["PUT /2015-03-31/functions/recording-server-test/configuration"]);
+}
+
+#[tokio::test]
+async fn dry_run_plans_without_writing_and_the_same_binary_gives_the_same_hash() {
+    let moto = OwnMoto::start();
+    let binary = bootstrap(0);
+
+    moto.start_recording().await;
+    let first = deploy(&moto, &binary, &["--dry-run"]);
+    let operations = moto.stop_recording().await;
+    let second = deploy(&moto, &binary, &["--dry-run"]);
+
+    assert!(actions(&first).iter().all(|(_, a)| a == "create"), "{first}");
+    assert!(!operations.iter().any(|o| is_write(o)), "write calls in a dry run: {operations:?}");
+    assert_eq!(first["code_sha256"], second["code_sha256"]);
+    assert_ne!(deploy(&moto, &bootstrap(1), &["--dry-run"])["code_sha256"], first["code_sha256"]);
+}
+
+#[tokio::test]
+async fn destroy_keeps_the_data_unless_asked_and_can_be_rerun() {
+    let moto = OwnMoto::start();
+    deploy(&moto, &bootstrap(0), &[]);
+
+    let run = xtask(moto.endpoint(), &["destroy", "--stage", "test", "--yes"]).ok();
+
+    assert!(run.stdout().contains("kept"), "{}", run.stdout());
+    let aws = xtask::aws::Aws::emulator(moto.endpoint()).await;
+    assert!(lambda(&moto).await.get_function().function_name("recording-server-test").send().await.is_err());
+    let iam = aws_sdk_iam::Client::new(&aws.sdk);
+    assert!(iam.get_role().role_name("recording-server-test-lambda").send().await.is_err());
+    let tables = aws.dynamodb().list_tables().send().await.unwrap();
+    assert_eq!(tables.table_names().len(), 2, "destroy without --include-data removed tables");
+    assert!(aws
+        .s3()
+        .head_bucket()
+        .bucket("recording-server-test-123456789012-us-east-1")
+        .send()
+        .await
+        .is_ok());
+
+    let again = xtask(moto.endpoint(), &["destroy", "--stage", "test", "--yes", "--include-data"]).ok();
+    assert!(again.stdout().contains("already gone"), "{}", again.stdout());
+    assert!(aws.dynamodb().list_tables().send().await.unwrap().table_names().is_empty());
+    assert!(aws
+        .s3()
+        .head_bucket()
+        .bucket("recording-server-test-123456789012-us-east-1")
+        .send()
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn destroy_without_yes_off_a_terminal_refuses_and_keeps_everything() {
+    let moto = OwnMoto::start();
+    deploy(&moto, &bootstrap(0), &[]);
+    let run = xtask(moto.endpoint(), &["destroy", "--stage", "test"]);
+    assert_eq!(run.code(), 1);
+    assert!(run.stderr().contains("pass --yes"), "{}", run.stderr());
+    assert!(lambda(&moto).await.get_function().function_name("recording-server-test").send().await.is_ok());
+}
+
+#[tokio::test]
+async fn a_binary_needing_a_newer_glibc_or_another_arch_is_refused_before_any_call() {
+    let moto = OwnMoto::start();
+    // arc4random appeared in glibc 2.36, newer than provided.al2023's 2.34.
+    let new_glibc =
+        c_binary("bootstrap", "#include <stdlib.h>\nint main(void) { return (int)(arc4random() & 1); }\n");
+
+    moto.start_recording().await;
+    let run = xtask(moto.endpoint(), &["deploy", "--stage", "test", "--binary", new_glibc.to_str().unwrap()]);
+    let wrong_arch = xtask(
+        moto.endpoint(),
+        &["deploy", "--stage", "test", "--arch", "arm64", "--binary", bootstrap(0).to_str().unwrap()],
+    );
+    let operations = moto.stop_recording().await;
+
+    assert_eq!(run.code(), 1);
+    assert!(run.stderr().contains("needs glibc 2.36"), "{}", run.stderr());
+    assert_eq!(wrong_arch.code(), 1);
+    assert!(wrong_arch.stderr().contains("not arm64"), "{}", wrong_arch.stderr());
+    assert!(!operations.iter().any(|o| is_write(o)), "{operations:?}");
+}
