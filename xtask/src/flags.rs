@@ -26,6 +26,18 @@ pub enum Task {
     Deploy(Deploy),
     /// Remove a stage's function, URL and role (and its data with --include-data)
     Destroy(Destroy),
+    /// Measure the release binary: size, cold start against the emulator, idle memory
+    Bench(Bench),
+}
+
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// Number of measured cold starts
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+    /// Print a JSON report instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! emulator harness.
 
 pub mod aws;
+pub mod bench;
 pub mod bucket;
 pub mod catalogue;
 pub mod check_iam;

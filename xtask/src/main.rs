@@ -43,6 +43,7 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
             Task::CheckIam(task) => task.run().await,
             Task::Deploy(task) => task.run(&sh).await,
             Task::Destroy(task) => task.run().await,
+            Task::Bench(task) => task.run(&sh).await,
         }
     })
 }

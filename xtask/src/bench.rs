@@ -1,0 +1,180 @@
+//! `cargo xtask bench`: the numbers the performance budgets ask for, measured on this machine:
+//! release binary size, cold start (process start to first `GET /health` 200 and to first
+//! `GET /record/list` 200, against the emulator) and idle RSS.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use xshell::{cmd, Shell};
+
+use crate::aws::{with_emulator_env, Aws};
+use crate::create_tables::{ensure_tables, Options};
+use crate::emulator::{free_port, install_moto, Moto, MotoOptions};
+use crate::flags::{target_dir, Bench};
+
+const PREFIX: &str = "bench-";
+const BUCKET: &str = "recording-server-bench";
+
+#[derive(Debug, Serialize)]
+struct Report {
+    binary_bytes: u64,
+    runs: usize,
+    health_ms: Stats,
+    first_list_ms: Stats,
+    idle_rss_kib: Stats,
+}
+
+#[derive(Debug, Serialize)]
+struct Stats {
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(mut values: Vec<f64>) -> Stats {
+        values.sort_by(f64::total_cmp);
+        Stats { min: values[0], median: values[values.len() / 2], max: values[values.len() - 1] }
+    }
+}
+
+impl Bench {
+    pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        if self.runs == 0 {
+            bail!("--runs must be at least 1");
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        eprintln!("building the service in release mode (a cold build takes several minutes)...");
+        cmd!(sh, "{cargo} build --release --package app").run().context("release build failed")?;
+        let target = target_dir(&sh.current_dir());
+        let binary = target.join("release").join("app");
+        let binary_bytes = std::fs::metadata(&binary)?.len();
+
+        let server = install_moto(sh, &target)?;
+        let moto = Moto::start(sh, &server, &target.join("tools").join("run"), &MotoOptions::default())?;
+        let aws = Aws::emulator(&moto.endpoint).await;
+        let options = Options {
+            prefix: PREFIX.into(),
+            stage: "bench".into(),
+            protect: false,
+            dry_run: false,
+            timeout: Duration::from_secs(60),
+        };
+        for table in ensure_tables(&aws, &options).await {
+            table?;
+        }
+        crate::bucket::ensure_private_bucket(&aws, BUCKET).await?;
+
+        let http = reqwest::Client::new();
+        let mut auth = None;
+        let (mut health, mut list, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+        // Run 0 signs the bench user in (keys live in the emulator across runs) and warms caches.
+        for run in 0..=self.runs {
+            let port = free_port()?;
+            let mut command: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
+                .env("PORT", port.to_string())
+                .env("RECORD_BUCKET", BUCKET)
+                .env("RECORD_TABLE_PREFIX", PREFIX)
+                .env("RECORD_ALLOW_UNVERIFIED_LOGIN", "true")
+                .env("RUST_LOG", "warn")
+                .into();
+            let started = Instant::now();
+            let mut child = command.stdout(Stdio::null()).spawn().context("cannot start the service")?;
+            let base = format!("http://127.0.0.1:{port}");
+            let result = async {
+                let to_health = poll(&http, &format!("{base}/health"), None, started).await?;
+                let header = match &auth {
+                    Some(header) => header,
+                    None => auth.insert(login(&http, &base).await?),
+                };
+                let to_list = poll(&http, &format!("{base}/record/list"), Some(header), started).await?;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                anyhow::Ok((to_health, to_list, idle_rss_kib(child.id())?))
+            }
+            .await;
+            let _ = child.kill();
+            let _ = child.wait();
+            let (h, l, r) = result?;
+            if run > 0 {
+                health.push(h);
+                list.push(l);
+                rss.push(r);
+            }
+        }
+        let report = Report {
+            binary_bytes,
+            runs: self.runs,
+            health_ms: Stats::of(health),
+            first_list_ms: Stats::of(list),
+            idle_rss_kib: Stats::of(rss),
+        };
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!(
+                "release binary        {:.1} MiB ({} bytes, stripped)",
+                binary_bytes as f64 / 1048576.0,
+                binary_bytes
+            );
+            let line = |name: &str, s: &Stats, unit: &str| {
+                println!(
+                    "{name:<21} median {:.1} {unit} (min {:.1}, max {:.1}) over {} runs",
+                    s.median, s.min, s.max, self.runs
+                )
+            };
+            line("start → /health 200", &report.health_ms, "ms");
+            line("start → /record/list", &report.first_list_ms, "ms");
+            line("idle RSS", &report.idle_rss_kib, "KiB");
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds from `started` until `url` answers 200.
+async fn poll(
+    http: &reqwest::Client,
+    url: &str,
+    auth: Option<&String>,
+    started: Instant,
+) -> anyhow::Result<f64> {
+    loop {
+        let mut request = http.get(url);
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        if let Ok(response) = request.send().await {
+            if response.status() == 200 {
+                return Ok(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            bail!("{url} answered {}", response.status());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("{url} did not answer within 30 s");
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+async fn login(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let body: serde_json::Value = http
+        .get(format!("{base}/login?social_id=bench&social_type=kakao"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(format!(
+        "{} {}",
+        body["user_id"].as_str().unwrap_or_default(),
+        body["auth_key"].as_str().unwrap_or_default()
+    ))
+}
+
+fn idle_rss_kib(pid: u32) -> anyhow::Result<f64> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).context("cannot read /proc (Linux only)")?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS in /proc status")?;
+    Ok(line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).context("unreadable VmRSS")?)
+}
