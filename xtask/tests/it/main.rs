@@ -6,3 +6,4 @@ mod create_tables;
 mod deploy;
 mod helpers;
 mod runtime_policy;
+mod tidy;
