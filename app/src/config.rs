@@ -15,6 +15,10 @@ pub struct Config {
     pub max_upload_bytes: usize,
     /// Whether the seed's unverified `GET /login` works (`RECORD_ALLOW_UNVERIFIED_LOGIN`).
     pub allow_unverified_login: bool,
+    /// Largest presigned (large) upload in bytes (`RECORD_MAX_LARGE_UPLOAD_BYTES`, 200 MiB).
+    pub max_large_upload_bytes: u64,
+    /// How long a presigned upload URL stays valid (`RECORD_UPLOAD_URL_TTL_SECONDS`, 15 min).
+    pub upload_url_ttl: Duration,
     /// How long an issued key stays valid (`RECORD_KEY_TTL_SECONDS`, default 30 days).
     pub key_ttl: Duration,
     /// How long a presigned download URL stays valid (`RECORD_DOWNLOAD_URL_TTL_SECONDS`, 15 min).
@@ -35,6 +39,7 @@ pub enum ConfigError {
 }
 
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
+pub const DEFAULT_MAX_LARGE_UPLOAD_BYTES: u64 = 200 * 1024 * 1024;
 const DAY: u64 = 24 * 60 * 60;
 
 impl Config {
@@ -80,6 +85,8 @@ impl Config {
             bucket,
             max_upload_bytes: number("RECORD_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES as u64)? as usize,
             allow_unverified_login,
+            max_large_upload_bytes: number("RECORD_MAX_LARGE_UPLOAD_BYTES", DEFAULT_MAX_LARGE_UPLOAD_BYTES)?,
+            upload_url_ttl: Duration::from_secs(number("RECORD_UPLOAD_URL_TTL_SECONDS", 900)?),
             key_ttl: Duration::from_secs(number("RECORD_KEY_TTL_SECONDS", 30 * DAY)?),
             download_url_ttl: Duration::from_secs(number("RECORD_DOWNLOAD_URL_TTL_SECONDS", 900)?),
             port: u16::try_from(port).map_err(|_| ConfigError::Invalid {

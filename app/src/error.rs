@@ -31,7 +31,7 @@ pub enum ApiError {
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error("recording is larger than the {limit}-byte upload limit")]
-    PayloadTooLarge { limit: usize },
+    PayloadTooLarge { limit: u64 },
     #[error("internal error")]
     Storage(#[from] StorageError),
 }

@@ -1,7 +1,7 @@
 //! The HTTP API: one router, used by the Lambda runtime, the local server and the tests.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -17,6 +17,7 @@ use crate::auth::Caller;
 use crate::domain::{AuthKey, Cursor, FileName, Record, RecordId, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::storage::StoredRecord;
 
 const DEFAULT_PAGE: i32 = 50;
 const MAX_PAGE: i32 = 100;
@@ -30,6 +31,8 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(logout))
         .route("/upload/record/{file_name}", put(upload))
         .route("/record/list", get(list))
+        .route("/record/uploads", post(start_large_upload))
+        .route("/record/{record_id}/complete", post(complete_large_upload))
         .route("/record/{record_id}", get(get_record).delete(delete_record))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -104,7 +107,7 @@ async fn upload(
         file_name.map_err(|_| ApiError::BadRequest("file name is not valid UTF-8".into()))?;
     let file_name = FileName::parse(&file_name)?;
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: state.settings.max_upload_bytes },
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: state.settings.max_upload_bytes as u64 },
         _ => ApiError::BadRequest("could not read the request body".into()),
     })?;
     if body.is_empty() {
@@ -195,4 +198,92 @@ async fn delete_record(
         tracing::error!(error = %err, key = %record.object_key, "could not delete the object of a deleted record");
     }
     Ok(Json(json!({ "result": "success" })))
+}
+
+#[derive(Deserialize)]
+struct LargeUploadRequest {
+    file_name: String,
+    content_type: Option<String>,
+    size: u64,
+}
+
+/// Start an upload too large for a request body (Lambda caps those near 6 MB): a pending record
+/// and a presigned PUT that accepts exactly the declared size and type.
+async fn start_large_upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: Result<Json<LargeUploadRequest>, JsonRejection>,
+) -> ApiResult {
+    let Json(request) = request.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "body must be JSON {{\"file_name\", \"content_type\", \"size\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let file_name = FileName::parse(&request.file_name)?;
+    if request.size == 0 {
+        return Err(ApiError::BadRequest("size must be at least 1 byte".into()));
+    }
+    if request.size > state.settings.max_large_upload_bytes {
+        return Err(ApiError::PayloadTooLarge { limit: state.settings.max_large_upload_bytes });
+    }
+    let content_type = match request.content_type {
+        None => DEFAULT_CONTENT_TYPE.to_owned(),
+        Some(t) if !t.is_empty() && t.len() <= 255 && t.bytes().all(|b| (0x20..0x7f).contains(&b)) => t,
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "content_type must be printable ASCII, at most 255 bytes".into(),
+            ))
+        }
+    };
+    let record = Record::new(&caller.user, &file_name, request.size, content_type);
+    let upload = state
+        .objects
+        .upload_url(&record.object_key, record.size, &record.content_type, state.settings.upload_url_ttl)
+        .await?;
+    state.records.insert_pending(&record).await?;
+    Ok(Json(json!({
+        "record_id": record.id,
+        "upload_url": upload.url,
+        "method": "PUT",
+        "headers": upload.headers,
+        "expires_in": state.settings.upload_url_ttl.as_secs(),
+    })))
+}
+
+/// Publish a large upload once its object is in the bucket with the declared size.
+async fn complete_large_upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let id = record_id(id)?;
+    let record = match state.records.find_for_user(&id, &caller.user).await? {
+        None => return Err(ApiError::RecordNotFound),
+        // Completing twice is harmless: the record is already published.
+        Some(StoredRecord::Published(record)) => {
+            return Ok(Json(json!({ "result": "success", "record": record })))
+        }
+        Some(StoredRecord::Pending(record)) => record,
+    };
+    match state.objects.size(&record.object_key).await? {
+        None => {
+            return Err(ApiError::BadRequest(
+                "nothing was uploaded yet: PUT the file to upload_url first".into(),
+            ))
+        }
+        Some(size) if size != record.size => {
+            return Err(ApiError::BadRequest(format!(
+                "the uploaded object is {size} bytes but {} were declared: upload the declared file again",
+                record.size
+            )))
+        }
+        Some(_) => {}
+    }
+    let created_at = crate::domain::timestamp(time::OffsetDateTime::now_utc());
+    if !state.records.publish(&record, &created_at).await? {
+        return Err(ApiError::RecordNotFound);
+    }
+    let record = Record { created_at, ..record };
+    Ok(Json(json!({ "result": "success", "record": record })))
 }

@@ -91,6 +91,9 @@ pub mod record {
     pub const SIZE: &str = "size";
     pub const CONTENT_TYPE: &str = "content_type";
     pub const OBJECT_KEY: &str = "object_key";
+    /// Set instead of `created_at` while a large upload is pending: without `created_at` the
+    /// row is not in the index, so pending uploads are never listed.
+    pub const REQUESTED_AT: &str = "requested_at";
     /// The index a user's list is queried on, newest first.
     pub const BY_USER_INDEX: &str = "user_id-created_at-index";
 }

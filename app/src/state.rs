@@ -19,6 +19,8 @@ pub struct AppState {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub max_upload_bytes: usize,
+    pub max_large_upload_bytes: u64,
+    pub upload_url_ttl: Duration,
     pub allow_unverified_login: bool,
     pub key_ttl: Duration,
     pub download_url_ttl: Duration,
@@ -35,6 +37,8 @@ impl AppState {
             objects: ObjectStore::new(aws_sdk_s3::Client::from_conf(s3_config), config.bucket.clone()),
             settings: Settings {
                 max_upload_bytes: config.max_upload_bytes,
+                max_large_upload_bytes: config.max_large_upload_bytes,
+                upload_url_ttl: config.upload_url_ttl,
                 allow_unverified_login: config.allow_unverified_login,
                 key_ttl: config.key_ttl,
                 download_url_ttl: config.download_url_ttl,

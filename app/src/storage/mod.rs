@@ -5,8 +5,8 @@ mod objects;
 mod records;
 mod users;
 
-pub use objects::ObjectStore;
-pub use records::{ListPage, RecordStore};
+pub use objects::{ObjectStore, PresignedUpload};
+pub use records::{ListPage, RecordStore, StoredRecord};
 pub use users::{StoredKey, UserStore};
 
 use std::collections::HashMap;
@@ -73,7 +73,7 @@ mod tests {
     ];
 
     /// SDK builder method → IAM action. HeadObject and presigned GETs are `s3:GetObject`.
-    const CALLS: [(&str, &str); 9] = [
+    const CALLS: [(&str, &str); 10] = [
         (".get_item()", "dynamodb:GetItem"),
         (".put_item()", "dynamodb:PutItem"),
         (".delete_item()", "dynamodb:DeleteItem"),
@@ -82,6 +82,7 @@ mod tests {
         (".update_item()", "dynamodb:UpdateItem"),
         (".put_object()", "s3:PutObject"),
         (".get_object()", "s3:GetObject"),
+        (".head_object()", "s3:GetObject"),
         (".delete_object()", "s3:DeleteObject"),
     ];
 

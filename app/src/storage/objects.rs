@@ -9,6 +9,13 @@ use aws_sdk_s3::Client;
 
 use super::StorageError;
 
+/// A presigned PUT: the URL and the headers the client must send with it.
+#[derive(Debug, Clone)]
+pub struct PresignedUpload {
+    pub url: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct ObjectStore {
     client: Client,
@@ -48,6 +55,42 @@ impl ObjectStore {
             .await
             .map_err(|e| StorageError::aws("DeleteObject", e))?;
         Ok(())
+    }
+
+    /// The stored object's size, or `None` if there is no such object.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(output) => Ok(Some(output.content_length.unwrap_or_default().max(0) as u64)),
+            Err(aws_sdk_s3::error::SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(None),
+            Err(e) => Err(StorageError::aws("HeadObject", e)),
+        }
+    }
+
+    /// A presigned PUT for `ttl` that only accepts exactly `size` bytes of `content_type`: both
+    /// are signed headers, so S3 rejects an upload that differs.
+    pub async fn upload_url(
+        &self,
+        key: &str,
+        size: u64,
+        content_type: &str,
+        ttl: Duration,
+    ) -> Result<PresignedUpload, StorageError> {
+        let presigning = PresigningConfig::expires_in(ttl)
+            .map_err(|e| StorageError::aws("presigning an upload URL", e))?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(size as i64)
+            .presigned(presigning)
+            .await
+            .map_err(|e| StorageError::aws("presigning an upload URL", e))?;
+        Ok(PresignedUpload {
+            url: request.uri().to_owned(),
+            headers: request.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        })
     }
 
     /// A URL that downloads the object for `ttl`, signed locally (no network call).

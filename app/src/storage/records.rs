@@ -5,6 +5,7 @@
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 
@@ -16,6 +17,14 @@ use crate::schema::record;
 pub struct RecordStore {
     client: Client,
     table: String,
+}
+
+/// A row as stored: a published record, or a large upload still waiting for its object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredRecord {
+    Published(Record),
+    /// `created_at` holds the time the upload was requested.
+    Pending(Record),
 }
 
 /// One page of a user's records, newest first.
@@ -55,18 +64,76 @@ impl RecordStore {
         }
     }
 
-    /// The record `id` if `owner` owns it.
-    pub async fn get_for_user(&self, id: &RecordId, owner: &UserId) -> Result<Option<Record>, StorageError> {
+    /// Store a large upload's row before its object exists. It has no `created_at`, so the
+    /// index (and every list) leaves it out until `publish`.
+    pub async fn insert_pending(&self, r: &Record) -> Result<(), StorageError> {
+        let mut item = to_item(r);
+        let requested_at = item.remove(record::CREATED_AT).expect("to_item sets created_at");
+        item.insert(record::REQUESTED_AT.to_owned(), requested_at);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", record::ID)
+            .send()
+            .await
+            .map_err(|e| StorageError::aws("PutItem on the record table", e))?;
+        Ok(())
+    }
+
+    /// Publish a pending upload at `created_at`; `false` if it was not pending (any more).
+    pub async fn publish(&self, r: &Record, created_at: &str) -> Result<bool, StorageError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(record::ID, s(&r.id))
+            .key(record::USER_ID, s(&r.user_id))
+            .update_expression("SET #created = :created REMOVE #requested")
+            .condition_expression("attribute_exists(#id) AND attribute_not_exists(#created)")
+            .expression_attribute_names("#id", record::ID)
+            .expression_attribute_names("#created", record::CREATED_AT)
+            .expression_attribute_names("#requested", record::REQUESTED_AT)
+            .expression_attribute_values(":created", s(created_at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StorageError::aws("UpdateItem on the record table", e)),
+        }
+    }
+
+    /// The row `id` if `owner` owns it, published or pending.
+    pub async fn find_for_user(
+        &self,
+        id: &RecordId,
+        owner: &UserId,
+    ) -> Result<Option<StoredRecord>, StorageError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
             .key(record::ID, s(id.to_string()))
             .key(record::USER_ID, s(owner.as_str()))
+            .consistent_read(true)
             .send()
             .await
             .map_err(|e| StorageError::aws("GetItem on the record table", e))?;
-        output.item.map(|item| from_item(&item)).transpose()
+        output.item.map(|item| stored_from_item(&item)).transpose()
+    }
+
+    /// The published record `id` if `owner` owns it.
+    pub async fn get_for_user(&self, id: &RecordId, owner: &UserId) -> Result<Option<Record>, StorageError> {
+        Ok(match self.find_for_user(id, owner).await? {
+            Some(StoredRecord::Published(r)) => Some(r),
+            _ => None,
+        })
     }
 
     /// Delete the record `id` if `owner` owns it, returning what was deleted (`None`: no such
@@ -88,7 +155,14 @@ impl RecordStore {
             .send()
             .await;
         match result {
-            Ok(output) => output.attributes.map(|item| from_item(&item)).transpose(),
+            Ok(output) => output
+                .attributes
+                .map(|item| {
+                    stored_from_item(&item).map(|stored| match stored {
+                        StoredRecord::Published(r) | StoredRecord::Pending(r) => r,
+                    })
+                })
+                .transpose(),
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
             {
@@ -153,17 +227,31 @@ fn to_item(r: &Record) -> Item {
 }
 
 fn from_item(item: &Item) -> Result<Record, StorageError> {
+    match stored_from_item(item)? {
+        StoredRecord::Published(r) => Ok(r),
+        StoredRecord::Pending(r) => {
+            Err(StorageError::Corrupt(format!("record {} is pending, not listed", r.id)))
+        }
+    }
+}
+
+fn stored_from_item(item: &Item) -> Result<StoredRecord, StorageError> {
+    let (created_at, published) = match item.get(record::CREATED_AT) {
+        Some(_) => (string_attr(item, record::CREATED_AT)?, true),
+        None => (string_attr(item, record::REQUESTED_AT)?, false),
+    };
     let size = number_attr(item, record::SIZE)?;
-    Ok(Record {
+    let r = Record {
         id: string_attr(item, record::ID)?,
         user_id: string_attr(item, record::USER_ID)?,
         file_name: string_attr(item, record::FILE_NAME)?,
-        created_at: string_attr(item, record::CREATED_AT)?,
+        created_at,
         size: u64::try_from(size)
             .map_err(|_| StorageError::Corrupt(format!("record size is negative: {size}")))?,
         content_type: string_attr(item, record::CONTENT_TYPE)?,
         object_key: string_attr(item, record::OBJECT_KEY)?,
-    })
+    };
+    Ok(if published { StoredRecord::Published(r) } else { StoredRecord::Pending(r) })
 }
 
 #[cfg(test)]

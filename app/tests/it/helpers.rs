@@ -12,6 +12,7 @@ use serde_json::Value;
 /// How a test's app is set up; `Default` is what local mode runs.
 pub struct Setup {
     pub max_upload_bytes: usize,
+    pub max_large_upload_bytes: u64,
     pub allow_unverified_login: bool,
     pub key_ttl: Duration,
     /// Leave out the record table, so every row write fails.
@@ -22,6 +23,7 @@ impl Default for Setup {
     fn default() -> Self {
         Setup {
             max_upload_bytes: app::config::DEFAULT_MAX_UPLOAD_BYTES,
+            max_large_upload_bytes: app::config::DEFAULT_MAX_LARGE_UPLOAD_BYTES,
             allow_unverified_login: true,
             key_ttl: Duration::from_secs(3600),
             without_record_table: false,
@@ -101,6 +103,8 @@ impl TestApp {
             table_prefix: prefix.clone(),
             bucket: bucket.clone(),
             max_upload_bytes: setup.max_upload_bytes,
+            max_large_upload_bytes: setup.max_large_upload_bytes,
+            upload_url_ttl: Duration::from_secs(300),
             allow_unverified_login: setup.allow_unverified_login,
             key_ttl: setup.key_ttl,
             download_url_ttl: Duration::from_secs(300),
@@ -161,6 +165,10 @@ impl TestApp {
 
     pub async fn get(&self, user: &User, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).header("Authorization", user.header()).send().await.unwrap()
+    }
+
+    pub async fn post_json(&self, user: &User, path: &str, body: &Value) -> reqwest::Response {
+        self.http.post(self.url(path)).header("Authorization", user.header()).json(body).send().await.unwrap()
     }
 
     pub async fn delete(&self, user: &User, path: &str) -> reqwest::Response {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod helpers;
+mod large_upload;
 mod login;
 mod records;
 mod upload;

@@ -57,6 +57,8 @@ async fn api_flow_under(policy_without: Option<&str>) -> Vec<(&'static str, u16)
         table_prefix: prefix,
         bucket,
         max_upload_bytes: 1024,
+        max_large_upload_bytes: 1 << 20,
+        upload_url_ttl: Duration::from_secs(60),
         allow_unverified_login: true,
         key_ttl: Duration::from_secs(600),
         download_url_ttl: Duration::from_secs(60),
