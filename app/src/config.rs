@@ -23,6 +23,11 @@ pub struct Config {
     pub key_ttl: Duration,
     /// How long a presigned download URL stays valid (`RECORD_DOWNLOAD_URL_TTL_SECONDS`, 15 min).
     pub download_url_ttl: Duration,
+    /// Identity providers for verified login (`RECORD_OIDC_PROVIDERS`, a JSON array of
+    /// `{name, issuer, audiences, jwks_url}`; default none).
+    pub oidc_providers: Vec<crate::oidc::ProviderConfig>,
+    /// Shortest time between two JWKS fetches of a provider (`RECORD_OIDC_MIN_REFETCH_SECONDS`, 30).
+    pub oidc_min_refetch: Duration,
     /// Local mode's port (`PORT`, default 8000).
     pub port: u16,
     /// Address S3 by path (`bucket` in the path): needed by emulators reached through
@@ -80,6 +85,13 @@ impl Config {
             }
         };
         let port = number("PORT", 8000)?;
+        let oidc_providers =
+            match var("RECORD_OIDC_PROVIDERS").filter(|v| !v.trim().is_empty()) {
+                None => Vec::new(),
+                Some(json) => crate::oidc::parse_providers(&json).map_err(|expected| {
+                    ConfigError::Invalid { name: "RECORD_OIDC_PROVIDERS", value: json.clone(), expected }
+                })?,
+            };
         Ok(Config {
             table_prefix,
             bucket,
@@ -89,6 +101,8 @@ impl Config {
             upload_url_ttl: Duration::from_secs(number("RECORD_UPLOAD_URL_TTL_SECONDS", 900)?),
             key_ttl: Duration::from_secs(number("RECORD_KEY_TTL_SECONDS", 30 * DAY)?),
             download_url_ttl: Duration::from_secs(number("RECORD_DOWNLOAD_URL_TTL_SECONDS", 900)?),
+            oidc_providers,
+            oidc_min_refetch: Duration::from_secs(number("RECORD_OIDC_MIN_REFETCH_SECONDS", 30)?),
             port: u16::try_from(port).map_err(|_| ConfigError::Invalid {
                 name: "PORT",
                 value: port.to_string(),

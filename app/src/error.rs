@@ -32,6 +32,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("recording is larger than the {limit}-byte upload limit")]
     PayloadTooLarge { limit: u64 },
+    #[error("{0}")]
+    Login(#[from] crate::oidc::OidcError),
     #[error("internal error")]
     Storage(#[from] StorageError),
 }
@@ -48,6 +50,9 @@ impl ApiError {
             ApiError::RecordNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Login(crate::oidc::OidcError::UnknownProvider) => StatusCode::BAD_REQUEST,
+            ApiError::Login(crate::oidc::OidcError::InvalidToken) => StatusCode::UNAUTHORIZED,
+            ApiError::Login(crate::oidc::OidcError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

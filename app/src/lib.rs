@@ -1,10 +1,11 @@
 //! recording-server: the voice-recording backend.
 //!
-//! `schema` and `permissions` are plain data, always available (xtask reads them). The service
+//! `schema`, `permissions` and `providers` are plain data, always available (xtask reads them). The service
 //! itself (HTTP routes, storage, Lambda and local run modes) sits behind the default `service`
 //! feature.
 
 pub mod permissions;
+pub mod providers;
 pub mod schema;
 
 #[cfg(feature = "service")]
@@ -15,6 +16,8 @@ pub mod config;
 pub mod domain;
 #[cfg(feature = "service")]
 pub mod error;
+#[cfg(feature = "service")]
+pub mod oidc;
 #[cfg(feature = "service")]
 mod routes;
 #[cfg(feature = "service")]

@@ -27,7 +27,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_upload_bytes;
     Router::new()
         .route("/health", get(health))
-        .route("/login", get(login_unverified))
+        .route("/login", get(login_unverified).post(login_verified))
         .route("/logout", post(logout))
         .route("/upload/record/{file_name}", put(upload))
         .route("/record/list", get(list))
@@ -80,10 +80,35 @@ async fn login_unverified(
         q.social_type.as_deref().unwrap_or_default(),
         q.social_id.as_deref().unwrap_or_default(),
     )?;
+    issue_key(&state, &user).await
+}
+
+#[derive(Deserialize)]
+struct VerifiedLogin {
+    provider: String,
+    id_token: String,
+}
+
+/// Verified login: the provider's signed ID token proves who the user is.
+async fn login_verified(
+    State(state): State<AppState>,
+    body: Result<Json<VerifiedLogin>, JsonRejection>,
+) -> ApiResult {
+    let Json(login) =
+        body.map_err(|_| ApiError::BadRequest("body must be JSON {\"provider\", \"id_token\"}".into()))?;
+    let subject = state.oidc.verify(&login.provider, &login.id_token).await?;
+    // A subject our ids cannot hold is refused like any other bad token.
+    let user = UserId::from_social(&login.provider, &subject)
+        .map_err(|_| ApiError::Login(crate::oidc::OidcError::InvalidToken))?;
+    issue_key(&state, &user).await
+}
+
+/// A new key for `user`, stored as its hash with an expiry; the seed's response shape.
+async fn issue_key(state: &AppState, user: &UserId) -> ApiResult {
     let key = AuthKey::generate();
     let now = time::OffsetDateTime::now_utc();
     let expires = now + state.settings.key_ttl;
-    state.users.add_key(&user, &key.hash(), now.unix_timestamp(), expires.unix_timestamp()).await?;
+    state.users.add_key(user, &key.hash(), now.unix_timestamp(), expires.unix_timestamp()).await?;
     Ok(Json(json!({
         "auth_key": key.expose(),
         "user_id": user.as_str(),
@@ -107,7 +132,9 @@ async fn upload(
         file_name.map_err(|_| ApiError::BadRequest("file name is not valid UTF-8".into()))?;
     let file_name = FileName::parse(&file_name)?;
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: state.settings.max_upload_bytes as u64 },
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge { limit: state.settings.max_upload_bytes as u64 }
+        }
         _ => ApiError::BadRequest("could not read the request body".into()),
     })?;
     if body.is_empty() {

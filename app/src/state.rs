@@ -12,6 +12,7 @@ pub struct AppState {
     pub users: UserStore,
     pub records: RecordStore,
     pub objects: ObjectStore,
+    pub oidc: crate::oidc::Verifier,
     pub settings: Settings,
 }
 
@@ -35,6 +36,7 @@ impl AppState {
             users: UserStore::new(dynamodb.clone(), USER_TABLE.name(&config.table_prefix)),
             records: RecordStore::new(dynamodb, RECORD_TABLE.name(&config.table_prefix)),
             objects: ObjectStore::new(aws_sdk_s3::Client::from_conf(s3_config), config.bucket.clone()),
+            oidc: crate::oidc::Verifier::new(&config.oidc_providers, config.oidc_min_refetch),
             settings: Settings {
                 max_upload_bytes: config.max_upload_bytes,
                 max_large_upload_bytes: config.max_large_upload_bytes,

@@ -68,6 +68,9 @@ pub struct Deploy {
     /// Enable the seed's unverified GET /login (unsafe: anyone can sign in as anyone)
     #[arg(long)]
     pub allow_unverified_login: bool,
+    /// Identity providers for POST /login, as JSON: [{"name","issuer","audiences","jwks_url"}]
+    #[arg(long, env = "RECORD_OIDC_PROVIDERS")]
+    pub oidc_providers: Option<String>,
     /// Deletion protection and point-in-time recovery for the tables (default: on except for dev)
     #[arg(long)]
     pub protect: Option<bool>,

@@ -17,6 +17,7 @@ pub struct Setup {
     pub key_ttl: Duration,
     /// Leave out the record table, so every row write fails.
     pub without_record_table: bool,
+    pub oidc_providers: Vec<app::oidc::ProviderConfig>,
 }
 
 impl Default for Setup {
@@ -27,6 +28,7 @@ impl Default for Setup {
             allow_unverified_login: true,
             key_ttl: Duration::from_secs(3600),
             without_record_table: false,
+            oidc_providers: Vec::new(),
         }
     }
 }
@@ -108,6 +110,9 @@ impl TestApp {
             allow_unverified_login: setup.allow_unverified_login,
             key_ttl: setup.key_ttl,
             download_url_ttl: Duration::from_secs(300),
+            oidc_providers: setup.oidc_providers,
+            // Tests rotate keys within milliseconds.
+            oidc_min_refetch: Duration::ZERO,
             port: 0,
             s3_path_style: true,
         };

@@ -5,5 +5,6 @@ mod auth;
 mod helpers;
 mod large_upload;
 mod login;
+mod oidc_login;
 mod records;
 mod upload;

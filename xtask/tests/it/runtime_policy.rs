@@ -62,6 +62,8 @@ async fn api_flow_under(policy_without: Option<&str>) -> Vec<(&'static str, u16)
         allow_unverified_login: true,
         key_ttl: Duration::from_secs(600),
         download_url_ttl: Duration::from_secs(60),
+        oidc_providers: Vec::new(),
+        oidc_min_refetch: Duration::from_secs(30),
         port: 0,
         s3_path_style: true,
     };

@@ -1,0 +1,245 @@
+//! `POST /login` with OpenID Connect ID tokens, against a JWKS endpoint served by the test,
+//! with key pairs the test generates.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::KeyPair;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, Setup, TestApp, User};
+
+const ISSUER: &str = "https://idp.example.test";
+const AUDIENCE: &str = "recording-app";
+
+fn b64url(bytes: &[u8]) -> String {
+    aws_smithy_types::base64::encode(bytes).trim_end_matches('=').replace('+', "-").replace('/', "_")
+}
+
+/// One DER TLV: (contents, rest).
+fn der(input: &[u8]) -> (&[u8], &[u8]) {
+    let (len, start) = match input[1] {
+        n if n < 0x80 => (n as usize, 2),
+        n => {
+            let count = (n & 0x7f) as usize;
+            (input[2..2 + count].iter().fold(0usize, |acc, b| acc << 8 | *b as usize), 2 + count)
+        }
+    };
+    (&input[start..start + len], &input[start + len..])
+}
+
+/// A signing key and its public JWK.
+struct Signer {
+    kid: String,
+    alg: Algorithm,
+    key: EncodingKey,
+    jwk: Value,
+    public_der: Vec<u8>,
+}
+
+fn rsa(kid: &str) -> Signer {
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    // jsonwebtoken's aws-lc backend takes PKCS#1: unwrap it from the PKCS#8 PrivateKeyInfo
+    // (SEQUENCE { version, algorithm, privateKey OCTET STRING }).
+    let pkcs8 = pair.as_der().unwrap();
+    let (info, _) = der(pkcs8.as_ref());
+    let (_version, rest) = der(info);
+    let (_algorithm, rest) = der(rest);
+    let (pkcs1, _) = der(rest);
+    let public = pair.public_key().as_ref().to_vec();
+    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+    let (sequence, _) = der(&public);
+    let (n, rest) = der(sequence);
+    let (e, _) = der(rest);
+    let n = if n[0] == 0 { &n[1..] } else { n };
+    Signer {
+        kid: kid.into(),
+        alg: Algorithm::RS256,
+        key: EncodingKey::from_rsa_der(pkcs1),
+        jwk: json!({"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": b64url(n), "e": b64url(e)}),
+        public_der: public,
+    }
+}
+
+fn ec(kid: &str) -> Signer {
+    let alg = &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(alg).unwrap();
+    let pkcs8 = pair.to_pkcs8v1().unwrap();
+    let point = pair.public_key().as_ref().to_vec();
+    Signer {
+        kid: kid.into(),
+        alg: Algorithm::ES256,
+        key: EncodingKey::from_ec_der(pkcs8.as_ref()),
+        jwk: json!({"kty": "EC", "kid": kid, "alg": "ES256", "crv": "P-256", "x": b64url(&point[1..33]), "y": b64url(&point[33..65])}),
+        public_der: point,
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn claims() -> Value {
+    json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "1234567890", "iat": now(), "nbf": now() - 5, "exp": now() + 600})
+}
+
+fn sign(signer: &Signer, claims: &Value) -> String {
+    let mut header = Header::new(signer.alg);
+    header.kid = Some(signer.kid.clone());
+    jsonwebtoken::encode(&header, claims, &signer.key).unwrap()
+}
+
+/// A JWKS endpoint whose keys the test can rotate, counting its fetches.
+struct Idp {
+    url: String,
+    keys: Arc<Mutex<Vec<Value>>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+async fn idp(keys: &[&Signer]) -> Idp {
+    let keys = Arc::new(Mutex::new(keys.iter().map(|s| s.jwk.clone()).collect::<Vec<_>>()));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let (served, counted) = (keys.clone(), fetches.clone());
+    let router = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let (served, counted) = (served.clone(), counted.clone());
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let keys = served.lock().unwrap().clone();
+                axum::Json(json!({ "keys": keys }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    Idp { url, keys, fetches }
+}
+
+async fn app_for(jwks_url: &str) -> TestApp {
+    let provider = app::oidc::ProviderConfig {
+        name: "google".into(),
+        issuer: ISSUER.into(),
+        audiences: vec![AUDIENCE.into()],
+        jwks_url: jwks_url.into(),
+    };
+    TestApp::spawn_with(Setup {
+        oidc_providers: vec![provider],
+        allow_unverified_login: false,
+        ..Setup::default()
+    })
+    .await
+}
+
+async fn login(app: &TestApp, token: &str) -> reqwest::Response {
+    let body = json!({"provider": "google", "id_token": token});
+    app.http.post(app.url("/login")).json(&body).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_valid_rs256_or_es256_token_signs_in_and_the_key_works() {
+    let (rsa, ec) = (rsa("r1"), ec("e1"));
+    let idp = idp(&[&rsa, &ec]).await;
+    let app = app_for(&idp.url).await;
+
+    for signer in [&rsa, &ec] {
+        let response = login(&app, &sign(signer, &claims())).await;
+        assert_eq!(response.status(), 200, "{:?}", signer.alg);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["user_id"], "google_1234567890");
+        let user = User {
+            id: body["user_id"].as_str().unwrap().into(),
+            key: body["auth_key"].as_str().unwrap().into(),
+        };
+        assert_eq!(app.get(&user, "/record/list").await.status(), 200);
+    }
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1, "the JWKS is cached");
+}
+
+#[tokio::test]
+async fn forged_expired_or_misaddressed_tokens_are_refused_with_401() {
+    let good = rsa("r1");
+    let idp = idp(&[&good]).await;
+    let app = app_for(&idp.url).await;
+    let impostor = Signer { kid: "r1".into(), ..rsa("other") };
+    let with = |field: &str, value: Value| {
+        let mut c = claims();
+        c[field] = value;
+        c
+    };
+    let hs256 = {
+        // HS256 "signed" with the public key: the classic algorithm-confusion attack.
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("r1".into());
+        jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(&good.public_der)).unwrap()
+    };
+    let none =
+        format!("{}.{}.", b64url(br#"{"alg":"none","kid":"r1"}"#), b64url(claims().to_string().as_bytes()));
+    let cases = [
+        ("wrong signature", sign(&impostor, &claims())),
+        ("wrong audience", sign(&good, &with("aud", json!("someone-else")))),
+        ("wrong issuer", sign(&good, &with("iss", json!("https://evil.example")))),
+        ("expired", sign(&good, &with("exp", json!(now() - 3600)))),
+        ("not yet valid", sign(&good, &with("nbf", json!(now() + 3600)))),
+        ("issued in the future", sign(&good, &with("iat", json!(now() + 3600)))),
+        ("unknown kid", sign(&rsa("nobody"), &claims())),
+        ("alg none", none),
+        ("HS256 with the public key", hs256),
+        ("garbage", "not.a.token".to_owned()),
+    ];
+    for (case, token) in cases {
+        let response = login(&app, &token).await;
+        assert_eq!(response.status(), 401, "{case}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body, json!({"error": "id token is not valid"}), "{case}: no detail for attackers");
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_picked_up_by_one_refetch() {
+    let (old, new) = (rsa("2025"), rsa("2026"));
+    let idp = idp(&[&old]).await;
+    let app = app_for(&idp.url).await;
+    assert_eq!(login(&app, &sign(&old, &claims())).await.status(), 200);
+
+    *idp.keys.lock().unwrap() = vec![new.jwk.clone()];
+    let response = login(&app, &sign(&new, &claims())).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_endpoint_gives_503() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = app_for(&format!("http://127.0.0.1:{port}/jwks")).await;
+
+    let response = login(&app, &sign(&rsa("r1"), &claims())).await;
+
+    assert_error(response, 503, "the identity provider's keys could not be fetched").await;
+}
+
+#[tokio::test]
+async fn an_unknown_provider_or_a_malformed_body_is_a_400() {
+    let app = app_for("http://127.0.0.1:9/jwks").await;
+    let other = app
+        .http
+        .post(app.url("/login"))
+        .json(&json!({"provider": "myspace", "id_token": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(other, 400, "unknown provider").await;
+    let bad = app
+        .http
+        .post(app.url("/login"))
+        .body("{")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
