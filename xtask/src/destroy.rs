@@ -10,15 +10,13 @@ use aws_sdk_lambda::error::SdkError;
 use crate::aws::{Aws, ExplainExt};
 use crate::deploy::validate_stage;
 use crate::flags::Destroy;
-use crate::names::Names;
 
 impl Destroy {
     pub async fn run(self) -> anyhow::Result<()> {
-        validate_stage(&self.stage)?;
+        validate_stage(&self.target.stage)?;
         let aws = self.aws.load().await?;
         let account = crate::aws::account(&aws).await?;
-        let names =
-            Names::new(&self.stage, &account, &aws.region(), &self.table_prefix, self.bucket.as_deref());
+        let names = self.target.names(&account, &aws.region());
         let mut doomed =
             vec![format!("function {} and its URL", names.function), format!("role {}", names.role)];
         if self.include_data {

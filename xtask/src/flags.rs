@@ -40,11 +40,10 @@ pub struct Bench {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct Deploy {
-    #[command(flatten)]
-    pub aws: AwsArgs,
-    /// Stage to deploy; names every resource
+/// Which stage's resources a task acts on.
+#[derive(Debug, Clone, Args)]
+pub struct StageArgs {
+    /// Stage; names every resource (function, role, bucket)
     #[arg(long, default_value = "dev")]
     pub stage: String,
     /// Prefix of the table names
@@ -53,6 +52,20 @@ pub struct Deploy {
     /// Bucket name (default: recording-server-<stage>-<account>-<region>)
     #[arg(long)]
     pub bucket: Option<String>,
+}
+
+impl StageArgs {
+    pub fn names(&self, account: &str, region: &str) -> crate::names::Names {
+        crate::names::Names::new(&self.stage, account, region, &self.table_prefix, self.bucket.as_deref())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Deploy {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub target: StageArgs,
     /// Lambda architecture
     #[arg(long, value_enum, default_value = "x86-64")]
     pub arch: crate::deploy::package::Arch,
@@ -92,15 +105,8 @@ pub struct Deploy {
 pub struct Destroy {
     #[command(flatten)]
     pub aws: AwsArgs,
-    /// Stage to destroy
-    #[arg(long, default_value = "dev")]
-    pub stage: String,
-    /// Prefix of the table names
-    #[arg(long, env = "RECORD_TABLE_PREFIX", default_value = "")]
-    pub table_prefix: String,
-    /// Bucket name (default: recording-server-<stage>-<account>-<region>)
-    #[arg(long)]
-    pub bucket: Option<String>,
+    #[command(flatten)]
+    pub target: StageArgs,
     /// Also delete the tables and the bucket, with every recording in them
     #[arg(long)]
     pub include_data: bool,
@@ -180,15 +186,8 @@ pub enum PolicyKind {
 pub struct CheckIam {
     #[command(flatten)]
     pub aws: AwsArgs,
-    /// Stage whose resources (tables, bucket, role, function) are checked
-    #[arg(long, default_value = "dev")]
-    pub stage: String,
-    /// Prefix of the table names
-    #[arg(long, env = "RECORD_TABLE_PREFIX", default_value = "")]
-    pub table_prefix: String,
-    /// Bucket name (default: recording-server-<stage>-<account>-<region>)
-    #[arg(long)]
-    pub bucket: Option<String>,
+    #[command(flatten)]
+    pub target: StageArgs,
     /// Only the permissions of these tasks (repeatable; default: all)
     #[arg(long, value_enum)]
     pub task: Vec<crate::catalogue::Task>,

@@ -154,13 +154,7 @@ impl CheckIam {
     pub async fn run(self) -> anyhow::Result<()> {
         let aws = self.aws.load().await.map_err(|e| Failure::new(IDENTITY, e))?;
         let identity = identify(&aws).await?;
-        let names = Names::new(
-            &self.stage,
-            &identity.account,
-            &aws.region(),
-            &self.table_prefix,
-            self.bucket.as_deref(),
-        );
+        let names = self.target.names(&identity.account, &aws.region());
         if let Some(kind) = self.print_policy {
             let needs = match kind {
                 PolicyKind::Runtime => runtime_needs(),

@@ -59,12 +59,11 @@ pub fn validate_stage(stage: &str) -> anyhow::Result<()> {
 
 impl Deploy {
     pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        validate_stage(&self.stage)?;
-        app::schema::validate_prefix(&self.table_prefix).map_err(anyhow::Error::msg)?;
+        validate_stage(&self.target.stage)?;
+        app::schema::validate_prefix(&self.target.table_prefix).map_err(anyhow::Error::msg)?;
         let aws = self.aws.load().await?;
         let account = crate::aws::account(&aws).await?;
-        let names =
-            Names::new(&self.stage, &account, &aws.region(), &self.table_prefix, self.bucket.as_deref());
+        let names = self.target.names(&account, &aws.region());
         if self.url_only {
             let url = function::url(&aws, &names).await?;
             println!(
@@ -132,8 +131,8 @@ impl Deploy {
 
         let tables = Options {
             prefix: names.table_prefix.clone(),
-            stage: self.stage.clone(),
-            protect: self.protect.unwrap_or(self.stage != "dev"),
+            stage: self.target.stage.clone(),
+            protect: self.protect.unwrap_or(self.target.stage != "dev"),
             dry_run: self.dry_run,
             timeout: std::time::Duration::from_secs(300),
         };
@@ -154,7 +153,7 @@ impl Deploy {
 
         if self.json {
             let report = serde_json::json!({
-                "stage": self.stage, "dry_run": self.dry_run, "url": url, "steps": steps,
+                "stage": self.target.stage, "dry_run": self.dry_run, "url": url, "steps": steps,
                 "zip_bytes": desired.zip.len(), "code_sha256": desired.code_sha256,
             });
             println!("{}", serde_json::to_string_pretty(&report)?);
