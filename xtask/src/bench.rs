@@ -87,7 +87,7 @@ impl Bench {
                 let to_health = poll(&http, &format!("{base}/health"), None, started).await?;
                 let header = match &auth {
                     Some(header) => header,
-                    None => auth.insert(login(&http, &base).await?),
+                    None => auth.insert(crate::local::unverified_login(&http, &base, "bench").await?),
                 };
                 let to_list = poll(&http, &format!("{base}/record/list"), Some(header), started).await?;
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -155,21 +155,6 @@ async fn poll(
         }
         tokio::time::sleep(Duration::from_micros(500)).await;
     }
-}
-
-async fn login(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let body: serde_json::Value = http
-        .get(format!("{base}/login?social_id=bench&social_type=kakao"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(format!(
-        "{} {}",
-        body["user_id"].as_str().unwrap_or_default(),
-        body["auth_key"].as_str().unwrap_or_default()
-    ))
 }
 
 fn idle_rss_kib(pid: u32) -> anyhow::Result<f64> {

@@ -10,34 +10,22 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-/// The pinned emulator; bump deliberately, the tests encode its behaviour.
-pub const MOTO_VERSION: &str = "5.2.5";
+use crate::tools::Tool;
+
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Install moto into `<target>/tools/moto-<version>` unless it is already there; returns the
-/// path of its `moto_server` executable.
+/// The pinned emulator; bump deliberately, the tests encode its behaviour.
+pub const MOTO: Tool = Tool {
+    name: "moto-5.2.5",
+    packages: &["moto[server]==5.2.5"],
+    executable: "moto_server",
+    purpose: "the moto emulator",
+};
+
+/// Install moto into `<target>/tools` unless it is already there; returns the path of its
+/// `moto_server` executable.
 pub fn install_moto(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf> {
-    let venv = target_dir.join("tools").join(format!("moto-{MOTO_VERSION}"));
-    let server = venv.join("bin").join("moto_server");
-    // Written only after pip succeeded, so an interrupted install is redone, not trusted.
-    let marker = venv.join("installed");
-    if sh.path_exists(&marker) && sh.path_exists(&server) {
-        return Ok(server);
-    }
-    cmd!(sh, "python3 --version").quiet().ignore_stdout().run().context(
-        "python3 not found: install Python 3.9+ (e.g. `apt install python3 python3-venv`); it runs the moto emulator",
-    )?;
-    eprintln!("installing moto[server]=={MOTO_VERSION} into {} (first run only)...", venv.display());
-    cmd!(sh, "python3 -m venv {venv}").quiet().run().context(
-        "could not create a Python virtualenv: install the venv module (e.g. `apt install python3-venv`)",
-    )?;
-    let pip = venv.join("bin").join("pip");
-    let spec = format!("moto[server]=={MOTO_VERSION}");
-    cmd!(sh, "{pip} install --quiet --disable-pip-version-check {spec}")
-        .run()
-        .with_context(|| format!("pip could not install {spec}: check access to PyPI, then rerun"))?;
-    sh.write_file(&marker, MOTO_VERSION)?;
-    Ok(server)
+    Ok(MOTO.install(sh, target_dir)?.join("bin").join("moto_server"))
 }
 
 /// Settings of one emulator instance.

@@ -67,7 +67,7 @@ pub struct Deploy {
     #[command(flatten)]
     pub target: StageArgs,
     /// Lambda architecture
-    #[arg(long, value_enum, default_value = "x86-64")]
+    #[arg(long, value_enum, default_value = "x86_64")]
     pub arch: crate::deploy::package::Arch,
     /// Function memory in MB
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i32).range(128..=10240))]
@@ -87,6 +87,9 @@ pub struct Deploy {
     /// Deletion protection and point-in-time recovery for the tables (default: on except for dev)
     #[arg(long)]
     pub protect: Option<bool>,
+    /// How to build the service (ignored with --binary)
+    #[arg(long, value_enum, default_value = "zig")]
+    pub builder: crate::deploy::build::Builder,
     /// Package this prebuilt binary instead of building the service
     #[arg(long)]
     pub binary: Option<PathBuf>,

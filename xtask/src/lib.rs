@@ -16,6 +16,7 @@ pub mod local;
 pub mod names;
 pub mod progress;
 pub mod test;
+pub mod tools;
 
 /// A task failure with a specific exit code (check-iam's 1/2/3; anything else exits 1).
 #[derive(Debug)]

@@ -113,18 +113,7 @@ struct Demo {
 impl Demo {
     async fn create(service: &str) -> anyhow::Result<Demo> {
         let http = reqwest::Client::new();
-        let login: serde_json::Value = http
-            .get(format!("{service}/login?social_id=12345&social_type=kakao"))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let auth = format!(
-            "{} {}",
-            login["user_id"].as_str().unwrap_or_default(),
-            login["auth_key"].as_str().unwrap_or_default()
-        );
+        let auth = unverified_login(&http, service, "12345").await?;
         let upload: serde_json::Value = http
             .put(format!("{service}/upload/record/welcome.m4a"))
             .header("Authorization", &auth)
@@ -138,6 +127,27 @@ impl Demo {
         let record_id =
             upload["record"]["id"].as_str().context("the demo upload returned no record id")?.to_owned();
         Ok(Demo { auth, record_id })
+    }
+}
+
+/// Sign `social_id` in through the seed's unverified `GET /login`; returns the `Authorization`
+/// header value ("<user_id> <auth_key>").
+pub async fn unverified_login(
+    http: &reqwest::Client,
+    service: &str,
+    social_id: &str,
+) -> anyhow::Result<String> {
+    let login: serde_json::Value = http
+        .get(format!("{service}/login?social_id={social_id}&social_type=kakao"))
+        .send()
+        .await?
+        .error_for_status()
+        .context("the demo login failed")?
+        .json()
+        .await?;
+    match (login["user_id"].as_str(), login["auth_key"].as_str()) {
+        (Some(user), Some(key)) => Ok(format!("{user} {key}")),
+        _ => bail!("the login answer has no user_id/auth_key: {login}"),
     }
 }
 

@@ -16,12 +16,14 @@ impl Test {
         // Installed even with --endpoint-url: tests that need their own instance (IAM
         // enforcement, request recording) start one from it.
         let server = install_moto(sh, &target)?;
+        // The build tests use zig and cargo-lambda; installed here so tests never reach PyPI.
+        let zig = crate::deploy::build::ZIG.install(sh, &target)?;
         let moto;
         let endpoint = match &self.endpoint_url {
             Some(endpoint) => endpoint.clone(),
             None => {
                 moto = Moto::start(sh, &server, &target.join("tools").join("run"), &MotoOptions::default())?;
-                eprintln!("moto {} on {}", crate::emulator::MOTO_VERSION, moto.endpoint);
+                eprintln!("{} on {}", crate::emulator::MOTO.packages[0], moto.endpoint);
                 moto.endpoint.clone()
             }
         };
@@ -29,6 +31,7 @@ impl Test {
         let args = &self.cargo_test_args;
         let command: Command = with_emulator_env(cmd!(sh, "{cargo} test --workspace {args...}"), &endpoint)
             .env("RECORDING_MOTO_SERVER", &server)
+            .env("RECORDING_ZIG_TOOLS", &zig)
             .into();
         let mut child = tokio::process::Command::from(command)
             .kill_on_drop(true)

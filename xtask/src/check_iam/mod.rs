@@ -128,7 +128,6 @@ impl Row {
     fn label(&self) -> String {
         match &self.decision {
             Decision::Allow => "ALLOW".into(),
-            Decision::Deny { denial } if denial.is_explicit() => format!("DENY ({})", denial.describe()),
             Decision::Deny { denial } => format!("DENY ({})", denial.describe()),
             Decision::Conditional { .. } => "CONDITIONAL".into(),
             Decision::Unknown { reason } => format!("UNKNOWN ({reason})"),

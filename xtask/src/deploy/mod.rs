@@ -2,21 +2,22 @@
 //! execution role, function, function URL), each found by its deterministic name; then
 //! smoke-test the URL. A run with nothing to change makes no write call.
 
+pub mod build;
 mod function;
 pub mod package;
 mod role;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use xshell::{cmd, Shell};
+use xshell::Shell;
 
 use crate::bucket::{apply_bucket, plan_bucket};
 use crate::create_tables::{ensure_tables, Options};
 use crate::flags::{target_dir, Deploy};
 use crate::names::Names;
+use build::{BuildSpec, Builder};
 use package::{check_binary, code_sha256, zip_bootstrap, Arch};
 
 /// One resource and what the run did (or, with --dry-run, would do) to it.
@@ -75,7 +76,22 @@ impl Deploy {
 
         let binary = match &self.binary {
             Some(path) => path.clone(),
-            None => build(sh, self.arch)?,
+            None => {
+                let target_dir = target_dir(&sh.current_dir());
+                let zig = match self.builder {
+                    Builder::Zig => Some(build::ZIG.install(sh, &target_dir)?),
+                    Builder::Cargo => None,
+                };
+                let spec = BuildSpec {
+                    manifest: sh.current_dir().join("Cargo.toml"),
+                    package: "app".into(),
+                    bin: "app".into(),
+                    arch: self.arch,
+                    builder: self.builder,
+                    target_dir,
+                };
+                build::build(sh, &spec, zig.as_deref())?
+            }
         };
         let bytes =
             sh.read_binary_file(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
@@ -187,21 +203,4 @@ impl Deploy {
         }
         Ok(())
     }
-}
-
-/// Build the service for Lambda in release mode.
-fn build(sh: &Shell, arch: Arch) -> anyhow::Result<PathBuf> {
-    let target = arch.rust_target();
-    let libdir = cmd!(sh, "rustc --print target-libdir --target {target}").quiet().read().unwrap_or_default();
-    if libdir.is_empty() || !sh.path_exists(&libdir) {
-        bail!(
-            "the Rust target {target} is not installed: run `rustup target add {target}` (cross-building also needs a linker such as cargo-zigbuild), or deploy --arch x86_64"
-        );
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("building the service for {target} (release; a cold build takes several minutes)...");
-    cmd!(sh, "{cargo} build --release --package app --target {target}")
-        .run()
-        .context("building the service failed")?;
-    Ok(target_dir(&sh.current_dir()).join(target).join("release").join("app"))
 }

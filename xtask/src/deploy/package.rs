@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
+    #[value(name = "x86_64")]
     X86_64,
     Arm64,
 }
@@ -127,10 +128,10 @@ pub fn check_binary(bytes: &[u8], arch: Arch) -> anyhow::Result<ElfFacts> {
     if let Some((major, minor)) = facts.newest_glibc {
         if (major, minor) > MAX_GLIBC {
             bail!(
-                "the binary needs glibc {major}.{minor}, but Lambda's provided.al2023 has {}.{}: build against an older glibc (`cargo zigbuild --target {}.2.17`, or `cargo lambda build`) or for musl",
+                "the binary needs glibc {major}.{minor}, but Lambda's provided.al2023 has {}.{}: deploy with `--builder zig` (the default), which links against glibc {}",
                 MAX_GLIBC.0,
                 MAX_GLIBC.1,
-                arch.rust_target()
+                super::build::ZIG_GLIBC
             );
         }
     }

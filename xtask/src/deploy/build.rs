@@ -1,0 +1,114 @@
+//! Building the service for Lambda. Two builders: `zig` (`cargo lambda build` with zig as the
+//! linker, against glibc 2.17, whatever the host's glibc; installed on first use like the
+//! emulator) and `cargo` (a plain release build, linked against the host's glibc, so only good
+//! on hosts with glibc 2.34 or older). The package guard checks the result either way.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use xshell::{cmd, Shell};
+
+use super::package::Arch;
+use crate::tools::Tool;
+
+/// zig and cargo-lambda from PyPI: no compiler download, no `cargo install` from source.
+pub const ZIG: Tool = Tool {
+    name: "zig-0.17.1-cargo-lambda-1.9.2",
+    packages: &["ziglang==0.17.1", "cargo-lambda==1.9.2"],
+    executable: "cargo-lambda",
+    purpose: "zig and cargo-lambda, which build the service for Lambda",
+};
+
+/// The glibc the zig builder links against: far below AL2023's 2.34, and the oldest Rust's std
+/// supports.
+pub const ZIG_GLIBC: &str = "2.17";
+
+/// How the release binary is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Builder {
+    /// `cargo lambda build` with zig, linked against glibc 2.17: runs on Lambda from any host
+    /// (zig and cargo-lambda are pip-installed into target/tools on first use)
+    Zig,
+    /// Plain `cargo build --release`: nothing to install, but links against the host's glibc,
+    /// which must be 2.34 or older
+    Cargo,
+}
+
+/// What to build, and where.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    /// The workspace (or crate) manifest.
+    pub manifest: PathBuf,
+    pub package: String,
+    /// The binary's name (the package's `[[bin]]`).
+    pub bin: String,
+    pub arch: Arch,
+    pub builder: Builder,
+    /// The cargo target directory; zig builds go to its `lambda-zig` subdirectory, so switching
+    /// builders never invalidates the other's artifacts.
+    pub target_dir: PathBuf,
+}
+
+/// Build `spec` in release mode; returns the binary's path. `zig_venv` is the installed [`ZIG`]
+/// tool (see [`Tool::install`]), required by the zig builder.
+pub fn build(sh: &Shell, spec: &BuildSpec, zig_venv: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let target = spec.arch.rust_target();
+    ensure_target_installed(sh, spec.arch)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let (manifest, package) = (&spec.manifest, &spec.package);
+    eprintln!(
+        "building {package} for {target} with {:?} (release; a cold build takes several minutes)...",
+        spec.builder
+    );
+    match spec.builder {
+        Builder::Cargo => {
+            let target_dir = &spec.target_dir;
+            cmd!(
+                sh,
+                "{cargo} build --release --manifest-path {manifest} --package {package} --target {target} --target-dir {target_dir}"
+            )
+            .run()
+            .context("building the service failed; the compiler's message is above")?;
+            Ok(spec.target_dir.join(target).join("release").join(&spec.bin))
+        }
+        Builder::Zig => {
+            let venv = zig_venv.context("the zig builder needs its tools installed first")?;
+            let bin_dir = venv.join("bin");
+            // cargo-lambda finds zig as `python3 -m ziglang`, the venv's python3.
+            let path = std::env::join_paths(
+                std::iter::once(bin_dir.clone())
+                    .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+            )?;
+            let target_dir = spec.target_dir.join("lambda-zig");
+            let old_glibc = format!("{target}.{ZIG_GLIBC}");
+            let cargo_lambda = bin_dir.join("cargo-lambda");
+            // cargo-lambda moves the binary out of cargo's directory to <lambda-dir>/<bin>/bootstrap.
+            let lambda_dir = target_dir.join("lambda");
+            // --disable-optimizations: the workspace's release profile decides, as for `cargo`.
+            // The target directory goes by environment: cargo-lambda passes --target-dir on to
+            // `cargo metadata`, which rejects it.
+            cmd!(
+                sh,
+                "{cargo_lambda} lambda build --release --disable-optimizations --manifest-path {manifest} --package {package} --target {old_glibc} --lambda-dir {lambda_dir}"
+            )
+            .env("PATH", path)
+            .env("CARGO", &cargo)
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .run()
+            .context("building the service with cargo-lambda and zig failed; its message is above")?;
+            Ok(lambda_dir.join(&spec.bin).join("bootstrap"))
+        }
+    }
+}
+
+/// Refuse early, with the fix, when the Rust standard library for `arch` is missing.
+pub fn ensure_target_installed(sh: &Shell, arch: Arch) -> anyhow::Result<()> {
+    let target = arch.rust_target();
+    let libdir = cmd!(sh, "rustc --print target-libdir --target {target}").quiet().read().unwrap_or_default();
+    if libdir.is_empty() || !sh.path_exists(&libdir) {
+        bail!(
+            "the Rust target {target} is not installed: run `rustup target add {target}` and deploy with the default --builder zig (it cross-links), or deploy --arch x86_64"
+        );
+    }
+    Ok(())
+}
