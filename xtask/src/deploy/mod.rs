@@ -95,7 +95,7 @@ impl Deploy {
         };
         let bytes =
             sh.read_binary_file(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
-        check_binary(&bytes, self.arch)
+        let facts = check_binary(&bytes, self.arch)
             .with_context(|| format!("{} cannot run on Lambda", binary.display()))?;
         let zip = zip_bootstrap(&bytes)?;
         let mut environment = BTreeMap::from([
@@ -125,7 +125,14 @@ impl Deploy {
                 "warning: --allow-unverified-login lets anyone who knows a social id sign in as that user"
             );
         }
+        let glibc = facts.newest_glibc.map(|(major, minor)| format!("{major}.{minor}"));
         if !self.json {
+            println!(
+                "binary   {} ({} bytes, needs glibc {})",
+                binary.display(),
+                bytes.len(),
+                glibc.as_deref().unwrap_or("none (static)")
+            );
             println!("package  {} bytes, CodeSha256 {}", desired.zip.len(), desired.code_sha256);
         }
 
@@ -171,6 +178,7 @@ impl Deploy {
             let report = serde_json::json!({
                 "stage": self.target.stage, "dry_run": self.dry_run, "url": url, "steps": steps,
                 "zip_bytes": desired.zip.len(), "code_sha256": desired.code_sha256,
+                "binary": { "path": binary, "bytes": bytes.len(), "newest_glibc": glibc },
             });
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {

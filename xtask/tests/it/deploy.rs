@@ -218,3 +218,51 @@ async fn a_binary_needing_a_newer_glibc_or_another_arch_is_refused_before_any_ca
     assert!(wrong_arch.stderr().contains("not arm64"), "{}", wrong_arch.stderr());
     assert!(!operations.iter().any(|o| is_write(o)), "{operations:?}");
 }
+
+/// The real service, built by deploy's default builder (cargo-lambda with zig): the slowest test
+/// here, a release build (minutes on a cold cache, reused afterwards from `<target>/lambda-zig`).
+#[tokio::test]
+async fn deploy_builds_the_real_service_with_zig_for_an_old_glibc_and_the_binary_serves() {
+    let moto = OwnMoto::start();
+
+    let report = xtask(moto.endpoint(), &["deploy", "--stage", "built", "--json"]).ok().json();
+
+    let glibc = report["binary"]["newest_glibc"].as_str().unwrap();
+    assert_eq!(glibc, xtask::deploy::build::ZIG_GLIBC, "{report}");
+    let config = lambda(&moto)
+        .await
+        .get_function()
+        .function_name("recording-server-built")
+        .send()
+        .await
+        .unwrap()
+        .configuration
+        .unwrap();
+    assert_eq!(config.code_sha256(), report["code_sha256"].as_str());
+    assert!(report["zip_bytes"].as_u64().unwrap() > 1_000_000, "not the real service: {report}");
+
+    // The packaged binary is the service: it starts and answers /health.
+    let port = xtask::emulator::free_port().unwrap();
+    let mut service = std::process::Command::new(report["binary"]["path"].as_str().unwrap())
+        .env("PORT", port.to_string())
+        .env("RECORD_BUCKET", "recording-server-built")
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut health = None;
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/health")).await {
+            health = Some(response.status());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = service.kill();
+    let _ = service.wait();
+    assert_eq!(health, Some(reqwest::StatusCode::OK));
+}
