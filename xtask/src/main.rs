@@ -32,6 +32,7 @@ fn main() -> ExitCode {
 }
 
 fn run(flags: Xtask) -> anyhow::Result<()> {
+    forget_cargo_run_env();
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     let runtime = tokio::runtime::Runtime::new()?;
@@ -46,6 +47,30 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
             Task::Bench(task) => task.run(&sh).await,
         }
     })
+}
+
+/// `cargo run` gives xtask its package's variables (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...).
+/// The cargo builds xtask starts would inherit them, and build scripts that watch them (ring's
+/// does) would then rerun and invalidate everything built by a plain `cargo` from a shell, and
+/// the other way round: every `cargo xtask test` compiled the SDK twice. Called before any thread
+/// exists.
+fn forget_cargo_run_env() {
+    let inherited = std::env::vars_os().map(|(key, _)| key).filter(|key| {
+        let key = key.to_string_lossy();
+        key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_")
+            || matches!(
+                &*key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_MANIFEST_LINKS"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            )
+    });
+    for key in inherited.collect::<Vec<_>>() {
+        std::env::remove_var(key);
+    }
 }
 
 /// The workspace root, so `cargo xtask` works from any subdirectory.
