@@ -43,6 +43,12 @@ fn spec(crate_dir: &Path, arch: Arch, builder: Builder) -> BuildSpec {
     }
 }
 
+/// What the fixture binary prints when run with `arg`.
+fn greeting(binary: &Path, arg: &str) -> String {
+    let output = std::process::Command::new(binary).arg(arg).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 #[test]
 fn the_zig_builder_links_against_glibc_2_17_and_the_binary_passes_the_guard_and_runs() {
     let sh = Shell::new().unwrap();
@@ -55,8 +61,7 @@ fn the_zig_builder_links_against_glibc_2_17_and_the_binary_passes_the_guard_and_
     assert_eq!(facts.machine, 0x3E);
     let newest = facts.newest_glibc.expect("a glibc-linked binary names its glibc versions");
     assert!(newest <= (2, 17), "the zig build needs glibc {newest:?}");
-    let output = std::process::Command::new(&binary).arg("zig").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "hello from zig\n");
+    assert_eq!(greeting(&binary, "zig"), "hello from zig\n");
 }
 
 #[test]
@@ -69,8 +74,7 @@ fn the_cargo_builder_builds_for_the_host_glibc() {
     let facts = read_elf(&std::fs::read(&binary).unwrap()).unwrap();
     assert_eq!(facts.machine, 0x3E);
     assert!(facts.newest_glibc.is_some());
-    let output = std::process::Command::new(&binary).arg("cargo").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "hello from cargo\n");
+    assert_eq!(greeting(&binary, "cargo"), "hello from cargo\n");
 }
 
 #[test]

@@ -46,6 +46,10 @@ fn actions(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+async fn bucket_exists(aws: &xtask::aws::Aws) -> bool {
+    aws.s3().head_bucket().bucket("recording-server-test-123456789012-us-east-1").send().await.is_ok()
+}
+
 async fn lambda(moto: &OwnMoto) -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::new(&xtask::aws::Aws::emulator(moto.endpoint()).await.sdk)
 }
@@ -167,24 +171,12 @@ async fn destroy_keeps_the_data_unless_asked_and_can_be_rerun() {
     assert!(iam.get_role().role_name("recording-server-test-lambda").send().await.is_err());
     let tables = aws.dynamodb().list_tables().send().await.unwrap();
     assert_eq!(tables.table_names().len(), 2, "destroy without --include-data removed tables");
-    assert!(aws
-        .s3()
-        .head_bucket()
-        .bucket("recording-server-test-123456789012-us-east-1")
-        .send()
-        .await
-        .is_ok());
+    assert!(bucket_exists(&aws).await, "destroy without --include-data removed the bucket");
 
     let again = xtask(moto.endpoint(), &["destroy", "--stage", "test", "--yes", "--include-data"]).ok();
     assert!(again.stdout().contains("already gone"), "{}", again.stdout());
     assert!(aws.dynamodb().list_tables().send().await.unwrap().table_names().is_empty());
-    assert!(aws
-        .s3()
-        .head_bucket()
-        .bucket("recording-server-test-123456789012-us-east-1")
-        .send()
-        .await
-        .is_err());
+    assert!(!bucket_exists(&aws).await);
 }
 
 #[tokio::test]
