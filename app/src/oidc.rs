@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 pub use crate::providers::{parse_providers, ProviderConfig};
 
@@ -43,7 +43,9 @@ struct Provider {
 #[derive(Clone)]
 pub struct Verifier {
     providers: Arc<HashMap<String, Provider>>,
-    http: reqwest::Client,
+    /// Built on the first fetch: building it loads the system's CA certificates, a cost (and a
+    /// failure) a cold start that never verifies a token should not pay.
+    http: Arc<OnceCell<reqwest::Client>>,
     min_refetch: Duration,
 }
 
@@ -66,12 +68,7 @@ impl Verifier {
             .iter()
             .map(|c| (c.name.clone(), Provider { config: c.clone(), cache: Mutex::new(None) }))
             .collect();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .expect("a client with timeouts builds");
-        Verifier { providers: Arc::new(providers), http, min_refetch }
+        Verifier { providers: Arc::new(providers), http: Arc::default(), min_refetch }
     }
 
     /// The token's subject (`sub`) if `token` is a valid ID token of `provider`.
@@ -133,7 +130,16 @@ impl Verifier {
     }
 
     async fn fetch(&self, url: &str) -> Result<JwkSet, reqwest::Error> {
-        self.http.get(url).send().await?.error_for_status()?.json().await
+        let http = self
+            .http
+            .get_or_try_init(|| async {
+                reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .connect_timeout(Duration::from_secs(2))
+                    .build()
+            })
+            .await?;
+        http.get(url).send().await?.error_for_status()?.json().await
     }
 }
 

@@ -16,7 +16,7 @@ pub const ZIG: Tool = Tool {
     name: "zig-0.17.1-cargo-lambda-1.9.2",
     packages: &["ziglang==0.17.1", "cargo-lambda==1.9.2"],
     executable: "cargo-lambda",
-    purpose: "zig and cargo-lambda, which build the service for Lambda",
+    purpose: "zig and cargo-lambda for the Lambda build (`--builder cargo` needs neither)",
 };
 
 /// The glibc the zig builder links against: far below AL2023's 2.34, and the oldest Rust's std
