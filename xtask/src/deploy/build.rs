@@ -56,10 +56,11 @@ pub fn build(sh: &Shell, spec: &BuildSpec, zig_venv: Option<&Path>) -> anyhow::R
     ensure_target_installed(sh, spec.arch)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let (manifest, package) = (&spec.manifest, &spec.package);
-    eprintln!(
-        "building {package} for {target} with {:?} (release; a cold build takes several minutes)...",
-        spec.builder
-    );
+    let with = match spec.builder {
+        Builder::Zig => "cargo-lambda and zig",
+        Builder::Cargo => "cargo",
+    };
+    eprintln!("building {package} for {target} with {with} (release; a cold build takes several minutes)...");
     match spec.builder {
         Builder::Cargo => {
             let target_dir = &spec.target_dir;
