@@ -3,6 +3,7 @@
 
 mod auth;
 mod helpers;
+mod lambda_runtime;
 mod large_upload;
 mod login;
 mod oidc_login;
