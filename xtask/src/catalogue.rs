@@ -47,13 +47,16 @@ pub enum Task {
     CheckIam,
 }
 
+/// A condition key and the value a request carries for it, e.g. `iam:PassedToService`.
+pub type Condition = (&'static str, &'static str);
+
 /// One action a principal needs, on one resource, maybe under a condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Need {
     pub action: &'static str,
     pub resource: Resource,
     /// A condition key and value the request carries (and the policy must allow).
-    pub condition: Option<(&'static str, &'static str)>,
+    pub condition: Option<Condition>,
 }
 
 const fn need(action: &'static str, resource: Resource) -> Need {
@@ -163,7 +166,7 @@ pub fn runtime_needs() -> Vec<Need> {
 /// conditional action). `any_resource` writes `*` instead of ARNs, for emulators that only
 /// match `*` (moto, for DynamoDB and Lambda).
 pub fn render_policy(needs: &[Need], names: &Names, any_resource: bool) -> Value {
-    let mut groups: BTreeMap<(Resource, Option<(&str, &str)>), Vec<&str>> = BTreeMap::new();
+    let mut groups: BTreeMap<(Resource, Option<Condition>), Vec<&str>> = BTreeMap::new();
     for n in needs {
         let actions = groups.entry((n.resource, n.condition)).or_default();
         if !actions.contains(&n.action) {

@@ -53,7 +53,7 @@ async fn a_7_mib_recording_goes_through_a_presigned_put_and_is_listed_once_compl
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["record"]["size"], SEVEN_MIB);
-    assert_eq!(listed_ids(&app, &user).await, [id.clone()]);
+    assert_eq!(listed_ids(&app, &user).await, std::slice::from_ref(&id));
     let record: Value = app.get(&user, &format!("/record/{id}")).await.json().await.unwrap();
     let download = reqwest::get(record["download_url"].as_str().unwrap()).await.unwrap();
     assert_eq!(download.bytes().await.unwrap().len(), SEVEN_MIB);

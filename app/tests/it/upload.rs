@@ -27,7 +27,7 @@ async fn an_upload_stores_a_private_object_and_a_row_pointing_at_it() {
     assert_eq!(rows.len(), 1);
     assert_eq!(string(&rows[0], record::ID), body["record"]["id"].as_str().unwrap());
     let key = string(&rows[0], record::OBJECT_KEY);
-    assert_eq!(app.object_keys().await, [key.clone()]);
+    assert_eq!(app.object_keys().await, std::slice::from_ref(&key));
     assert_eq!(app.object_bytes(&key).await, b"hello audio");
 
     // The original made every object public-read. Ours grant nothing to anyone else.

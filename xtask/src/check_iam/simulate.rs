@@ -27,7 +27,8 @@ pub async fn simulate(
     principal_arn: &str,
     checks: &[Check],
 ) -> Result<Vec<Row>, Unavailable> {
-    let mut batches: BTreeMap<(Vec<String>, Option<(&str, &str)>), Vec<&Check>> = BTreeMap::new();
+    let mut batches: BTreeMap<(Vec<String>, Option<crate::catalogue::Condition>), Vec<&Check>> =
+        BTreeMap::new();
     for check in checks {
         batches.entry((check.arns.clone(), check.need.condition)).or_default().push(check);
     }

@@ -2,7 +2,7 @@
 //! packaged binaries are tiny C programs built here with gcc: building the real service in
 //! release mode takes minutes, and the emulator cannot run Lambda code anyway.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use xtask::catalogue::{render_policy, runtime_needs};
@@ -31,7 +31,7 @@ fn bootstrap(exit_code: u8) -> PathBuf {
     c_binary("bootstrap", &format!("int main(void) {{ return {exit_code}; }}\n"))
 }
 
-fn deploy(moto: &OwnMoto, binary: &PathBuf, extra: &[&str]) -> Value {
+fn deploy(moto: &OwnMoto, binary: &Path, extra: &[&str]) -> Value {
     let binary = binary.to_str().unwrap();
     let args = [&["deploy", "--stage", "test", "--json", "--binary", binary][..], extra].concat();
     xtask(moto.endpoint(), &args).ok().json()
