@@ -45,7 +45,7 @@ impl Bench {
         if self.runs == 0 {
             bail!("--runs must be at least 1");
         }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let cargo = crate::flags::cargo();
         eprintln!("building the service in release mode (a cold build takes several minutes)...");
         cmd!(sh, "{cargo} build --release --package app").run().context("release build failed")?;
         let target = target_dir(&sh.current_dir());

@@ -55,7 +55,7 @@ impl Local {
         crate::bucket::ensure_private_bucket(&aws, LOCAL_BUCKET).await?;
         println!("bucket {LOCAL_BUCKET:<16} ready");
 
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let cargo = crate::flags::cargo();
         // Built with the same feature resolution as `cargo test --workspace`, so after the tests
         // have run this reuses their build instead of compiling the SDK a second time.
         cmd!(sh, "{cargo} build --quiet --workspace --all-targets")

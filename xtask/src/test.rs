@@ -27,7 +27,7 @@ impl Test {
                 moto.endpoint.clone()
             }
         };
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let cargo = crate::flags::cargo();
         let args = &self.cargo_test_args;
         let command: Command = with_emulator_env(cmd!(sh, "{cargo} test --workspace {args...}"), &endpoint)
             .env("RECORDING_MOTO_SERVER", &server)

@@ -54,7 +54,7 @@ pub struct BuildSpec {
 pub fn build(sh: &Shell, spec: &BuildSpec, zig_venv: Option<&Path>) -> anyhow::Result<PathBuf> {
     let target = spec.arch.rust_target();
     ensure_target_installed(sh, spec.arch)?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = crate::flags::cargo();
     let (manifest, package) = (&spec.manifest, &spec.package);
     let with = match spec.builder {
         Builder::Zig => "cargo-lambda and zig",
