@@ -85,13 +85,10 @@ impl Config {
             }
         };
         let port = number("PORT", 8000)?;
-        let oidc_providers =
-            match var("RECORD_OIDC_PROVIDERS").filter(|v| !v.trim().is_empty()) {
-                None => Vec::new(),
-                Some(json) => crate::oidc::parse_providers(&json).map_err(|expected| {
-                    ConfigError::Invalid { name: "RECORD_OIDC_PROVIDERS", value: json.clone(), expected }
-                })?,
-            };
+        let json = var("RECORD_OIDC_PROVIDERS").unwrap_or_default();
+        let oidc_providers = crate::oidc::parse_providers(&json).map_err(|expected| {
+            ConfigError::Invalid { name: "RECORD_OIDC_PROVIDERS", value: json.clone(), expected }
+        })?;
         Ok(Config {
             table_prefix,
             bucket,

@@ -13,8 +13,11 @@ pub struct ProviderConfig {
     pub jwks_url: String,
 }
 
-/// Parse and check `RECORD_OIDC_PROVIDERS` (a JSON array of providers).
+/// Parse and check `RECORD_OIDC_PROVIDERS` (a JSON array of providers); blank means none.
 pub fn parse_providers(json: &str) -> Result<Vec<ProviderConfig>, String> {
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
     let providers: Vec<ProviderConfig> = serde_json::from_str(json)
         .map_err(|e| format!("expected a JSON array of {{name, issuer, audiences, jwks_url}}: {e}"))?;
     for p in &providers {
@@ -42,5 +45,6 @@ mod tests {
         assert!(parse_providers(&ok.replace("google", "Goo_gle")).is_err());
         assert!(parse_providers(&ok.replace(r#"["a"]"#, "[]")).is_err());
         assert!(parse_providers("{}").is_err());
+        assert_eq!(parse_providers(" "), Ok(Vec::new()));
     }
 }
