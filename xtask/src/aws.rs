@@ -1,6 +1,8 @@
 //! The AWS SDK config, built once per run from the common flags, and the translation of SDK
 //! errors into messages that say what to do.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::{bail, Context};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -65,46 +67,187 @@ impl Aws {
 /// The raw response type shared by every SDK crate.
 pub type HttpResponse = aws_sdk_dynamodb::config::http::HttpResponse;
 
-/// Whether a service error is an access denial. Real DynamoDB answers `AccessDeniedException` as
-/// JSON (HTTP 400); moto answers HTTP 403 with an XML body the SDK cannot read a code from.
-pub fn is_access_denied<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
-    match err {
-        SdkError::ServiceError(e) => {
-            matches!(e.err().code(), Some("AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation"))
-                || e.raw().status().as_u16() == 403
+/// Print the SDK's full error context (`--verbose` or `RUST_LOG=debug`); off by default, so a
+/// failed call is one line and a hint.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
+/// What an SDK error says, read once: the service's code and message (from the SDK, or from an
+/// XML body it could not parse), the HTTP status and the request id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorInfo {
+    pub status: Option<u16>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub request_id: Option<String>,
+    /// Set when the request never got an answer (connection refused, timeout).
+    pub transport: Option<String>,
+}
+
+impl ErrorInfo {
+    pub fn of<E>(err: &SdkError<E, HttpResponse>) -> ErrorInfo
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let SdkError::ServiceError(e) = err else {
+            let transport = match err {
+                SdkError::TimeoutError(_) => "timed out".to_owned(),
+                other => source_chain(other),
+            };
+            return ErrorInfo { transport: Some(transport), ..ErrorInfo::default() };
+        };
+        let raw = e.raw();
+        let body = raw.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+        let header = |name: &str| raw.headers().get(name).map(str::to_owned);
+        ErrorInfo {
+            status: Some(raw.status().as_u16()),
+            code: e.err().code().map(str::to_owned).or_else(|| xml_tag(&body, "Code").map(str::to_owned)),
+            message: e
+                .err()
+                .message()
+                .map(str::to_owned)
+                .or_else(|| xml_tag(&body, "Message").map(str::to_owned)),
+            request_id: header("x-amzn-requestid")
+                .or_else(|| header("x-amz-request-id"))
+                .or_else(|| xml_tag(&body, "RequestId").map(str::to_owned)),
+            transport: None,
         }
-        _ => false,
+    }
+
+    /// An access denial: AWS's codes, or a 403 that is not about the signature or the key
+    /// (moto answers denials as XML with HTTP 403 even for JSON services; its Lambda API answers
+    /// `SignatureDoesNotMatch` with 403 even to allowed calls).
+    pub fn is_access_denied(&self) -> bool {
+        const DENIED: &[&str] = &["AccessDeniedException", "AccessDenied", "UnauthorizedOperation"];
+        const NOT_A_DENIAL: &[&str] = &[
+            "SignatureDoesNotMatch",
+            "InvalidClientTokenId",
+            "InvalidAccessKeyId",
+            "ExpiredToken",
+            "ExpiredTokenException",
+            "UnrecognizedClientException",
+            "InvalidSignatureException",
+        ];
+        match self.code.as_deref() {
+            Some(code) if DENIED.contains(&code) => true,
+            Some(code) if NOT_A_DENIAL.contains(&code) => false,
+            _ => self.status == Some(403),
+        }
+    }
+
+    /// The code (or HTTP status), or the transport failure: for tables of results.
+    pub fn short(&self) -> String {
+        match (&self.transport, &self.code) {
+            (Some(transport), _) => transport.clone(),
+            (None, Some(code)) => format!("{code} (HTTP {})", self.status.unwrap_or_default()),
+            (None, None) => format!("HTTP {}", self.status.unwrap_or_default()),
+        }
+    }
+
+    /// `<code>: <message> (request id …)`, or the transport failure.
+    pub fn line(&self) -> String {
+        if let Some(transport) = &self.transport {
+            return transport.clone();
+        }
+        let mut line = match (&self.code, &self.message) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.clone(),
+            (None, Some(message)) => format!("HTTP {}: {message}", self.status.unwrap_or_default()),
+            (None, None) => format!("HTTP {} with no error code", self.status.unwrap_or_default()),
+        };
+        if let Some(id) = &self.request_id {
+            line.push_str(&format!(" (request id {id})"));
+        }
+        line
     }
 }
 
-/// Turn an SDK error into a message naming the failed `action` on `resource` and the next step.
+/// A transport error's causes on one line, without the SDK's debug dump.
+fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+/// Whether a service error is an access denial. Real DynamoDB answers `AccessDeniedException` as
+/// JSON (HTTP 400); moto answers HTTP 403 with an XML body the SDK cannot read a code from.
+pub fn is_access_denied<E>(err: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    matches!(err, SdkError::ServiceError(_)) && ErrorInfo::of(err).is_access_denied()
+}
+
+/// Turn an SDK error into one line naming the failed `action` on `resource` and what AWS said,
+/// then a one-line hint. The SDK's full context follows only with `--verbose`/`RUST_LOG=debug`.
 pub fn explain<E>(err: SdkError<E, HttpResponse>, action: &str, resource: &str, aws: &Aws) -> anyhow::Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let detail = DisplayErrorContext(&err).to_string();
-    if is_access_denied(&err) {
-        return anyhow::anyhow!(
-            "access denied: {action} on {resource}; run `cargo xtask check-iam` to see which permissions are missing\n  ({detail})"
+    let info = ErrorInfo::of(&err);
+    let hint = hint(&info, action, aws);
+    let mut text = format!("{action} on {resource}: {}
+  hint: {hint}", info.line());
+    if VERBOSE.load(Ordering::Relaxed) {
+        text.push_str(&format!("
+  detail: {}", DisplayErrorContext(&err)));
+    }
+    anyhow::anyhow!(text)
+}
+
+/// The next step for a failed call.
+fn hint(info: &ErrorInfo, action: &str, aws: &Aws) -> String {
+    if info.transport.is_some() {
+        return format!(
+            "could not reach {}: check the endpoint (is the emulator running? try `cargo xtask local`) and your network",
+            aws.target()
         );
     }
-    let lower = detail.to_lowercase();
-    if lower.contains("credentials")
-        && (lower.contains("no credentials")
-            || lower.contains("credentials provider")
-            || lower.contains("failed to load"))
-    {
-        return anyhow::anyhow!(
-            "no usable AWS credentials for {action}: set AWS_PROFILE (after `aws sso login` for SSO profiles) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n  ({detail})"
+    if info.is_access_denied() {
+        return format!(
+            "you may not call {action}: run `cargo xtask check-iam` for the missing permissions and the statement that grants them"
         );
     }
-    match &err {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => anyhow::anyhow!(
-            "could not reach {} for {action}: check the endpoint (is the emulator running? try `cargo xtask local`) and your network\n  ({detail})",
+    let credentials = "check AWS_PROFILE (run `aws sso login` for SSO profiles) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
+    match info.code.as_deref().unwrap_or_default() {
+        "ExpiredToken" | "ExpiredTokenException" => format!("your session expired: {credentials}"),
+        "InvalidClientTokenId" | "InvalidAccessKeyId" | "UnrecognizedClientException" => {
+            format!("AWS does not know this access key: {credentials}")
+        }
+        "SignatureDoesNotMatch" | "InvalidSignatureException" => {
+            format!("the secret key is wrong or this machine's clock is off: {credentials}")
+        }
+        "UnknownOperationException" | "InvalidAction" | "NotImplemented" => format!(
+            "{} does not implement {action}: use AWS or an emulator that does",
             aws.target()
         ),
-        _ => anyhow::anyhow!("{action} on {resource} failed: {detail}"),
+        "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "SlowDown" => {
+            "AWS is throttling these calls: wait a minute and rerun".to_owned()
+        }
+        _ if info.status.is_some_and(|s| s >= 500) => {
+            format!("{} failed on its side: rerun; if it persists, check the service's health", aws.target())
+        }
+        _ => "rerun with --verbose for the full error".to_owned(),
     }
+}
+
+/// The text of the first `<tag>` of an XML error body (moto answers denials this way even for
+/// JSON services, so the SDK reads no code or message from it).
+pub fn xml_tag<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&format!("</{tag}>"))? + start;
+    Some(&body[start..end])
 }
 
 /// `explain` for call sites that build their own context.
@@ -168,29 +311,13 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
         .unwrap_or_else(|_| format!("{t:?}"))
 }
 
-/// A one-line account of an SDK error: the service's code and message, or the HTTP status and
-/// the `<Message>` of an XML body the SDK could not parse, or the transport failure.
+/// A one-line account of an SDK error: the service's code, message and request id, or the
+/// transport failure.
 pub fn brief<E>(err: &SdkError<E, HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match err {
-        SdkError::ServiceError(e) => {
-            let status = e.raw().status().as_u16();
-            match (e.err().code(), e.err().message()) {
-                (Some(code), Some(message)) => format!("{code}: {message} (HTTP {status})"),
-                (Some(code), None) => format!("{code} (HTTP {status})"),
-                _ => {
-                    let body = e.raw().body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
-                    match crate::check_iam::xml_message(&body) {
-                        Some(message) => format!("HTTP {status}: {message}"),
-                        None => format!("HTTP {status} with no error code"),
-                    }
-                }
-            }
-        }
-        other => DisplayErrorContext(other).to_string(),
-    }
+    ErrorInfo::of(err).line()
 }
 
 /// The account the credentials belong to.

@@ -18,6 +18,12 @@ pub enum Resource {
     Bucket,
     Function,
     Role,
+    /// The IAM user running the task: `user/${aws:username}` in a policy.
+    Caller,
+    /// IAM groups (whose policies a user holds).
+    Groups,
+    /// Managed policies (AWS's or the account's) attached to a principal.
+    ManagedPolicies,
     /// Actions that take no resource (`sts:GetCallerIdentity`, `iam:ListRoles`).
     Any,
 }
@@ -32,7 +38,22 @@ impl Resource {
             Resource::Bucket => vec![names.bucket_arn()],
             Resource::Function => vec![names.function_arn()],
             Resource::Role => vec![names.role_arn()],
+            Resource::Caller => vec![match &names.caller_user {
+                Some(user) => format!("arn:aws:iam::{}:user/{user}", names.account),
+                None => format!("arn:aws:iam::{}:user/${{aws:username}}", names.account),
+            }],
+            Resource::Groups => vec![format!("arn:aws:iam::{}:group/*", names.account)],
+            Resource::ManagedPolicies => vec!["arn:aws:iam::*:policy/*".to_owned()],
             Resource::Any => vec!["*".to_owned()],
+        }
+    }
+
+    /// The ARNs a policy statement names: like [`Resource::arns`], but the caller as the policy
+    /// variable, so one statement serves every developer.
+    pub fn policy_arns(self, names: &Names) -> Vec<String> {
+        match self {
+            Resource::Caller => Resource::Caller.arns(&Names { caller_user: None, ..names.clone() }),
+            other => other.arns(names),
         }
     }
 }
@@ -127,14 +148,38 @@ const CHECK_IAM: &[Need] = &[
     need("sts:GetCallerIdentity", Resource::Any),
     need("iam:SimulatePrincipalPolicy", Resource::Any),
     need("iam:ListRoles", Resource::Any),
+    // The execution role's policies, and the function URL's.
     need("iam:GetRole", Resource::Role),
     need("iam:ListRolePolicies", Resource::Role),
     need("iam:GetRolePolicy", Resource::Role),
     need("iam:ListAttachedRolePolicies", Resource::Role),
     need("lambda:GetPolicy", Resource::Function),
+    // Your own policies, read when neither simulation nor a probe can decide.
+    need("iam:GetUser", Resource::Caller),
+    need("iam:ListUserPolicies", Resource::Caller),
+    need("iam:GetUserPolicy", Resource::Caller),
+    need("iam:ListAttachedUserPolicies", Resource::Caller),
+    need("iam:ListGroupsForUser", Resource::Caller),
+    need("iam:ListGroupPolicies", Resource::Groups),
+    need("iam:GetGroupPolicy", Resource::Groups),
+    need("iam:ListAttachedGroupPolicies", Resource::Groups),
+    need("iam:GetPolicy", Resource::ManagedPolicies),
+    need("iam:GetPolicyVersion", Resource::ManagedPolicies),
 ];
 
 impl Task {
+    /// The tasks check-iam gives a verdict on by default.
+    pub const DEFAULT: [Task; 3] = [Task::CreateTables, Task::Deploy, Task::Destroy];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::CreateTables => "create-tables",
+            Task::Deploy => "deploy",
+            Task::Destroy => "destroy",
+            Task::CheckIam => "check-iam",
+        }
+    }
+
     /// What this task calls. Deploy also creates the tables, with create-tables' code.
     pub fn needs(self) -> Vec<Need> {
         match self {
@@ -176,7 +221,7 @@ pub fn render_policy(needs: &[Need], names: &Names, any_resource: bool) -> Value
     let statements: Vec<Value> = groups
         .into_iter()
         .map(|((resource, condition), actions)| {
-            let resources = if any_resource { vec!["*".to_owned()] } else { resource.arns(names) };
+            let resources = if any_resource { vec!["*".to_owned()] } else { resource.policy_arns(names) };
             let mut statement = json!({
                 "Sid": sid(resource, condition.is_some()),
                 "Effect": "Allow",
@@ -199,6 +244,9 @@ fn sid(resource: Resource, conditional: bool) -> String {
         Resource::Bucket => "Bucket".to_owned(),
         Resource::Function => "Function".to_owned(),
         Resource::Role => "ExecutionRole".to_owned(),
+        Resource::Caller => "OwnUser".to_owned(),
+        Resource::Groups => "OwnGroups".to_owned(),
+        Resource::ManagedPolicies => "ManagedPolicies".to_owned(),
         Resource::Any => "NoResource".to_owned(),
     };
     if conditional {

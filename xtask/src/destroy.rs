@@ -8,7 +8,7 @@ use anyhow::bail;
 use aws_sdk_lambda::error::SdkError;
 
 use crate::aws::{Aws, ExplainExt};
-use crate::deploy::validate_stage;
+use crate::names::validate_stage;
 use crate::flags::Destroy;
 
 impl Destroy {

@@ -10,6 +10,9 @@ use clap::{Args, Parser, Subcommand};
 pub struct Xtask {
     #[command(subcommand)]
     pub task: Task,
+    /// Print the AWS SDK's full error context with every failed call (also with RUST_LOG=debug)
+    #[arg(long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,7 +71,7 @@ pub struct Deploy {
     pub target: StageArgs,
     /// Lambda architecture
     #[arg(long, value_enum, default_value = "x86_64")]
-    pub arch: crate::deploy::package::Arch,
+    pub arch: Arch,
     /// Function memory in MB
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i32).range(128..=10240))]
     pub memory: i32,
@@ -89,7 +92,7 @@ pub struct Deploy {
     pub protect: Option<bool>,
     /// How to build the service (ignored with --binary)
     #[arg(long, value_enum, default_value = "zig")]
-    pub builder: crate::deploy::build::Builder,
+    pub builder: Builder,
     /// Package this prebuilt binary instead of building the service
     #[arg(long)]
     pub binary: Option<PathBuf>,
@@ -176,6 +179,36 @@ pub struct CreateTables {
     pub timeout: Duration,
 }
 
+/// How far check-iam's probes may go when simulation is unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeMode {
+    /// Read-only calls only
+    Read,
+    /// Also writes that cannot change anything (on resources that do not exist, or that fail
+    /// before they could change anything)
+    Conditional,
+}
+
+/// Lambda's CPU architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    #[value(name = "x86_64")]
+    X86_64,
+    Arm64,
+}
+
+/// How deploy builds the release binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Builder {
+    /// `cargo lambda build` with zig, linked against glibc 2.17: runs on Lambda from any host
+    /// (zig and cargo-lambda are pip-installed into target/tools on first use)
+    Zig,
+    /// Plain `cargo build --release`: nothing to install, but links against the host's glibc,
+    /// which must be 2.34 or older
+    Cargo,
+}
+
 /// Which least-privilege policy to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PolicyKind {
@@ -191,12 +224,12 @@ pub struct CheckIam {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub target: StageArgs,
-    /// Only the permissions of these tasks (repeatable; default: all)
+    /// Only the permissions of these tasks (repeatable; default: create-tables, deploy, destroy)
     #[arg(long, value_enum)]
     pub task: Vec<crate::catalogue::Task>,
     /// How far probes may go when simulation is unavailable
     #[arg(long, value_enum, default_value = "read")]
-    pub probe: crate::check_iam::ProbeMode,
+    pub probe: ProbeMode,
     /// Print the least-privilege policy JSON instead of checking
     #[arg(long, value_enum)]
     pub print_policy: Option<PolicyKind>,
@@ -206,6 +239,9 @@ pub struct CheckIam {
     /// Do not check the execution role and function URL
     #[arg(long)]
     pub skip_role: bool,
+    /// List every row, ALLOW rows too (default: one count of ALLOW rows per task)
+    #[arg(long)]
+    pub all: bool,
     /// Treat inconclusive results (CONDITIONAL, UNKNOWN) as failures (exit 1, not 2)
     #[arg(long)]
     pub strict: bool,

@@ -14,6 +14,7 @@ pub mod emulator;
 pub mod flags;
 pub mod local;
 pub mod names;
+pub mod policy;
 pub mod progress;
 pub mod test;
 pub mod tools;

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
 }
 
 fn run(flags: Xtask) -> anyhow::Result<()> {
+    let debug = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("debug") || v.contains("trace"));
+    xtask::aws::set_verbose(flags.verbose || debug);
     forget_cargo_run_env();
     let sh = Shell::new()?;
     sh.change_dir(project_root());

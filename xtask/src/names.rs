@@ -4,6 +4,17 @@
 use app::permissions::ResourceKind;
 use app::schema::{record, RECORD_TABLE, USER_TABLE};
 
+/// Stage names become parts of resource names: keep them short and plain.
+pub fn validate_stage(stage: &str) -> anyhow::Result<()> {
+    let ok = !stage.is_empty()
+        && stage.len() <= 20
+        && stage.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        anyhow::bail!("stage {stage:?} is not valid: use 1-20 lowercase letters, digits or '-'");
+    }
+    Ok(())
+}
+
 /// The names of one stage's resources in one account and region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
@@ -14,6 +25,8 @@ pub struct Names {
     pub function: String,
     pub role: String,
     pub bucket: String,
+    /// The IAM user name of whoever runs the task, when known (check-iam's own rows).
+    pub caller_user: Option<String>,
 }
 
 impl Names {
@@ -29,6 +42,7 @@ impl Names {
             role: format!("recording-server-{stage}-lambda"),
             bucket: bucket
                 .map_or_else(|| format!("recording-server-{stage}-{account}-{region}"), str::to_owned),
+            caller_user: None,
         }
     }
 

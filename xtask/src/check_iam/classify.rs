@@ -45,7 +45,7 @@ impl Denial {
         match self {
             Denial::Implicit => {
                 format!(
-                    "allow {action}: attach the policy from `cargo xtask check-iam --print-policy {policy}`"
+                    "allow {action}: attach the fix statement above (all of it: `cargo xtask check-iam --print-policy {policy}`)"
                 )
             }
             Denial::ImplicitBoundary | Denial::ExplicitBoundary => {
@@ -98,14 +98,6 @@ pub fn classify(message: &str) -> Denial {
     }
 }
 
-/// The `<Message>` of an XML error body (moto answers denials this way even for JSON services,
-/// so the SDK reads no code or message from it).
-pub fn xml_message(body: &str) -> Option<&str> {
-    let start = body.find("<Message>")? + "<Message>".len();
-    let end = body[start..].find("</Message>")? + start;
-    Some(&body[start..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,7 +138,7 @@ mod tests {
     fn motos_code_less_xml_body_is_read_and_implicit() {
         let body = r#"<?xml version="1.0" encoding="UTF-8"?>
 <ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/probe is not authorized to perform: dynamodb:CreateTable</Message></Error></Errors><RequestId>7a62c49f</RequestId></ErrorResponse>"#;
-        let message = xml_message(body).unwrap();
+        let message = crate::aws::xml_tag(body, "Message").unwrap();
         assert!(message.ends_with("dynamodb:CreateTable"));
         assert_eq!(classify(message), Denial::Implicit);
     }

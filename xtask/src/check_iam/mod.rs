@@ -1,13 +1,18 @@
 //! `cargo xtask check-iam`: who am I, and may I (and the service's role) do everything the
-//! project needs? Simulation first, probes as fallback; one row per principal × action ×
-//! resource, with the fix.
+//! project needs? For the developer with few permissions as much as for the admin: every call
+//! check-iam makes may be denied, and each denial becomes a row or a note naming the permission
+//! that would decide it, never an abort. Decisions come from simulation, else probes, else the
+//! caller's own policies as IAM stores them. A verdict per task and the smallest statement that
+//! unblocks come first, then the rows.
 
 mod classify;
 mod probe;
+mod report;
 pub mod role;
 mod simulate;
 
-pub use classify::{classify, xml_message, Denial};
+pub use classify::{classify, Denial};
+pub use probe::denied_action;
 pub use simulate::simulate;
 
 use anyhow::Context;
@@ -15,25 +20,17 @@ use aws_sdk_iam::error::SdkError;
 use aws_sdk_sts::config::ProvideCredentials;
 use serde::Serialize;
 
-use crate::aws::Aws;
+use crate::aws::{Aws, ErrorInfo};
 use crate::catalogue::{deployer_needs, render_policy, runtime_needs, Need, Resource, Task};
-use crate::flags::{CheckIam, PolicyKind};
+use crate::flags::{CheckIam, PolicyKind, ProbeMode};
 use crate::names::Names;
+use crate::policy::Policies;
 use crate::Failure;
 
 /// Exit codes.
 pub const DENIED: u8 = 1;
 pub const INCONCLUSIVE: u8 = 2;
 pub const IDENTITY: u8 = 3;
-
-/// How far probes may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProbeMode {
-    /// Read-only calls only
-    Read,
-    /// Also writes that cannot change anything (invalid requests, or on absent resources)
-    Conditional,
-}
 
 /// One needed action and the ARNs it must be allowed on.
 #[derive(Debug, Clone)]
@@ -61,7 +58,7 @@ impl Check {
             Resource::Bucket | Resource::Runtime(_) => self.names.bucket.clone(),
             Resource::Function => self.names.function.clone(),
             Resource::Role => self.names.role.clone(),
-            Resource::Any => String::new(),
+            Resource::Caller | Resource::Groups | Resource::ManagedPolicies | Resource::Any => String::new(),
         }
     }
 }
@@ -125,6 +122,11 @@ impl Row {
         }
     }
 
+    /// Replace the decision (and the fix that follows from it).
+    fn decide(&mut self, decision: Decision, method: Method) {
+        *self = Row::new(&self.principal, &self.principal_arn, &self.action, &self.resource, decision, method);
+    }
+
     fn label(&self) -> String {
         match &self.decision {
             Decision::Allow => "ALLOW".into(),
@@ -145,127 +147,237 @@ pub struct Identity {
     pub key_type: &'static str,
     pub expires: Option<String>,
     pub region: String,
-    /// The ARN IAM evaluates policies for: the role behind an assumed-role session.
-    pub policy_arn: String,
+    /// The ARN IAM evaluates policies for: the role behind an assumed-role session (`None`
+    /// when it could not be found).
+    pub policy_arn: Option<String>,
+}
+
+impl Identity {
+    /// The IAM user name, for IAM users.
+    pub fn user_name(&self) -> Option<String> {
+        (self.principal_type == "user").then(|| self.arn.rsplit('/').next().unwrap_or_default().to_owned())
+    }
 }
 
 impl CheckIam {
     pub async fn run(self) -> anyhow::Result<()> {
         let aws = self.aws.load().await.map_err(|e| Failure::new(IDENTITY, e))?;
-        let identity = identify(&aws).await?;
-        let names = self.target.names(&identity.account, &aws.region());
+        let mut notes = Vec::new();
+        let identity = identify(&aws, &mut notes).await?;
+        let mut names = self.target.names(&identity.account, &aws.region());
+        names.caller_user = identity.user_name();
         if let Some(kind) = self.print_policy {
             let needs = match kind {
                 PolicyKind::Runtime => runtime_needs(),
-                PolicyKind::Deployer => deployer_needs(&self.tasks()),
+                PolicyKind::Deployer => deployer_needs(&self.policy_tasks()),
             };
             println!("{}", serde_json::to_string_pretty(&render_policy(&needs, &names, self.any_resource))?);
             return Ok(());
         }
 
-        let mut rows = Vec::new();
-        let mut notes = Vec::new();
-        let checks: Vec<Check> =
-            deployer_needs(&self.tasks()).into_iter().map(|n| Check::new(n, &names)).collect();
+        let tasks = self.tasks();
+        let checks: Vec<Check> = deployer_needs(&tasks).into_iter().map(|n| Check::new(n, &names)).collect();
         let iam = aws_sdk_iam::Client::new(&aws.sdk);
-        match simulate(&iam, "deployer", &identity.policy_arn, &checks).await {
-            Ok(simulated) => rows.extend(simulated),
-            Err(unavailable) => {
-                notes.push(format!(
-                    "simulation unavailable for you, probing instead: {}",
-                    unavailable.message
-                ));
-                for check in &checks {
-                    for arn in &check.arns {
-                        let decision = match (check.need.action, unavailable.denied) {
-                            // The failed simulation is itself the probe of this action.
-                            ("iam:SimulatePrincipalPolicy", Some(denial)) => Decision::Deny { denial },
-                            ("iam:SimulatePrincipalPolicy", None) => Decision::Unknown {
-                                reason: "the endpoint cannot simulate (see the note)".into(),
-                            },
-                            _ => probe::probe(&aws, check, arn, self.probe).await,
-                        };
-                        rows.push(Row::new(
-                            "deployer",
-                            &identity.arn,
-                            check.need.action,
-                            arn,
-                            decision,
-                            Method::Probe,
-                        ));
-                    }
-                }
-            }
-        }
-        if !self.skip_role {
-            check_execution_role(&aws, &iam, &names, &mut rows, &mut notes).await?;
-        }
+        let mut rows = deployer_rows(&aws, &iam, &identity, &checks, self.probe, &mut notes).await;
+        let role = if self.skip_role {
+            RoleState::Skipped
+        } else {
+            check_execution_role(&aws, &iam, &names, &mut rows, &mut notes).await
+        };
 
-        let summary = Summary::of(&rows);
+        let report = report::Report::new(identity, &tasks, &checks, rows, notes, role, &names);
         if self.json {
-            let report =
-                serde_json::json!({ "identity": identity, "rows": rows, "notes": notes, "summary": summary });
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            print_report(&identity, &rows, &notes, &summary);
+            report.print(self.all);
         }
-        match summary.exit_code(self.strict) {
+        match report.exit_code(self.strict) {
             0 => Ok(()),
-            code => Err(Failure::new(code, anyhow::anyhow!("{}", summary.line())).into()),
+            code => Err(Failure::new(code, anyhow::anyhow!("{}", report.line())).into()),
         }
     }
 
+    /// The tasks to give a verdict on.
     fn tasks(&self) -> Vec<Task> {
         if self.task.is_empty() {
-            vec![Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam]
+            Task::DEFAULT.to_vec()
+        } else {
+            self.task.clone()
+        }
+    }
+
+    /// The tasks `--print-policy deployer` grants: check-iam's own needs too, by default.
+    fn policy_tasks(&self) -> Vec<Task> {
+        if self.task.is_empty() {
+            [&Task::DEFAULT[..], &[Task::CheckIam]].concat()
         } else {
             self.task.clone()
         }
     }
 }
 
+/// The deployer's rows: simulated, else probed, and what neither decides read from the caller's
+/// own policies.
+async fn deployer_rows(
+    aws: &Aws,
+    iam: &aws_sdk_iam::Client,
+    identity: &Identity,
+    checks: &[Check],
+    mode: ProbeMode,
+    notes: &mut Vec<String>,
+) -> Vec<Row> {
+    let unavailable = match &identity.policy_arn {
+        Some(arn) => match simulate(iam, "deployer", arn, checks).await {
+            Ok(rows) => return rows,
+            Err(unavailable) => unavailable,
+        },
+        None => simulate::Unavailable {
+            message: "the role behind your session is unknown".into(),
+            denied: None,
+        },
+    };
+    notes.push(format!("simulation unavailable for you, probing instead: {}", unavailable.message));
+    let facts = probe::Facts::gather(aws, checks).await;
+    let mut rows = Vec::new();
+    for check in checks {
+        for arn in &check.arns {
+            let decision = match (check.need.action, unavailable.denied) {
+                // The failed simulation is itself the probe of this action.
+                ("iam:SimulatePrincipalPolicy", Some(denial)) => Decision::Deny { denial },
+                ("iam:SimulatePrincipalPolicy", None) => Decision::Unknown {
+                    reason: format!("the endpoint cannot simulate ({})", unavailable.message),
+                },
+                _ => probe::probe(aws, &facts, check, arn, mode).await,
+            };
+            rows.push(Row::new("deployer", &identity.arn, check.need.action, arn, decision, Method::Probe));
+        }
+    }
+    decide_from_own_policies(iam, identity, &mut rows, notes).await;
+    rows
+}
+
+/// Settle the rows neither simulation nor probes decided from the caller's own policies.
+async fn decide_from_own_policies(
+    iam: &aws_sdk_iam::Client,
+    identity: &Identity,
+    rows: &mut [Row],
+    notes: &mut Vec<String>,
+) {
+    let undecided = |r: &Row| matches!(r.decision, Decision::Unknown { .. } | Decision::Conditional { .. });
+    if !rows.iter().any(undecided) {
+        return;
+    }
+    let policies = match (identity.principal_type, identity.user_name(), &identity.policy_arn) {
+        ("root", ..) => Ok(Some(Policies {
+            identity: vec![serde_json::json!({"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}})],
+            ..Policies::default()
+        })),
+        (_, Some(user), _) => crate::policy::read_user(iam, &user).await.map(Some),
+        (_, None, Some(role)) if role.contains(":role/") => {
+            crate::policy::read_role(iam, role.rsplit('/').next().unwrap_or_default()).await
+        }
+        _ => Ok(None),
+    };
+    let policies = match policies {
+        Ok(Some(policies)) => policies,
+        Ok(None) => return,
+        Err(unread) => {
+            let count = rows.iter().filter(|r| undecided(r)).count();
+            notes.push(format!(
+                "could not read your own policies to settle {count} undecided rows: {}",
+                unread.reason()
+            ));
+            for row in rows.iter_mut().filter(|r| undecided(r)) {
+                if let Decision::Unknown { reason } = &mut row.decision {
+                    reason.push_str(&format!("; or let check-iam read your policies: {}", unread.reason()));
+                }
+            }
+            return;
+        }
+    };
+    let mut settled = 0;
+    for row in rows.iter_mut().filter(|r| undecided(r)) {
+        let context: Vec<(&str, &str)> = crate::catalogue::deployer_needs(&[Task::CheckIam, Task::Deploy, Task::Destroy, Task::CreateTables])
+            .iter()
+            .filter(|n| n.action == row.action)
+            .filter_map(|n| n.condition)
+            .collect();
+        let decision = role::decision(policies.evaluate(&row.action, &row.resource, &context));
+        if matches!(decision, Decision::Allow | Decision::Deny { .. }) {
+            settled += 1;
+        }
+        row.decide(decision, Method::Policy);
+    }
+    notes.push(format!(
+        "{settled} rows marked [policy] were read from your own IAM policies: service control, resource and session policies are not visible there"
+    ));
+}
+
+/// What check-iam could learn about the execution role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoleState {
+    /// Not asked for (`--skip-role`).
+    Skipped,
+    /// The role does not exist: deploy creates it from the catalogue.
+    NotDeployed,
+    /// Its rows are in the report (decided or not).
+    Checked,
+}
+
 /// Simulate the runtime needs for the execution role, or read its policies; check its trust
-/// policy and the function URL's resource policy.
+/// policy and the function URL's resource policy. Denied reads become UNKNOWN rows naming the
+/// permission that would decide them.
 async fn check_execution_role(
     aws: &Aws,
     iam: &aws_sdk_iam::Client,
     names: &Names,
     rows: &mut Vec<Row>,
     notes: &mut Vec<String>,
-) -> anyhow::Result<()> {
-    let Some(policies) = role::read_role(aws, &names.role).await? else {
-        notes.push(format!(
-            "execution role {} does not exist yet: `cargo xtask deploy` creates it",
-            names.role
-        ));
-        return Ok(());
-    };
+) -> RoleState {
     let role_arn = names.role_arn();
-    let trusted = role::trusts_lambda(&policies.trust);
-    let decision = if trusted { Decision::Allow } else { Decision::Deny { denial: Denial::Implicit } };
-    let mut trust =
-        Row::new(role::ROLE, "lambda.amazonaws.com", "sts:AssumeRole", &role_arn, decision, Method::Policy);
-    if !trusted {
-        trust.fix = Some(
-            "the role's trust policy must allow lambda.amazonaws.com: rerun `cargo xtask deploy`".into(),
-        );
-    }
-    rows.push(trust);
     let checks: Vec<Check> = runtime_needs().into_iter().map(|n| Check::new(n, names)).collect();
-    match simulate(iam, role::ROLE, &role_arn, &checks).await {
-        Ok(simulated) => rows.extend(simulated),
-        Err(_) => {
-            for check in &checks {
-                for arn in &check.arns {
-                    let decision = role::evaluate(&policies.documents, check.need.action, arn);
-                    rows.push(Row::new(
-                        role::ROLE,
-                        &role_arn,
-                        check.need.action,
-                        arn,
-                        decision,
-                        Method::Policy,
-                    ));
+    let unknown_rows = |reason: &str| -> Vec<Row> {
+        let trust = Row::new(role::ROLE, "lambda.amazonaws.com", "sts:AssumeRole", &role_arn,
+            Decision::Unknown { reason: reason.to_owned() }, Method::Policy);
+        let needed = checks.iter().flat_map(|c| c.arns.iter().map(move |arn| (c.need.action, arn)));
+        std::iter::once(trust)
+            .chain(needed.map(|(action, arn)| {
+                Row::new(role::ROLE, &role_arn, action, arn, Decision::Unknown { reason: reason.to_owned() }, Method::Policy)
+            }))
+            .collect()
+    };
+    let policies = match crate::policy::read_role(iam, &names.role).await {
+        Ok(None) => {
+            notes.push(format!("execution role {} does not exist yet: `cargo xtask deploy` creates it", names.role));
+            return RoleState::NotDeployed;
+        }
+        Ok(Some(policies)) => Some(policies),
+        Err(unread) => {
+            notes.push(format!("could not read the execution role: {}", unread.reason()));
+            rows.extend(unknown_rows(&unread.reason()));
+            None
+        }
+    };
+    if let Some(policies) = &policies {
+        let trusted = crate::policy::trusts_lambda(&policies.trust);
+        let decision = if trusted { Decision::Allow } else { Decision::Deny { denial: Denial::Implicit } };
+        let mut trust =
+            Row::new(role::ROLE, "lambda.amazonaws.com", "sts:AssumeRole", &role_arn, decision, Method::Policy);
+        if !trusted {
+            trust.fix = Some(
+                "the role's trust policy must allow lambda.amazonaws.com: rerun `cargo xtask deploy`".into(),
+            );
+        }
+        rows.push(trust);
+        match simulate(iam, role::ROLE, &role_arn, &checks).await {
+            Ok(simulated) => rows.extend(simulated),
+            Err(_) => {
+                for check in &checks {
+                    for arn in &check.arns {
+                        let decision = role::decision(policies.evaluate(check.need.action, arn, &[]));
+                        rows.push(Row::new(role::ROLE, &role_arn, check.need.action, arn, decision, Method::Policy));
+                    }
                 }
             }
         }
@@ -274,7 +386,7 @@ async fn check_execution_role(
     match lambda.get_policy().function_name(&names.function).send().await {
         Ok(output) => {
             let policy = serde_json::from_str(output.policy().unwrap_or("{}")).unwrap_or_default();
-            rows.extend(role::url_permissions(&policy, &names.function_arn()));
+            rows.extend(role::url_rows(&policy, &names.function_arn()));
         }
         Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => {
             notes.push(format!(
@@ -282,23 +394,30 @@ async fn check_execution_role(
                 names.function
             ));
         }
-        Err(e) => notes.push(format!(
-            "could not read the function URL's policy: {}",
-            crate::aws::explain(e, "lambda:GetPolicy", &names.function, aws)
-        )),
+        Err(e) => {
+            let info = ErrorInfo::of(&e);
+            let reason = if info.is_access_denied() {
+                format!("needs lambda:GetPolicy on {}", names.function_arn())
+            } else {
+                format!("lambda:GetPolicy on {} failed: {}", names.function, info.short())
+            };
+            for action in ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"] {
+                let decision = Decision::Unknown { reason: reason.clone() };
+                rows.push(Row::new("function-url", "*", action, &names.function_arn(), decision, Method::Policy));
+            }
+        }
     }
-    Ok(())
+    RoleState::Checked
 }
 
 /// Who is calling, from STS and the credential chain. Failures exit with code 3 and the fix.
-async fn identify(aws: &Aws) -> anyhow::Result<Identity> {
+async fn identify(aws: &Aws, notes: &mut Vec<String>) -> anyhow::Result<Identity> {
     let fail = |e: anyhow::Error| anyhow::Error::from(Failure::new(IDENTITY, e));
     let provider =
         aws.sdk.credentials_provider().context("no AWS credentials provider is configured").map_err(fail)?;
     let credentials = provider.provide_credentials().await.map_err(|e| {
         fail(anyhow::anyhow!(
-            "no usable AWS credentials ({}): set AWS_PROFILE (run `aws sso login` for SSO profiles) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-            aws_sdk_iam::error::DisplayErrorContext(&e)
+            "no usable AWS credentials ({e}): set AWS_PROFILE (run `aws sso login` for SSO profiles) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
         ))
     })?;
     let sts = aws_sdk_sts::Client::new(&aws.sdk);
@@ -323,8 +442,8 @@ async fn identify(aws: &Aws) -> anyhow::Result<Identity> {
                 _ => "check the credentials and the endpoint",
             };
             return Err(fail(anyhow::anyhow!(
-                "sts:GetCallerIdentity failed: {fix}\n  ({})",
-                aws_sdk_sts::error::DisplayErrorContext(&e)
+                "sts:GetCallerIdentity failed: {}\n  hint: {fix}",
+                ErrorInfo::of(&e).line()
             )));
         }
     };
@@ -332,10 +451,16 @@ async fn identify(aws: &Aws) -> anyhow::Result<Identity> {
     let account = caller.account().unwrap_or_default().to_owned();
     let principal_type = principal_type(&arn);
     let policy_arn = if principal_type == "assumed role" {
-        resolve_role_arn(&aws_sdk_iam::Client::new(&aws.sdk), &arn, caller.user_id().unwrap_or_default())
-            .await?
+        let iam = aws_sdk_iam::Client::new(&aws.sdk);
+        match resolve_role_arn(&iam, &arn, caller.user_id().unwrap_or_default()).await {
+            Ok(role) => Some(role),
+            Err(e) => {
+                notes.push(format!("{e:#}"));
+                None
+            }
+        }
     } else {
-        arn.clone()
+        Some(arn.clone())
     };
     let key_type = if credentials.session_token().is_some() || credentials.access_key_id().starts_with("ASIA")
     {
@@ -412,64 +537,3 @@ fn credential_source() -> String {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct Summary {
-    allowed: usize,
-    denied: usize,
-    inconclusive: usize,
-}
-
-impl Summary {
-    fn of(rows: &[Row]) -> Summary {
-        let count = |f: fn(&Decision) -> bool| rows.iter().filter(|r| f(&r.decision)).count();
-        Summary {
-            allowed: count(|d| matches!(d, Decision::Allow)),
-            denied: count(|d| matches!(d, Decision::Deny { .. })),
-            inconclusive: count(|d| matches!(d, Decision::Conditional { .. } | Decision::Unknown { .. })),
-        }
-    }
-
-    fn exit_code(&self, strict: bool) -> u8 {
-        match (self.denied, self.inconclusive, strict) {
-            (0, 0, _) => 0,
-            (0, _, false) => INCONCLUSIVE,
-            _ => DENIED,
-        }
-    }
-
-    fn line(&self) -> String {
-        format!("{} allowed, {} denied, {} inconclusive", self.allowed, self.denied, self.inconclusive)
-    }
-}
-
-fn print_report(identity: &Identity, rows: &[Row], notes: &[String], summary: &Summary) {
-    println!("identity   {} ({}) in account {}", identity.arn, identity.principal_type, identity.account);
-    if identity.policy_arn != identity.arn {
-        println!("policies   of {}", identity.policy_arn);
-    }
-    println!(
-        "credentials {} key from {}{}",
-        identity.key_type,
-        identity.credential_source,
-        identity.expires.as_ref().map(|e| format!(", expires {e}")).unwrap_or_default()
-    );
-    println!("region     {}\n", identity.region);
-    let width = rows.iter().map(|r| r.action.len()).max().unwrap_or(0);
-    for row in rows {
-        println!(
-            "{:<14} {:<width$} {:<9} {} {}",
-            row.principal,
-            row.action,
-            format!("[{:?}]", row.method).to_lowercase(),
-            row.label(),
-            row.resource
-        );
-        if let Some(fix) = &row.fix {
-            println!("{:<14} {:<width$} fix: {fix}", "", "");
-        }
-    }
-    for note in notes {
-        println!("note: {note}");
-    }
-    println!("\n{}", summary.line());
-}

@@ -23,16 +23,7 @@ pub const ZIG: Tool = Tool {
 /// supports.
 pub const ZIG_GLIBC: &str = "2.17";
 
-/// How the release binary is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Builder {
-    /// `cargo lambda build` with zig, linked against glibc 2.17: runs on Lambda from any host
-    /// (zig and cargo-lambda are pip-installed into target/tools on first use)
-    Zig,
-    /// Plain `cargo build --release`: nothing to install, but links against the host's glibc,
-    /// which must be 2.34 or older
-    Cargo,
-}
+pub use crate::flags::Builder;
 
 /// What to build, and where.
 #[derive(Debug, Clone)]

@@ -300,15 +300,15 @@ async fn ensure_url_permissions(aws: &Aws, names: &Names, dry_run: bool) -> anyh
         }
         Err(e) => return Err(crate::aws::explain(e, "lambda:GetPolicy", name, aws)),
     };
-    let present = crate::check_iam::role::url_permissions(&policy, &names.function_arn());
+    let present = crate::policy::url_permissions(&policy);
     let mut changes = Vec::new();
-    for row in present.iter().filter(|r| r.decision != crate::check_iam::Decision::Allow) {
-        changes.push(format!("allow {}", row.action));
+    for (action, _) in present.iter().filter(|(_, granted)| !granted) {
+        changes.push(format!("allow {action}"));
         if dry_run {
             continue;
         }
         let request = client.add_permission().function_name(name).principal("*");
-        let request = if row.action == "lambda:InvokeFunctionUrl" {
+        let request = if *action == "lambda:InvokeFunctionUrl" {
             request
                 .statement_id(PUBLIC_URL_SID)
                 .action("lambda:InvokeFunctionUrl")
@@ -323,7 +323,7 @@ async fn ensure_url_permissions(aws: &Aws, names: &Names, dry_run: bool) -> anyh
             Ok(_) => {}
             // A statement with our id but other content: replace it.
             Err(SdkError::ServiceError(e)) if e.err().is_resource_conflict_exception() => {
-                bail!("the function's policy has a statement {} that differs from what deploy adds: remove it (aws lambda remove-permission) and rerun", if row.action == "lambda:InvokeFunctionUrl" { PUBLIC_URL_SID } else { INVOKE_VIA_URL_SID });
+                bail!("the function's policy has a statement {} that differs from what deploy adds: remove it (aws lambda remove-permission) and rerun", if *action == "lambda:InvokeFunctionUrl" { PUBLIC_URL_SID } else { INVOKE_VIA_URL_SID });
             }
             Err(e) => return Err(crate::aws::explain(e, "lambda:AddPermission", name, aws)),
         }

@@ -47,16 +47,7 @@ pub struct Desired {
     pub code_sha256: String,
 }
 
-/// Stage names become parts of resource names: keep them short and plain.
-pub fn validate_stage(stage: &str) -> anyhow::Result<()> {
-    let ok = !stage.is_empty()
-        && stage.len() <= 20
-        && stage.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !ok {
-        bail!("stage {stage:?} is not valid: use 1-20 lowercase letters, digits or '-'");
-    }
-    Ok(())
-}
+pub use crate::names::validate_stage;
 
 impl Deploy {
     pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {

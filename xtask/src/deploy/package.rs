@@ -6,14 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 
-/// Lambda's CPU architectures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    #[value(name = "x86_64")]
-    X86_64,
-    Arm64,
-}
+pub use crate::flags::Arch;
 
 impl Arch {
     pub fn rust_target(self) -> &'static str {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::Step;
 use crate::aws::{Aws, ExplainExt};
 use crate::catalogue::{render_policy, runtime_needs};
-use crate::check_iam::role::{parse_document as parse_policy_document, trusts_lambda};
+use crate::policy::{parse_document as parse_policy_document, trusts_lambda};
 use crate::names::Names;
 
 /// The inline policy's name on the role.

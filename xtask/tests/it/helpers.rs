@@ -48,6 +48,18 @@ pub fn xtask_as(endpoint: &str, keys: &Keys, args: &[&str]) -> Run {
     Run(output)
 }
 
+/// SDK clients against `endpoint` as the holder of `keys`.
+pub async fn aws_as(endpoint: &str, keys: &Keys) -> xtask::aws::Aws {
+    let credentials = aws_sdk_dynamodb::config::Credentials::new(&keys.id, &keys.secret, None, None, "test");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(xtask::aws::EMULATOR_REGION))
+        .credentials_provider(credentials)
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    xtask::aws::Aws { sdk, endpoint: Some(endpoint.to_owned()) }
+}
+
 /// A finished xtask run.
 pub struct Run(pub Output);
 
