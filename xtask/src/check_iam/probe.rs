@@ -157,7 +157,8 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
         return needs_conditional();
     }
     let target = check.target_name(arn);
-    let table_exists = || facts.tables.get(&target).copied().flatten();
+    let table = facts.tables.get(&target).copied().flatten();
+    let table_exists = || table;
     let dynamodb = aws.dynamodb();
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
     let lambda = aws_sdk_lambda::Client::new(&aws.sdk);
@@ -172,12 +173,9 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
             outcome(action, dynamodb.describe_continuous_backups().table_name(target).send().await)
         }
         "dynamodb:CreateTable" => {
-            // An invalid request (an attribute definition no key uses) on a table that exists:
-            // DynamoDB answers ResourceInUseException after authorizing, and can create nothing.
-            // On a missing table the same request fails validation, which proves nothing.
-            if table_exists() != Some(true) {
-                return no_probe("the table does not exist, and only creating it would show this");
-            }
+            // An invalid request (an attribute definition no key uses) can create nothing. On a
+            // table that exists DynamoDB answers ResourceInUseException, after authorizing; an
+            // AccessDenied answer is a denial either way. A validation error proves nothing.
             let key = KeySchemaElement::builder().attribute_name("probe").key_type(KeyType::Hash).build();
             let definition = |name: &str| {
                 AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
@@ -189,7 +187,12 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
                 .attribute_definitions(definition("probe").expect("name and type are set"))
                 .attribute_definitions(definition("unused").expect("name and type are set"))
                 .billing_mode(BillingMode::PayPerRequest);
-            outcome(action, request.send().await)
+            match outcome(action, request.send().await) {
+                Decision::Unknown { .. } if table_exists() != Some(true) => {
+                    no_probe("the table does not exist, and only creating it would show this")
+                }
+                decision => decision,
+            }
         }
         // The writes below run only on a table DynamoDB just said does not exist: the answer is
         // then ResourceNotFoundException, after authorization, and nothing can change.
