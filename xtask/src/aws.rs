@@ -196,11 +196,17 @@ where
 {
     let info = ErrorInfo::of(&err);
     let hint = hint(&info, action, aws);
-    let mut text = format!("{action} on {resource}: {}
-  hint: {hint}", info.line());
+    let mut text = format!(
+        "{action} on {resource}: {}
+  hint: {hint}",
+        info.line()
+    );
     if VERBOSE.load(Ordering::Relaxed) {
-        text.push_str(&format!("
-  detail: {}", DisplayErrorContext(&err)));
+        text.push_str(&format!(
+            "
+  detail: {}",
+            DisplayErrorContext(&err)
+        ));
     }
     anyhow::anyhow!(text)
 }
@@ -218,7 +224,8 @@ fn hint(info: &ErrorInfo, action: &str, aws: &Aws) -> String {
             "you may not call {action}: run `cargo xtask check-iam` for the missing permissions and the statement that grants them"
         );
     }
-    let credentials = "check AWS_PROFILE (run `aws sso login` for SSO profiles) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
+    let credentials =
+        "check AWS_PROFILE (run `aws sso login` for SSO profiles) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
     match info.code.as_deref().unwrap_or_default() {
         "ExpiredToken" | "ExpiredTokenException" => format!("your session expired: {credentials}"),
         "InvalidClientTokenId" | "InvalidAccessKeyId" | "UnrecognizedClientException" => {
@@ -227,10 +234,9 @@ fn hint(info: &ErrorInfo, action: &str, aws: &Aws) -> String {
         "SignatureDoesNotMatch" | "InvalidSignatureException" => {
             format!("the secret key is wrong or this machine's clock is off: {credentials}")
         }
-        "UnknownOperationException" | "InvalidAction" | "NotImplemented" => format!(
-            "{} does not implement {action}: use AWS or an emulator that does",
-            aws.target()
-        ),
+        "UnknownOperationException" | "InvalidAction" | "NotImplemented" => {
+            format!("{} does not implement {action}: use AWS or an emulator that does", aws.target())
+        }
         "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "SlowDown" => {
             "AWS is throttling these calls: wait a minute and rerun".to_owned()
         }

@@ -8,8 +8,8 @@ use anyhow::bail;
 use aws_sdk_lambda::error::SdkError;
 
 use crate::aws::{Aws, ExplainExt};
-use crate::names::validate_stage;
 use crate::flags::Destroy;
+use crate::names::validate_stage;
 
 impl Destroy {
     pub async fn run(self) -> anyhow::Result<()> {

@@ -40,7 +40,9 @@ impl Policies {
             (Evaluation::Allow | Evaluation::Conditional(_), Some(boundary)) => {
                 match evaluate(std::slice::from_ref(boundary), action, arn, context) {
                     Evaluation::Allow => identity,
-                    Evaluation::Conditional(keys) if identity == Evaluation::Allow => Evaluation::Conditional(keys),
+                    Evaluation::Conditional(keys) if identity == Evaluation::Allow => {
+                        Evaluation::Conditional(keys)
+                    }
                     Evaluation::ExplicitDeny => Evaluation::ExplicitDeny,
                     Evaluation::Conditional(_) => identity,
                     _ => Evaluation::BoundaryDeny,
@@ -87,7 +89,11 @@ pub async fn read_role(iam: &aws_sdk_iam::Client, role: &str) -> Result<Option<P
         Err(e) => return Err(Unread::of("iam:GetRole", role, &e)),
     };
     let mut policies = Policies {
-        trust: found.as_ref().and_then(|r| r.assume_role_policy_document()).map(parse_document).unwrap_or_default(),
+        trust: found
+            .as_ref()
+            .and_then(|r| r.assume_role_policy_document())
+            .map(parse_document)
+            .unwrap_or_default(),
         ..Policies::default()
     };
     let inline = iam.list_role_policies().role_name(role).send().await;
@@ -101,7 +107,9 @@ pub async fn read_role(iam: &aws_sdk_iam::Client, role: &str) -> Result<Option<P
     for arn in attached.attached_policies().iter().filter_map(|p| p.policy_arn()) {
         policies.identity.push(managed_document(iam, arn).await?);
     }
-    if let Some(boundary) = found.and_then(|r| r.permissions_boundary).and_then(|b| b.permissions_boundary_arn) {
+    if let Some(boundary) =
+        found.and_then(|r| r.permissions_boundary).and_then(|b| b.permissions_boundary_arn)
+    {
         policies.boundary = Some(managed_document(iam, &boundary).await?);
     }
     Ok(Some(policies))
@@ -110,7 +118,8 @@ pub async fn read_role(iam: &aws_sdk_iam::Client, role: &str) -> Result<Option<P
 /// A user's inline and attached policies, its groups' policies and its boundary.
 pub async fn read_user(iam: &aws_sdk_iam::Client, user: &str) -> Result<Policies, Unread> {
     let mut policies = Policies::default();
-    let found = iam.get_user().user_name(user).send().await.map_err(|e| Unread::of("iam:GetUser", user, &e))?;
+    let found =
+        iam.get_user().user_name(user).send().await.map_err(|e| Unread::of("iam:GetUser", user, &e))?;
     let inline = iam.list_user_policies().user_name(user).send().await;
     for name in inline.map_err(|e| Unread::of("iam:ListUserPolicies", user, &e))?.policy_names() {
         let policy = iam.get_user_policy().user_name(user).policy_name(name).send().await;
@@ -146,7 +155,8 @@ pub async fn read_user(iam: &aws_sdk_iam::Client, user: &str) -> Result<Policies
 
 /// The default version's document of a managed policy.
 async fn managed_document(iam: &aws_sdk_iam::Client, arn: &str) -> Result<Value, Unread> {
-    let meta = iam.get_policy().policy_arn(arn).send().await.map_err(|e| Unread::of("iam:GetPolicy", arn, &e))?;
+    let meta =
+        iam.get_policy().policy_arn(arn).send().await.map_err(|e| Unread::of("iam:GetPolicy", arn, &e))?;
     let Some(version) = meta.policy.and_then(|p| p.default_version_id) else { return Ok(Value::Null) };
     let doc = iam.get_policy_version().policy_arn(arn).version_id(version).send().await;
     let doc = doc.map_err(|e| Unread::of("iam:GetPolicyVersion", arn, &e))?;
@@ -282,7 +292,7 @@ fn conditions_hold(statement: &Value, context: &[(&str, &str)]) -> Result<bool, 
             let results: Vec<Option<bool>> = strings(expected).iter().map(matches).collect();
             if results.iter().any(|r| r.is_none()) || results.is_empty() {
                 unknown.push(format!("{operator} {key}"));
-            } else if !results.iter().any(|r| *r == Some(true)) {
+            } else if !results.contains(&Some(true)) {
                 return Ok(false);
             }
         }
@@ -331,7 +341,8 @@ pub fn trusts_lambda(trust: &Value) -> bool {
 /// whether a statement grants it.
 pub fn url_permissions(policy: &Value) -> [(&'static str, bool); 2] {
     let all = statements(policy);
-    let public = |s: &&&Value| s["Effect"] == "Allow" && (s["Principal"] == "*" || s["Principal"]["AWS"] == "*");
+    let public =
+        |s: &&&Value| s["Effect"] == "Allow" && (s["Principal"] == "*" || s["Principal"]["AWS"] == "*");
     // AWS renders the request's parameters as conditions; moto keeps them as top-level fields of
     // the statement. Both say the same thing.
     let invoke_url = all.iter().filter(public).any(|s| {
@@ -416,7 +427,10 @@ mod tests {
             "Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunctionUrl",
             "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "NONE"}}
         }]});
-        assert_eq!(url_permissions(&only_url), [("lambda:InvokeFunctionUrl", true), ("lambda:InvokeFunction", false)]);
+        assert_eq!(
+            url_permissions(&only_url),
+            [("lambda:InvokeFunctionUrl", true), ("lambda:InvokeFunction", false)]
+        );
         let mut both = only_url.clone();
         both["Statement"].as_array_mut().unwrap().push(json!({
             "Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunction",

@@ -124,7 +124,8 @@ impl Row {
 
     /// Replace the decision (and the fix that follows from it).
     fn decide(&mut self, decision: Decision, method: Method) {
-        *self = Row::new(&self.principal, &self.principal_arn, &self.action, &self.resource, decision, method);
+        *self =
+            Row::new(&self.principal, &self.principal_arn, &self.action, &self.resource, decision, method);
     }
 
     fn label(&self) -> String {
@@ -231,10 +232,9 @@ async fn deployer_rows(
             Ok(rows) => return rows,
             Err(unavailable) => unavailable,
         },
-        None => simulate::Unavailable {
-            message: "the role behind your session is unknown".into(),
-            denied: None,
-        },
+        None => {
+            simulate::Unavailable { message: "the role behind your session is unknown".into(), denied: None }
+        }
     };
     notes.push(format!("simulation unavailable for you, probing instead: {}", unavailable.message));
     let facts = probe::Facts::gather(aws, checks).await;
@@ -269,7 +269,9 @@ async fn decide_from_own_policies(
     }
     let policies = match (identity.principal_type, identity.user_name(), &identity.policy_arn) {
         ("root", ..) => Ok(Some(Policies {
-            identity: vec![serde_json::json!({"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}})],
+            identity: vec![
+                serde_json::json!({"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}),
+            ],
             ..Policies::default()
         })),
         (_, Some(user), _) => crate::policy::read_user(iam, &user).await.map(Some),
@@ -297,11 +299,16 @@ async fn decide_from_own_policies(
     };
     let mut settled = 0;
     for row in rows.iter_mut().filter(|r| undecided(r)) {
-        let context: Vec<(&str, &str)> = crate::catalogue::deployer_needs(&[Task::CheckIam, Task::Deploy, Task::Destroy, Task::CreateTables])
-            .iter()
-            .filter(|n| n.action == row.action)
-            .filter_map(|n| n.condition)
-            .collect();
+        let context: Vec<(&str, &str)> = crate::catalogue::deployer_needs(&[
+            Task::CheckIam,
+            Task::Deploy,
+            Task::Destroy,
+            Task::CreateTables,
+        ])
+        .iter()
+        .filter(|n| n.action == row.action)
+        .filter_map(|n| n.condition)
+        .collect();
         let decision = role::decision(policies.evaluate(&row.action, &row.resource, &context));
         if matches!(decision, Decision::Allow | Decision::Deny { .. }) {
             settled += 1;
@@ -338,18 +345,34 @@ async fn check_execution_role(
     let role_arn = names.role_arn();
     let checks: Vec<Check> = runtime_needs().into_iter().map(|n| Check::new(n, names)).collect();
     let unknown_rows = |reason: &str| -> Vec<Row> {
-        let trust = Row::new(role::ROLE, "lambda.amazonaws.com", "sts:AssumeRole", &role_arn,
-            Decision::Unknown { reason: reason.to_owned() }, Method::Policy);
+        let trust = Row::new(
+            role::ROLE,
+            "lambda.amazonaws.com",
+            "sts:AssumeRole",
+            &role_arn,
+            Decision::Unknown { reason: reason.to_owned() },
+            Method::Policy,
+        );
         let needed = checks.iter().flat_map(|c| c.arns.iter().map(move |arn| (c.need.action, arn)));
         std::iter::once(trust)
             .chain(needed.map(|(action, arn)| {
-                Row::new(role::ROLE, &role_arn, action, arn, Decision::Unknown { reason: reason.to_owned() }, Method::Policy)
+                Row::new(
+                    role::ROLE,
+                    &role_arn,
+                    action,
+                    arn,
+                    Decision::Unknown { reason: reason.to_owned() },
+                    Method::Policy,
+                )
             }))
             .collect()
     };
     let policies = match crate::policy::read_role(iam, &names.role).await {
         Ok(None) => {
-            notes.push(format!("execution role {} does not exist yet: `cargo xtask deploy` creates it", names.role));
+            notes.push(format!(
+                "execution role {} does not exist yet: `cargo xtask deploy` creates it",
+                names.role
+            ));
             return RoleState::NotDeployed;
         }
         Ok(Some(policies)) => Some(policies),
@@ -362,8 +385,14 @@ async fn check_execution_role(
     if let Some(policies) = &policies {
         let trusted = crate::policy::trusts_lambda(&policies.trust);
         let decision = if trusted { Decision::Allow } else { Decision::Deny { denial: Denial::Implicit } };
-        let mut trust =
-            Row::new(role::ROLE, "lambda.amazonaws.com", "sts:AssumeRole", &role_arn, decision, Method::Policy);
+        let mut trust = Row::new(
+            role::ROLE,
+            "lambda.amazonaws.com",
+            "sts:AssumeRole",
+            &role_arn,
+            decision,
+            Method::Policy,
+        );
         if !trusted {
             trust.fix = Some(
                 "the role's trust policy must allow lambda.amazonaws.com: rerun `cargo xtask deploy`".into(),
@@ -376,7 +405,14 @@ async fn check_execution_role(
                 for check in &checks {
                     for arn in &check.arns {
                         let decision = role::decision(policies.evaluate(check.need.action, arn, &[]));
-                        rows.push(Row::new(role::ROLE, &role_arn, check.need.action, arn, decision, Method::Policy));
+                        rows.push(Row::new(
+                            role::ROLE,
+                            &role_arn,
+                            check.need.action,
+                            arn,
+                            decision,
+                            Method::Policy,
+                        ));
                     }
                 }
             }
@@ -403,7 +439,14 @@ async fn check_execution_role(
             };
             for action in ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"] {
                 let decision = Decision::Unknown { reason: reason.clone() };
-                rows.push(Row::new("function-url", "*", action, &names.function_arn(), decision, Method::Policy));
+                rows.push(Row::new(
+                    "function-url",
+                    "*",
+                    action,
+                    &names.function_arn(),
+                    decision,
+                    Method::Policy,
+                ));
             }
         }
     }
@@ -536,4 +579,3 @@ fn credential_source() -> String {
         "default profile, SSO or instance metadata (IMDS)".into()
     }
 }
-

@@ -105,7 +105,9 @@ where
         // A call can need several permissions (CreateFunction also needs iam:PassRole): a denial
         // of another action says nothing about this one.
         if let Some(other) = denied_action(&message).filter(|a| !a.eq_ignore_ascii_case(action)) {
-            return Decision::Unknown { reason: format!("AWS denied {other} first, so this probe cannot tell") };
+            return Decision::Unknown {
+                reason: format!("AWS denied {other} first, so this probe cannot tell"),
+            };
         }
         return Decision::Deny { denial: classify(&message) };
     }
@@ -362,24 +364,47 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
     }
 }
 
-async fn lambda_write_probe(lambda: &aws_sdk_lambda::Client, action: &str, target: &str, arn: &str) -> Decision {
+async fn lambda_write_probe(
+    lambda: &aws_sdk_lambda::Client,
+    action: &str,
+    target: &str,
+    arn: &str,
+) -> Decision {
     use aws_sdk_lambda::types::FunctionUrlAuthType;
     match action {
-        "lambda:TagResource" => outcome(action, lambda.tag_resource().resource(arn).tags(PROBE_NAME, "1").send().await),
+        "lambda:TagResource" => {
+            outcome(action, lambda.tag_resource().resource(arn).tags(PROBE_NAME, "1").send().await)
+        }
         "lambda:UpdateFunctionCode" => outcome(
             action,
-            lambda.update_function_code().function_name(target).zip_file(b"probe".to_vec().into()).send().await,
+            lambda
+                .update_function_code()
+                .function_name(target)
+                .zip_file(b"probe".to_vec().into())
+                .send()
+                .await,
         ),
-        "lambda:UpdateFunctionConfiguration" => {
-            outcome(action, lambda.update_function_configuration().function_name(target).timeout(3).send().await)
-        }
+        "lambda:UpdateFunctionConfiguration" => outcome(
+            action,
+            lambda.update_function_configuration().function_name(target).timeout(3).send().await,
+        ),
         "lambda:CreateFunctionUrlConfig" => outcome(
             action,
-            lambda.create_function_url_config().function_name(target).auth_type(FunctionUrlAuthType::AwsIam).send().await,
+            lambda
+                .create_function_url_config()
+                .function_name(target)
+                .auth_type(FunctionUrlAuthType::AwsIam)
+                .send()
+                .await,
         ),
         "lambda:UpdateFunctionUrlConfig" => outcome(
             action,
-            lambda.update_function_url_config().function_name(target).auth_type(FunctionUrlAuthType::AwsIam).send().await,
+            lambda
+                .update_function_url_config()
+                .function_name(target)
+                .auth_type(FunctionUrlAuthType::AwsIam)
+                .send()
+                .await,
         ),
         "lambda:AddPermission" => outcome(
             action,

@@ -57,7 +57,9 @@ impl Verdict {
     pub fn label(&self) -> String {
         let label = match self.status {
             Status::Ok => "OK".to_owned(),
-            Status::Blocked => format!("BLOCKED ({} missing: {})", self.missing.len(), self.missing.join(", ")),
+            Status::Blocked => {
+                format!("BLOCKED ({} missing: {})", self.missing.len(), self.missing.join(", "))
+            }
             Status::Undecided => {
                 let shown: Vec<&str> = self.unknown.iter().take(4).map(String::as_str).collect();
                 let more = if self.unknown.len() > shown.len() { ", …" } else { "" };
@@ -124,7 +126,9 @@ impl Report {
                     let r = &rows[i];
                     r.principal == "deployer"
                         && checks.iter().any(|c| {
-                            needs.contains(&c.need) && c.need.action == r.action && c.arns.contains(&r.resource)
+                            needs.contains(&c.need)
+                                && c.need.action == r.action
+                                && c.arns.contains(&r.resource)
                         })
                 })
                 .collect();
@@ -201,6 +205,9 @@ impl Report {
         let action_width = self.rows.iter().map(|r| r.action.len()).max().unwrap_or(0);
         let mut shown = vec![false; self.rows.len()];
         for (group, indices) in &self.groups {
+            if indices.is_empty() {
+                continue;
+            }
             let allowed = indices.iter().filter(|&&i| self.rows[i].decision == Decision::Allow).count();
             println!("\n{group}: {allowed} of {} allowed", indices.len());
             // Each row once, under the first task that needs it; UNKNOWN rows one line per reason.
@@ -273,7 +280,8 @@ fn fix(identity: &Identity, checks: &[Check], rows: &[Row], names: &Names) -> Fi
                 grant.push(check.need);
             }
         } else {
-            let line = format!("{} ({}): {}", row.action, denial.describe(), denial.fix(&row.action, "deployer"));
+            let line =
+                format!("{} ({}): {}", row.action, denial.describe(), denial.fix(&row.action, "deployer"));
             if !not_fixed.contains(&line) {
                 not_fixed.push(line);
             }

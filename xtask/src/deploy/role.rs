@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use super::Step;
 use crate::aws::{Aws, ExplainExt};
 use crate::catalogue::{render_policy, runtime_needs};
-use crate::policy::{parse_document as parse_policy_document, trusts_lambda};
 use crate::names::Names;
+use crate::policy::{parse_document as parse_policy_document, trusts_lambda};
 
 /// The inline policy's name on the role.
 pub const POLICY_NAME: &str = "recording-server-runtime";

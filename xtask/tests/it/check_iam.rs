@@ -34,7 +34,11 @@ fn names() -> Names {
 
 /// The rendered deployer policy (check-iam's own needs included), any-resource variant.
 fn deployer_policy() -> Value {
-    render_policy(&deployer_needs(&[Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam]), &names(), true)
+    render_policy(
+        &deployer_needs(&[Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam]),
+        &names(),
+        true,
+    )
 }
 
 fn without(mut policy: Value, action: &str) -> Value {
@@ -81,9 +85,12 @@ fn check_iam(moto: &OwnMoto, keys: &Keys, extra: &[&str]) -> Runs {
 }
 
 fn verdict<'a>(runs: &'a Runs, subject: &str) -> &'a Value {
-    runs.json["verdicts"].as_array().unwrap().iter().find(|v| v["subject"] == subject).unwrap_or_else(|| {
-        panic!("no verdict for {subject}: {}", runs.json["verdicts"])
-    })
+    runs.json["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["subject"] == subject)
+        .unwrap_or_else(|| panic!("no verdict for {subject}: {}", runs.json["verdicts"]))
 }
 
 fn strings(value: &Value) -> Vec<&str> {
@@ -132,7 +139,8 @@ fn assert_no_unknown_probe(runs: &Runs) {
     for row in runs.json["rows"].as_array().unwrap().iter().filter(|r| r["decision"] == "UNKNOWN") {
         let reason = row["reason"].as_str().unwrap();
         let probed = reason.starts_with("the probe failed");
-        let moto_lambda = reason.contains("SignatureDoesNotMatch") && row["action"].as_str().unwrap().starts_with("lambda:");
+        let moto_lambda = reason.contains("SignatureDoesNotMatch")
+            && row["action"].as_str().unwrap().starts_with("lambda:");
         assert!(!probed || moto_lambda, "an UNKNOWN row for a probed action: {row}");
     }
 }
@@ -144,7 +152,8 @@ async fn a_user_allowed_only_get_caller_identity_gets_verdicts_and_the_statement
     let runs = check_iam(&moto, &keys, &[]);
 
     assert_eq!(runs.code, 1, "{}\n{}", runs.text.stdout(), runs.text.stderr());
-    let tables = ["dynamodb:DescribeContinuousBackups", "dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive"];
+    let tables =
+        ["dynamodb:DescribeContinuousBackups", "dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive"];
     assert_verdict(&runs, "create-tables", "BLOCKED", &tables);
     assert_eq!(verdict(&runs, "create-tables")["unknown"].as_array().unwrap().len(), 5, "the writes");
     // The execution role cannot be read: UNKNOWN rows naming iam:GetRole, not an abort.
@@ -153,7 +162,10 @@ async fn a_user_allowed_only_get_caller_identity_gets_verdicts_and_the_statement
         runs.json["rows"].as_array().unwrap().iter().filter(|r| r["principal"] == "execution-role").collect();
     assert!(!role_rows.is_empty());
     for row in role_rows {
-        assert!(row["reason"].as_str().unwrap().starts_with("needs iam:GetRole on recording-server-dev-lambda"), "{row}");
+        assert!(
+            row["reason"].as_str().unwrap().starts_with("needs iam:GetRole on recording-server-dev-lambda"),
+            "{row}"
+        );
     }
     assert!(fix_actions(&runs).iter().any(|a| a == "dynamodb:DescribeTimeToLive"), "{}", runs.json["fix"]);
     assert!(runs.text.stdout().contains("arn:aws:dynamodb:us-east-1:123456789012:table/record_user"));
@@ -251,7 +263,8 @@ async fn minus_one(action: &str, blocked: &[&str]) {
     // Attach the statement as printed (a second inline policy), and rerun.
     let statement = runs.json["fix"]["statement"].clone();
     let iam = aws_sdk_iam::Client::new(&aws_as(moto.endpoint(), &admin).await.sdk);
-    let attach = iam.put_user_policy().user_name("almost").policy_name("fix").policy_document(statement.to_string());
+    let attach =
+        iam.put_user_policy().user_name("almost").policy_name("fix").policy_document(statement.to_string());
     attach.send().await.expect("the admin attaches the fix");
     let again = check_iam(&moto, &keys, &[]);
     for task in blocked {
@@ -291,7 +304,11 @@ async fn an_explicit_deny_is_named_and_not_answered_with_an_allow() {
     assert!(runs.json["fix"]["statement"].is_null(), "an Allow cannot fix an explicit deny");
     let not_fixed = strings(&runs.json["fix"]["not_fixed_by_allow"]).join("\n");
     assert!(not_fixed.contains("dynamodb:DeleteTable") && not_fixed.contains("explicit deny"), "{not_fixed}");
-    assert!(runs.text.stdout().contains("not fixed by an Allow: dynamodb:DeleteTable"), "{}", runs.text.stdout());
+    assert!(
+        runs.text.stdout().contains("not fixed by an Allow: dynamodb:DeleteTable"),
+        "{}",
+        runs.text.stdout()
+    );
     assert_no_unknown_probe(&runs);
 }
 
@@ -319,7 +336,10 @@ async fn other_tasks_report_a_denied_call_in_one_line_with_a_hint() {
     let err = run.stderr();
     let line = err.lines().find(|l| l.contains("dynamodb:CreateTable on")).unwrap_or_else(|| panic!("{err}"));
     assert!(line.contains("AccessDenied") && line.contains("(request id "), "{line}");
-    assert!(err.contains("hint: you may not call dynamodb:CreateTable: run `cargo xtask check-iam`"), "{err}");
+    assert!(
+        err.contains("hint: you may not call dynamodb:CreateTable: run `cargo xtask check-iam`"),
+        "{err}"
+    );
     for dump in ["ServiceError {", "Extensions {", "SdkBody"] {
         assert!(!err.contains(dump), "{err}");
     }
