@@ -38,3 +38,45 @@ fn no_table_name_is_written_outside_the_schema() {
         }
     }
 }
+
+/// Each dependency's features as `cargo tree` resolves them for `args`: `name version` → features.
+fn features(args: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let output = std::process::Command::new(cargo)
+        .current_dir(root)
+        .args(["tree", "--offline", "--locked", "--prefix", "none", "-f", "{p}|{f}"])
+        .args(args)
+        .output()
+        .expect("run cargo tree");
+    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    let mut map = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some((package, features)) = line.split_once('|') else { continue };
+        let name_version: Vec<&str> = package.split(' ').take(2).collect();
+        let features = features.trim_end_matches(" (*)").trim_end_matches(" (proc-macro)");
+        map.insert(name_version.join(" "), features.to_owned());
+    }
+    map
+}
+
+/// `cargo xtask` builds xtask alone; `cargo xtask test` then builds the workspace with its
+/// dev-dependencies. A dependency resolved with other features in the second build is compiled
+/// twice (every SDK crate was, once).
+#[test]
+fn one_feature_set_per_dependency() {
+    let xtask_alone = features(&["-p", "xtask", "-e", "normal,build"]);
+    let workspace_tests = features(&["--workspace", "-e", "normal,build,dev"]);
+    let differing: Vec<String> = xtask_alone
+        .iter()
+        .filter_map(|(package, alone)| {
+            let tests = workspace_tests.get(package)?;
+            (tests != alone).then(|| format!("{package}: [{alone}] alone, [{tests}] in the tests"))
+        })
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "compiled twice, once per feature set: give xtask's own dependencies the test build's features\n{}",
+        differing.join("\n")
+    );
+}
