@@ -16,6 +16,7 @@ pub mod local;
 pub mod names;
 pub mod policy;
 pub mod progress;
+pub mod signals;
 pub mod test;
 pub mod tools;
 

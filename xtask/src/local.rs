@@ -17,12 +17,12 @@ pub const LOCAL_BUCKET: &str = "recording-server-local";
 
 impl Local {
     pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        // Ctrl-C at any point (even during set-up) ends here, dropping the emulator and the
-        // service, instead of killing xtask before its guards can clean up.
+        // Ctrl-C, SIGTERM or SIGHUP at any point (even during set-up) ends here, dropping the
+        // emulator and the service, instead of killing xtask before its guards can clean up.
         tokio::select! {
             result = self.serve(sh) => result,
-            _ = tokio::signal::ctrl_c() => {
-                println!("\nstopped the service and the emulator");
+            signal = crate::signals::stop_requested() => {
+                println!("\n{signal}: stopped the service and the emulator");
                 Ok(())
             }
         }
@@ -56,9 +56,10 @@ impl Local {
         println!("bucket {LOCAL_BUCKET:<16} ready");
 
         let cargo = crate::flags::cargo();
-        // Built with the same feature resolution as `cargo test --workspace`, so after the tests
-        // have run this reuses their build instead of compiling the SDK a second time.
-        cmd!(sh, "{cargo} build --quiet --workspace --all-targets")
+        // Only the service's binary, resolved with the whole workspace's features (every build
+        // of this workspace resolves the same ones), so it shares every dependency with
+        // `cargo xtask` itself and with the tests.
+        cmd!(sh, "{cargo} build --quiet --workspace --bin app")
             .run()
             .context("building the service failed")?;
         let binary = target.join("debug").join("app");

@@ -10,6 +10,8 @@ use xtask::Failure;
 
 /// Exit code for a command line that does not parse.
 const USAGE: u8 = 4;
+/// Exit code after a stop request (SIGINT, SIGTERM, SIGHUP), as shells report 128 + SIGINT.
+const INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let flags = match Xtask::try_parse() {
@@ -39,14 +41,27 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
     sh.change_dir(project_root());
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        match flags.task {
-            Task::Local(task) => task.run(&sh).await,
-            Task::Test(task) => task.run(&sh).await,
-            Task::CreateTables(task) => task.run().await,
-            Task::CheckIam(task) => task.run().await,
-            Task::Deploy(task) => task.run(&sh).await,
-            Task::Destroy(task) => task.run().await,
-            Task::Bench(task) => task.run(&sh).await,
+        let task = async {
+            match flags.task {
+                Task::Local(task) => task.run(&sh).await,
+                Task::Test(task) => task.run(&sh).await,
+                Task::CreateTables(task) => task.run().await,
+                Task::CheckIam(task) => task.run().await,
+                Task::Deploy(task) => task.run(&sh).await,
+                Task::Destroy(task) => task.run().await,
+                Task::Bench(task) => task.run(&sh).await,
+            }
+        };
+        // A stop request drops the task, and with it every process it started (their guards
+        // stop them). `local` handles it itself, as its normal way to end.
+        tokio::select! {
+            biased;
+            result = task => result,
+            signal = xtask::signals::stop_requested() => Err(Failure::new(
+                INTERRUPTED,
+                anyhow::anyhow!("stopped by {signal}; everything this task started was stopped"),
+            )
+            .into()),
         }
     })
 }

@@ -39,7 +39,7 @@ impl Test {
             .context("could not run cargo test")?;
         let status = tokio::select! {
             status = child.wait() => status?,
-            _ = tokio::signal::ctrl_c() => bail!("interrupted: tests stopped, emulator stopped"),
+            signal = crate::signals::stop_requested() => bail!("{signal}: tests stopped, emulator stopped"),
         };
         if !status.success() {
             bail!("tests failed ({status})");

@@ -6,5 +6,6 @@ mod check_iam;
 mod create_tables;
 mod deploy;
 mod helpers;
+mod local;
 mod runtime_policy;
 mod tidy;

@@ -1,0 +1,72 @@
+//! `cargo xtask local` as a supervisor stops it: SIGTERM (an IDE's stop button, `timeout`,
+//! systemd) must stop the service and the emulator, not orphan them.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn sigterm_stops_the_service_and_the_emulator_and_frees_both_ports() {
+    let port = free_port();
+    let mut local = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["local", "--port", &port.to_string()])
+        .env_remove("AWS_ENDPOINT_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start xtask local");
+    let stdout = local.stdout.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Serving once the examples are printed; they name the emulator's endpoint.
+    let mut emulator = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline {
+        let Ok(line) = received.recv_timeout(Duration::from_secs(1)) else { continue };
+        if let Some(at) = line.find("AWS_ENDPOINT_URL=http://127.0.0.1:") {
+            let rest = &line[at + "AWS_ENDPOINT_URL=http://127.0.0.1:".len()..];
+            emulator = rest.split(' ').next().and_then(|p| p.parse::<u16>().ok());
+        }
+        if line.contains("/record/list") {
+            break;
+        }
+    }
+    let emulator = emulator.expect("xtask local printed its emulator endpoint and examples");
+    assert!(listening(port) && listening(emulator), "both the service and the emulator listen");
+
+    let pid = local.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = local.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "xtask local still runs 5 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "SIGTERM is how local ends: {status}");
+    while listening(port) || listening(emulator) {
+        assert!(Instant::now() < deadline, "a port is still in use 5 s after SIGTERM: {port} or {emulator}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rest: Vec<String> = received.iter().collect();
+    assert!(rest.iter().any(|l| l.contains("SIGTERM: stopped the service and the emulator")), "{rest:?}");
+}
