@@ -33,6 +33,34 @@ pub struct Config {
     /// Address S3 by path (`bucket` in the path): needed by emulators reached through
     /// `AWS_ENDPOINT_URL`, which have no per-bucket DNS names.
     pub s3_path_style: bool,
+    /// Time budgets and retries of every AWS call.
+    pub aws: AwsBudget,
+}
+
+/// How long one AWS call may take, retries included. A request makes at most three calls in a
+/// row (authorize, then write the object and the row), so the defaults keep it under 16 s, well
+/// inside the deployed function's 30 s timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwsBudget {
+    /// The whole call, retries included (`RECORD_AWS_OPERATION_TIMEOUT_MS`, default 5000).
+    pub operation_timeout: Duration,
+    /// One attempt (`RECORD_AWS_ATTEMPT_TIMEOUT_MS`, default 2000).
+    pub attempt_timeout: Duration,
+    /// Opening a connection (`RECORD_AWS_CONNECT_TIMEOUT_MS`, default 1000).
+    pub connect_timeout: Duration,
+    /// Attempts per call, the first included (`RECORD_AWS_MAX_ATTEMPTS`, default 3).
+    pub max_attempts: u32,
+}
+
+impl Default for AwsBudget {
+    fn default() -> Self {
+        AwsBudget {
+            operation_timeout: Duration::from_millis(5000),
+            attempt_timeout: Duration::from_millis(2000),
+            connect_timeout: Duration::from_millis(1000),
+            max_attempts: 3,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -106,6 +134,25 @@ impl Config {
                 expected: "expected a port number up to 65535".into(),
             })?,
             s3_path_style: var("AWS_ENDPOINT_URL").is_some() || var("AWS_ENDPOINT_URL_S3").is_some(),
+            aws: {
+                let default = AwsBudget::default();
+                let millis = |name, default: Duration| -> Result<Duration, ConfigError> {
+                    Ok(Duration::from_millis(number(name, default.as_millis() as u64)?))
+                };
+                let max_attempts = number("RECORD_AWS_MAX_ATTEMPTS", default.max_attempts.into())?;
+                AwsBudget {
+                    operation_timeout: millis("RECORD_AWS_OPERATION_TIMEOUT_MS", default.operation_timeout)?,
+                    attempt_timeout: millis("RECORD_AWS_ATTEMPT_TIMEOUT_MS", default.attempt_timeout)?,
+                    connect_timeout: millis("RECORD_AWS_CONNECT_TIMEOUT_MS", default.connect_timeout)?,
+                    max_attempts: u32::try_from(max_attempts).ok().filter(|n| (1..=10).contains(n)).ok_or(
+                        ConfigError::Invalid {
+                            name: "RECORD_AWS_MAX_ATTEMPTS",
+                            value: max_attempts.to_string(),
+                            expected: "expected 1 to 10".into(),
+                        },
+                    )?,
+                }
+            },
         })
     }
 }

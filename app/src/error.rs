@@ -53,19 +53,36 @@ impl ApiError {
             ApiError::Login(crate::oidc::OidcError::UnknownProvider) => StatusCode::BAD_REQUEST,
             ApiError::Login(crate::oidc::OidcError::InvalidToken) => StatusCode::UNAUTHORIZED,
             ApiError::Login(crate::oidc::OidcError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(StorageError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let message = match &self {
+            ApiError::Storage(StorageError::Unavailable { .. }) => {
+                "a backend service is unavailable or slow: retry shortly".to_owned()
+            }
+            other => other.to_string(),
+        };
         if let ApiError::Storage(source) = &self {
             // The request span carries the request id; the body never carries the cause.
             tracing::error!(error = %source, "request failed");
         }
-        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 

@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = app::state::sdk_config(&config.aws).await;
     let app = app::router(AppState::new(&sdk, &config));
 
     let result = if on_lambda {

@@ -27,11 +27,43 @@ pub struct Settings {
     pub download_url_ttl: Duration,
 }
 
+/// The SDK config every client is built from: the default chain (`AWS_ENDPOINT_URL` and friends
+/// included) with the service's time budget and retry policy, so a stalled or failing backend
+/// costs a bounded time.
+pub async fn sdk_config(budget: &crate::config::AwsBudget) -> aws_config::SdkConfig {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    let timeouts = TimeoutConfig::builder()
+        .operation_timeout(budget.operation_timeout)
+        .operation_attempt_timeout(budget.attempt_timeout)
+        .connect_timeout(budget.connect_timeout)
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(RetryConfig::standard().with_max_attempts(budget.max_attempts))
+        .load()
+        .await
+}
+
 impl AppState {
     /// Create the AWS clients from one shared SDK config.
     pub fn new(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
-        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-        let s3_config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(config.s3_path_style).build();
+        Self::with_clients(
+            aws_sdk_dynamodb::config::Builder::from(sdk),
+            aws_sdk_s3::config::Builder::from(sdk).force_path_style(config.s3_path_style),
+            config,
+        )
+    }
+
+    /// Create the AWS clients from client configs derived from the shared SDK config (tests
+    /// point them at a faulty backend this way).
+    pub fn with_clients(
+        dynamodb: aws_sdk_dynamodb::config::Builder,
+        s3: aws_sdk_s3::config::Builder,
+        config: &Config,
+    ) -> Self {
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
+        let s3_config = s3.build();
         AppState {
             users: UserStore::new(dynamodb.clone(), USER_TABLE.name(&config.table_prefix)),
             records: RecordStore::new(dynamodb, RECORD_TABLE.name(&config.table_prefix)),

@@ -21,6 +21,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub enum StorageError {
     #[error("{operation} failed: {message}")]
     Aws { operation: &'static str, message: String, source: BoxError },
+    /// The backend timed out, refused or dropped the connection, failed (5xx) or throttled us,
+    /// and the retries are spent: not a bug, the client should retry later.
+    #[error("{operation} failed: the backend is unavailable: {message}")]
+    Unavailable { operation: &'static str, message: String, source: BoxError },
     #[error("stored item is not valid: {0}")]
     Corrupt(String),
 }
@@ -29,9 +33,53 @@ impl StorageError {
     /// Wrap an SDK error, keeping its full context (code, message, request id) for the log.
     fn aws<E>(operation: &'static str, err: E) -> Self
     where
-        E: std::error::Error + Send + Sync + 'static,
+        E: std::error::Error + Availability + Send + Sync + 'static,
     {
-        StorageError::Aws { operation, message: DisplayErrorContext(&err).to_string(), source: err.into() }
+        let message = DisplayErrorContext(&err).to_string();
+        if err.unavailable() {
+            StorageError::Unavailable { operation, message, source: err.into() }
+        } else {
+            StorageError::Aws { operation, message, source: err.into() }
+        }
+    }
+}
+
+/// Whether an error means the backend is unavailable rather than that we asked wrongly.
+pub trait Availability {
+    fn unavailable(&self) -> bool;
+}
+
+/// Codes AWS answers when it is overloaded or failing: retrying later helps.
+const TRANSIENT: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "ServiceUnavailable",
+    "InternalServerError",
+    "InternalError",
+];
+
+impl<E> Availability for aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    fn unavailable(&self) -> bool {
+        use aws_sdk_dynamodb::error::SdkError;
+        match self {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(e) => {
+                e.raw().status().is_server_error() || e.err().code().is_some_and(|c| TRANSIENT.contains(&c))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Availability for aws_sdk_s3::presigning::PresigningConfigError {
+    fn unavailable(&self) -> bool {
+        false
     }
 }
 

@@ -18,6 +18,10 @@ pub struct Setup {
     /// Leave out the record table, so every row write fails.
     pub without_record_table: bool,
     pub oidc_providers: Vec<app::oidc::ProviderConfig>,
+    /// Send the app's AWS calls here instead of the emulator (a faulty backend); the harness
+    /// still creates the tables and bucket in the emulator.
+    pub backend: Option<String>,
+    pub budget: app::config::AwsBudget,
 }
 
 impl Default for Setup {
@@ -29,6 +33,8 @@ impl Default for Setup {
             key_ttl: Duration::from_secs(3600),
             without_record_table: false,
             oidc_providers: Vec::new(),
+            backend: None,
+            budget: app::config::AwsBudget::default(),
         }
     }
 }
@@ -115,8 +121,17 @@ impl TestApp {
             oidc_min_refetch: Duration::ZERO,
             port: 0,
             s3_path_style: true,
+            aws: setup.budget,
         };
-        let router = app::router(AppState::new(&sdk, &config));
+        // The service's own SDK config (its time budget and retries), as main builds it.
+        let service_sdk = app::state::sdk_config(&config.aws).await;
+        let mut dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&service_sdk);
+        let mut s3_config = aws_sdk_s3::config::Builder::from(&service_sdk).force_path_style(true);
+        if let Some(backend) = &setup.backend {
+            dynamodb_config = dynamodb_config.endpoint_url(backend);
+            s3_config = s3_config.endpoint_url(backend);
+        }
+        let router = app::router(AppState::with_clients(dynamodb_config, s3_config, &config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });

@@ -66,6 +66,7 @@ async fn api_flow_under(policy_without: Option<&str>) -> Vec<(&'static str, u16)
         oidc_min_refetch: Duration::from_secs(30),
         port: 0,
         s3_path_style: true,
+        aws: app::config::AwsBudget::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
