@@ -29,9 +29,13 @@ impl Test {
         };
         let cargo = crate::flags::cargo();
         let args = &self.cargo_test_args;
+        // The tests' own temporary directory: whatever they leave there is found, then removed.
+        let scratch = target.join("tmp").join(format!("test-{}", std::process::id()));
+        sh.create_dir(&scratch)?;
         let command: Command = with_emulator_env(cmd!(sh, "{cargo} test --workspace {args...}"), &endpoint)
             .env("RECORDING_MOTO_SERVER", &server)
             .env("RECORDING_ZIG_TOOLS", &zig)
+            .env("TMPDIR", &scratch)
             .into();
         let mut child = tokio::process::Command::from(command)
             .kill_on_drop(true)
@@ -41,9 +45,26 @@ impl Test {
             status = child.wait() => status?,
             signal = crate::signals::stop_requested() => bail!("{signal}: tests stopped, emulator stopped"),
         };
+        let left_behind = ours_left_in(&scratch);
+        let _ = std::fs::remove_dir_all(&scratch);
         if !status.success() {
             bail!("tests failed ({status})");
         }
+        if !left_behind.is_empty() {
+            bail!(
+                "the tests passed but left temporary files behind (create them with tempfile): {}",
+                left_behind.join(", ")
+            );
+        }
         Ok(())
     }
+}
+
+/// The project's own temporary entries (`recording-server-*`) left in `dir`.
+fn ours_left_in(dir: &std::path::Path) -> Vec<String> {
+    let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    entries
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("recording-server-"))
+        .collect()
 }

@@ -8,9 +8,11 @@ use xshell::Shell;
 use xtask::deploy::build::{build, BuildSpec, Builder};
 use xtask::deploy::package::{check_binary, read_elf, Arch};
 
+use crate::helpers::Scratch;
+
 /// A fresh crate whose binary prints a greeting and calls into glibc.
-fn fixture_crate() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recording-server-build-{}", uuid::Uuid::new_v4().simple()));
+fn fixture_crate() -> Scratch {
+    let dir = Scratch::dir("build");
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::write(
         dir.join("Cargo.toml"),

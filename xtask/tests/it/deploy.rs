@@ -2,32 +2,30 @@
 //! packaged binaries are tiny C programs built here with gcc: building the real service in
 //! release mode takes minutes, and the emulator cannot run Lambda code anyway.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use xtask::catalogue::{render_policy, runtime_needs};
 use xtask::names::Names;
 
-use crate::helpers::{is_write, xtask, OwnMoto};
+use crate::helpers::{is_write, xtask, OwnMoto, Scratch};
 
 /// Compile a C program into a binary in a fresh temporary directory.
-fn c_binary(name: &str, source: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recording-server-deploy-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn c_binary(name: &str, source: &str) -> Scratch {
+    let dir = Scratch::dir("deploy");
     let source_path = dir.join(format!("{name}.c"));
     std::fs::write(&source_path, source).unwrap();
-    let binary = dir.join(name);
     let status = std::process::Command::new("gcc")
         .args(["-O2", "-o"])
-        .arg(&binary)
+        .arg(dir.join(name))
         .arg(&source_path)
         .status()
         .expect("gcc is needed to build test binaries");
     assert!(status.success());
-    binary
+    dir.child(name)
 }
 
-fn bootstrap(exit_code: u8) -> PathBuf {
+fn bootstrap(exit_code: u8) -> Scratch {
     c_binary("bootstrap", &format!("int main(void) {{ return {exit_code}; }}\n"))
 }
 

@@ -60,6 +60,34 @@ pub async fn aws_as(endpoint: &str, keys: &Keys) -> xtask::aws::Aws {
     xtask::aws::Aws { sdk, endpoint: Some(endpoint.to_owned()) }
 }
 
+/// A path inside a temporary directory that is removed when this is dropped.
+pub struct Scratch {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Scratch {
+    /// A new empty directory, named after what it is for.
+    pub fn dir(purpose: &str) -> Scratch {
+        let dir = tempfile::Builder::new().prefix(&format!("recording-server-{purpose}-")).tempdir().unwrap();
+        let path = dir.path().to_owned();
+        Scratch { _dir: dir, path }
+    }
+
+    /// `name` inside the same temporary directory (kept alive with it).
+    pub fn child(self, name: &str) -> Scratch {
+        Scratch { path: self.path.join(name), _dir: self._dir }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
 /// A finished xtask run.
 pub struct Run(pub Output);
 
@@ -93,6 +121,8 @@ impl Run {
 pub struct OwnMoto {
     pub moto: Moto,
     http: reqwest::Client,
+    /// Its log and recording; removed after the emulator stops (fields drop in order).
+    _dir: Scratch,
 }
 
 impl OwnMoto {
@@ -130,9 +160,9 @@ impl OwnMoto {
             "RECORDING_MOTO_SERVER is not set: run the tests with `cargo xtask test`, which installs moto",
         ));
         let sh = xshell::Shell::new().unwrap();
-        let dir = std::env::temp_dir().join("recording-server-tests");
+        let dir = Scratch::dir("moto");
         let moto = Moto::start(&sh, &server, &dir, &MotoOptions::default()).expect("start a private moto");
-        OwnMoto { moto, http: reqwest::Client::new() }
+        OwnMoto { moto, http: reqwest::Client::new(), _dir: dir }
     }
 
     pub fn endpoint(&self) -> &str {
