@@ -219,7 +219,10 @@ pub enum PolicyKind {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct CheckIam {
+    #[command(subcommand)]
+    pub command: Option<CheckIamCommand>,
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]
@@ -246,6 +249,27 @@ pub struct CheckIam {
     #[arg(long)]
     pub strict: bool,
     /// Print a JSON report instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckIamCommand {
+    /// Explain the AccessDenied messages in a text (arguments, or `-` for stdin) and give the fix;
+    /// makes no AWS call. Exit 1 when it explained a denial, 0 when there was none
+    Explain(Explain),
+}
+
+#[derive(Debug, Args)]
+pub struct Explain {
+    /// The messages (or a whole pasted block); `-` reads them from stdin
+    pub messages: Vec<String>,
+    #[command(flatten)]
+    pub target: StageArgs,
+    /// Region of the stage's ARNs when the message names none (default: AWS_REGION, us-east-1)
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Print a JSON array of the explained denials instead of text
     #[arg(long)]
     pub json: bool,
 }

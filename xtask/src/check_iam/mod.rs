@@ -6,6 +6,7 @@
 //! unblocks come first, then the rows.
 
 mod classify;
+pub mod explain;
 mod probe;
 mod report;
 pub mod role;
@@ -162,6 +163,9 @@ impl Identity {
 
 impl CheckIam {
     pub async fn run(self) -> anyhow::Result<()> {
+        if let Some(crate::flags::CheckIamCommand::Explain(explain)) = self.command {
+            return explain.run();
+        }
         let aws = self.aws.load().await.map_err(|e| Failure::new(IDENTITY, e))?;
         let mut notes = Vec::new();
         let identity = identify(&aws, &mut notes).await?;

@@ -368,6 +368,46 @@ async fn an_unreachable_endpoint_is_one_line_and_a_hint() {
 }
 
 #[tokio::test]
+async fn a_denied_deploy_piped_into_explain_names_the_step_and_the_fix() {
+    let mut policy = render_policy(&deployer_needs(&[Task::CreateTables]), &names(), true);
+    policy["Statement"].as_array_mut().unwrap().push(json!({
+        "Effect": "Allow", "Action": ["sts:GetCallerIdentity", "s3:*"], "Resource": "*"
+    }));
+    let (moto, keys, _) = user("half-deployer", &policy).await;
+    let binary = crate::deploy::bootstrap(0);
+
+    let deploy =
+        xtask_as(moto.endpoint(), &keys, &["deploy", "--stage", "dev", "--binary", binary.to_str().unwrap()]);
+    assert_eq!(deploy.code(), 1, "{}\n{}", deploy.stdout(), deploy.stderr());
+    assert!(deploy.stderr().contains("iam:GetRole"), "{}", deploy.stderr());
+
+    // `cargo xtask deploy 2>&1 | cargo xtask check-iam explain -`
+    let mut explain = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["check-iam", "explain", "-"])
+        .env_remove("AWS_REGION")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    explain.stdin.take().unwrap().write_all(deploy.stderr().as_bytes()).unwrap();
+    let explained = Run(explain.wait_with_output().unwrap());
+
+    assert_eq!(explained.code(), 1, "one denial explained\n{}", explained.stdout());
+    let out = explained.stdout();
+    assert!(out.contains("denial 1: iam:GetRole"), "{out}");
+    assert!(out.contains("principal  arn:aws:iam::123456789012:user/half-deployer"), "{out}");
+    assert!(out.contains("needed by  cargo xtask deploy"), "{out}");
+    assert!(out.contains("attach this statement to arn:aws:iam::123456789012:user/half-deployer"), "{out}");
+    assert!(out.contains("\"arn:aws:iam::123456789012:role/recording-server-dev-lambda\""), "{out}");
+    // Nothing to explain: exit 0.
+    let clean = xtask_as(moto.endpoint(), &keys, &["check-iam", "explain", "deployed fine"]);
+    assert_eq!(clean.code(), 0, "{}", clean.stdout());
+    // No message at all is a usage error.
+    assert_eq!(xtask_as(moto.endpoint(), &keys, &["check-iam", "explain"]).code(), 4);
+}
+
+#[tokio::test]
 async fn unknown_credentials_exit_3_with_the_fix() {
     let moto = OwnMoto::start();
     moto.enforce_iam().await;

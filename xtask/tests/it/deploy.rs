@@ -25,7 +25,7 @@ fn c_binary(name: &str, source: &str) -> Scratch {
     dir.child(name)
 }
 
-fn bootstrap(exit_code: u8) -> Scratch {
+pub fn bootstrap(exit_code: u8) -> Scratch {
     c_binary("bootstrap", &format!("int main(void) {{ return {exit_code}; }}\n"))
 }
 
