@@ -81,7 +81,8 @@ impl Bench {
                 .env("RUST_LOG", "warn")
                 .into();
             let started = Instant::now();
-            let mut child = command.stdout(Stdio::null()).spawn().context("cannot start the service")?;
+            let spawned = crate::signals::stop_with_parent(&mut command).stdout(Stdio::null()).spawn();
+            let mut child = spawned.context("cannot start the service")?;
             let base = format!("http://127.0.0.1:{port}");
             let result = async {
                 let to_health = poll(&http, &format!("{base}/health"), None, started).await?;

@@ -57,7 +57,7 @@ impl Moto {
             .envs(options.env.iter().map(|(k, v)| (k, v)))
             .into();
         let log_file = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let child = command
+        let child = crate::signals::stop_with_parent(&mut command)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)

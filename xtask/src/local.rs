@@ -65,13 +65,14 @@ impl Local {
         let binary = target.join("debug").join("app");
         let port = self.port.to_string();
         let max_upload = self.max_upload_bytes.to_string();
-        let service: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
+        let mut service: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
             .env("PORT", &port)
             .env("RECORD_BUCKET", LOCAL_BUCKET)
             .env("RECORD_MAX_UPLOAD_BYTES", &max_upload)
             // Local mode is for trying the API: the seed's unverified login is on.
             .env("RECORD_ALLOW_UNVERIFIED_LOGIN", "true")
             .into();
+        crate::signals::stop_with_parent(&mut service);
         let mut child = tokio::process::Command::from(service)
             .kill_on_drop(true)
             .spawn()

@@ -33,3 +33,23 @@ async fn received(signal: &mut Option<tokio::signal::unix::Signal>) {
         None => std::future::pending().await,
     }
 }
+
+/// Make a child process stop (SIGTERM) when xtask dies, even by SIGKILL or a crash, when no
+/// guard can run: Linux's parent-death signal. A no-op elsewhere.
+pub fn stop_with_parent(command: &mut std::process::Command) -> &mut std::process::Command {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the child between fork and exec and only calls prctl(2),
+        // which is async-signal-safe; it allocates nothing and touches no lock.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    command
+}

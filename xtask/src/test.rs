@@ -32,11 +32,13 @@ impl Test {
         // The tests' own temporary directory: whatever they leave there is found, then removed.
         let scratch = target.join("tmp").join(format!("test-{}", std::process::id()));
         sh.create_dir(&scratch)?;
-        let command: Command = with_emulator_env(cmd!(sh, "{cargo} test --workspace {args...}"), &endpoint)
-            .env("RECORDING_MOTO_SERVER", &server)
-            .env("RECORDING_ZIG_TOOLS", &zig)
-            .env("TMPDIR", &scratch)
-            .into();
+        let mut command: Command =
+            with_emulator_env(cmd!(sh, "{cargo} test --workspace {args...}"), &endpoint)
+                .env("RECORDING_MOTO_SERVER", &server)
+                .env("RECORDING_ZIG_TOOLS", &zig)
+                .env("TMPDIR", &scratch)
+                .into();
+        crate::signals::stop_with_parent(&mut command);
         let mut child = tokio::process::Command::from(command)
             .kill_on_drop(true)
             .spawn()

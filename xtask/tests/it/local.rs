@@ -15,8 +15,9 @@ fn listening(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
-#[test]
-fn sigterm_stops_the_service_and_the_emulator_and_frees_both_ports() {
+/// `xtask local` on a free port, serving; returns it, its port, its emulator's port and its
+/// remaining output.
+fn start_local() -> (std::process::Child, u16, u16, mpsc::Receiver<String>) {
     let port = free_port();
     let mut local = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["local", "--port", &port.to_string()])
@@ -49,6 +50,12 @@ fn sigterm_stops_the_service_and_the_emulator_and_frees_both_ports() {
     }
     let emulator = emulator.expect("xtask local printed its emulator endpoint and examples");
     assert!(listening(port) && listening(emulator), "both the service and the emulator listen");
+    (local, port, emulator, received)
+}
+
+#[test]
+fn sigterm_stops_the_service_and_the_emulator_and_frees_both_ports() {
+    let (mut local, port, emulator, received) = start_local();
 
     let pid = local.id().to_string();
     let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -69,4 +76,19 @@ fn sigterm_stops_the_service_and_the_emulator_and_frees_both_ports() {
     }
     let rest: Vec<String> = received.iter().collect();
     assert!(rest.iter().any(|l| l.contains("SIGTERM: stopped the service and the emulator")), "{rest:?}");
+}
+
+#[test]
+fn when_xtask_is_killed_outright_its_children_stop_too() {
+    let (mut local, port, emulator, _output) = start_local();
+
+    // SIGKILL: no guard runs; the children's parent-death signal must stop them.
+    local.kill().unwrap();
+    local.wait().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while listening(port) || listening(emulator) {
+        assert!(Instant::now() < deadline, "a child outlived xtask by 5 s: port {port} or {emulator} in use");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
