@@ -263,12 +263,17 @@ pub enum CheckIamCommand {
 #[derive(Debug, Args)]
 pub struct Explain {
     /// The messages (or a whole pasted block); `-` reads them from stdin
+    #[arg(conflicts_with = "since")]
     pub messages: Vec<String>,
+    /// Read the messages from the stage's function logs (CloudWatch Logs) of this long ago until
+    /// now (e.g. 1h, 30m), instead of from the arguments
+    #[arg(long, value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// Where to read the logs from, with --since
+    #[command(flatten)]
+    pub aws: AwsArgs,
     #[command(flatten)]
     pub target: StageArgs,
-    /// Region of the stage's ARNs when the message names none (default: AWS_REGION, us-east-1)
-    #[arg(long, env = "AWS_REGION")]
-    pub region: Option<String>,
     /// Print a JSON array of the explained denials instead of text
     #[arg(long)]
     pub json: bool,

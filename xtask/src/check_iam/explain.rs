@@ -321,8 +321,9 @@ fn region_of(arn: &str) -> Option<&str> {
 }
 
 impl Explain {
-    pub fn run(self) -> anyhow::Result<()> {
+    pub async fn run(self) -> anyhow::Result<()> {
         let text = match self.messages.as_slice() {
+            [] if self.since.is_some() => self.read_logs().await?,
             [] => {
                 return Err(Failure::new(
                     4,
@@ -348,7 +349,8 @@ impl Explain {
                     .as_deref()
                     .and_then(region_of)
                     .map(str::to_owned)
-                    .or_else(|| self.region.clone())
+                    .or_else(|| self.aws.region.clone())
+                    .or_else(|| std::env::var("AWS_REGION").ok())
                     .unwrap_or_else(|| "us-east-1".into());
                 let names = self.target.names(account, &region);
                 explain(denied, &names)
@@ -368,6 +370,38 @@ impl Explain {
         } else {
             Err(Failure::new(EXPLAINED, anyhow::anyhow!("{} denial(s) explained", explained.len())).into())
         }
+    }
+}
+
+impl Explain {
+    /// The stage's function log lines that mention a denial, from `--since` ago until now.
+    async fn read_logs(&self) -> anyhow::Result<String> {
+        let since = self.since.unwrap_or_default();
+        let aws = self.aws.load().await?;
+        let account = crate::aws::account(&aws).await?;
+        let names = self.target.names(&account, &aws.region());
+        let group = names.log_group();
+        let start = std::time::SystemTime::now()
+            .checked_sub(since)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
+        let mut pages = logs
+            .filter_log_events()
+            .log_group_name(&group)
+            .start_time(start)
+            .filter_pattern("\"not authorized\"")
+            .into_paginator()
+            .send();
+        let mut text = String::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| crate::aws::explain(e, "logs:FilterLogEvents", &group, &aws))?;
+            for event in page.events() {
+                text.push_str(event.message().unwrap_or_default());
+                text.push('\n');
+            }
+        }
+        Ok(text)
     }
 }
 

@@ -164,7 +164,7 @@ impl Identity {
 impl CheckIam {
     pub async fn run(self) -> anyhow::Result<()> {
         if let Some(crate::flags::CheckIamCommand::Explain(explain)) = self.command {
-            return explain.run();
+            return explain.run().await;
         }
         let aws = self.aws.load().await.map_err(|e| Failure::new(IDENTITY, e))?;
         let mut notes = Vec::new();

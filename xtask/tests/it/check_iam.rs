@@ -408,6 +408,47 @@ async fn a_denied_deploy_piped_into_explain_names_the_step_and_the_fix() {
 }
 
 #[tokio::test]
+async fn explain_reads_the_denials_in_the_functions_log_group() {
+    let moto = OwnMoto::start();
+    let aws = xtask::aws::Aws::emulator(moto.endpoint()).await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
+    let group = "/aws/lambda/recording-server-dev";
+    logs.create_log_group().log_group_name(group).send().await.unwrap();
+    logs.create_log_stream().log_group_name(group).log_stream_name("s").send().await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let lines = [
+        "INFO request done status=200",
+        "ERROR request failed error=Query on the record index failed: AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/recording-server-dev-lambda/recording-server-dev is not authorized to perform: dynamodb:Query on resource: arn:aws:dynamodb:us-east-1:123456789012:table/record_record/index/user_id-created_at-index because no identity-based policy allows the dynamodb:Query action",
+    ];
+    let events = lines.iter().enumerate().map(|(i, line)| {
+        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+            .timestamp(now + i as i64)
+            .message(*line)
+            .build()
+            .unwrap()
+    });
+    let put = logs
+        .put_log_events()
+        .log_group_name(group)
+        .log_stream_name("s")
+        .set_log_events(Some(events.collect()));
+    put.send().await.unwrap();
+    let keys = Keys { id: "local".into(), secret: "local".into() };
+
+    let run = xtask_as(
+        moto.endpoint(),
+        &keys,
+        &["check-iam", "explain", "--stage", "dev", "--since", "1h", "--json"],
+    );
+
+    assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
+    let explained = run.json();
+    assert_eq!(explained.as_array().unwrap().len(), 1, "{explained}");
+    assert_eq!(explained[0]["action"], "dynamodb:Query");
+    assert!(explained[0]["fix"].as_str().unwrap().contains("cargo xtask deploy --stage dev"), "{explained}");
+}
+
+#[tokio::test]
 async fn unknown_credentials_exit_3_with_the_fix() {
     let moto = OwnMoto::start();
     moto.enforce_iam().await;
