@@ -54,9 +54,18 @@ async fn throttling() -> String {
     address
 }
 
-async fn assert_unavailable(app: &TestApp, started: Instant, response: reqwest::Response) {
+/// `GET /login` through `backend`: 503 with `Retry-After` and a JSON error, within the budget,
+/// and no key row written.
+async fn login_is_unavailable_through(backend: String) {
+    let app =
+        TestApp::spawn_with(Setup { backend: Some(backend), budget: tight(), ..Setup::default() }).await;
+
+    let started = Instant::now();
+    let response = app.http.get(format!("{}/login?social_id=1&social_type=kakao", app.address)).send().await;
+    let response = response.unwrap();
+
     let elapsed = started.elapsed();
-    assert_eq!(response.status(), 503, "{}", response.text().await.unwrap_or_default());
+    assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
     let body: serde_json::Value = response.json().await.expect("a JSON error body");
     let message = body["error"].as_str().expect("an error message");
@@ -68,14 +77,7 @@ async fn assert_unavailable(app: &TestApp, started: Instant, response: reqwest::
 
 #[tokio::test]
 async fn a_stalled_backend_gets_503_with_retry_after_within_the_budget() {
-    let app =
-        TestApp::spawn_with(Setup { backend: Some(black_hole().await), budget: tight(), ..Setup::default() })
-            .await;
-
-    let started = Instant::now();
-    let response = app.http.get(format!("{}/login?social_id=1&social_type=kakao", app.address)).send().await;
-
-    assert_unavailable(&app, started, response.unwrap()).await;
+    login_is_unavailable_through(black_hole().await).await;
 }
 
 #[tokio::test]
@@ -84,22 +86,10 @@ async fn a_backend_that_refuses_connections_gets_503() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
     };
-    let app = TestApp::spawn_with(Setup { backend: Some(closed), budget: tight(), ..Setup::default() }).await;
-
-    let started = Instant::now();
-    let response = app.http.get(format!("{}/login?social_id=1&social_type=kakao", app.address)).send().await;
-
-    assert_unavailable(&app, started, response.unwrap()).await;
+    login_is_unavailable_through(closed).await;
 }
 
 #[tokio::test]
 async fn persistent_throttling_gets_503_once_retries_are_spent() {
-    let app =
-        TestApp::spawn_with(Setup { backend: Some(throttling().await), budget: tight(), ..Setup::default() })
-            .await;
-
-    let started = Instant::now();
-    let response = app.http.get(format!("{}/login?social_id=1&social_type=kakao", app.address)).send().await;
-
-    assert_unavailable(&app, started, response.unwrap()).await;
+    login_is_unavailable_through(throttling().await).await;
 }
