@@ -71,9 +71,20 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        if let ApiError::Storage(source) = &self {
+        match &self {
+            // A denied call: what `cargo xtask check-iam explain --since …` reads from the logs.
+            ApiError::Storage(StorageError::Aws { operation, detail, .. }) if detail.is_access_denied() => {
+                tracing::error!(
+                    operation,
+                    code = detail.code.as_deref().unwrap_or_default(),
+                    aws_request_id = detail.request_id.as_deref().unwrap_or_default(),
+                    "aws call denied: {}",
+                    detail.message.as_deref().unwrap_or_default()
+                );
+            }
             // The request span carries the request id; the body never carries the cause.
-            tracing::error!(error = %source, "request failed");
+            ApiError::Storage(source) => tracing::error!(error = %source, "request failed"),
+            _ => {}
         }
         let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -20,7 +20,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("{operation} failed: {message}")]
-    Aws { operation: &'static str, message: String, source: BoxError },
+    Aws { operation: &'static str, message: String, detail: AwsDetail, source: BoxError },
     /// The backend timed out, refused or dropped the connection, failed (5xx) or throttled us,
     /// and the retries are spent: not a bug, the client should retry later.
     #[error("{operation} failed: the backend is unavailable: {message}")]
@@ -39,14 +39,32 @@ impl StorageError {
         if err.unavailable() {
             StorageError::Unavailable { operation, message, source: err.into() }
         } else {
-            StorageError::Aws { operation, message, source: err.into() }
+            StorageError::Aws { operation, message, detail: err.detail(), source: err.into() }
         }
+    }
+}
+
+/// What AWS said, for the log: `check-iam explain` reads AccessDenied messages from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsDetail {
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl AwsDetail {
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self.code.as_deref(), Some("AccessDeniedException" | "AccessDenied"))
     }
 }
 
 /// Whether an error means the backend is unavailable rather than that we asked wrongly.
 pub trait Availability {
     fn unavailable(&self) -> bool;
+
+    fn detail(&self) -> AwsDetail {
+        AwsDetail::default()
+    }
 }
 
 /// Codes AWS answers when it is overloaded or failing: retrying later helps.
@@ -73,6 +91,27 @@ where
                 e.raw().status().is_server_error() || e.err().code().is_some_and(|c| TRANSIENT.contains(&c))
             }
             _ => false,
+        }
+    }
+
+    fn detail(&self) -> AwsDetail {
+        let aws_sdk_dynamodb::error::SdkError::ServiceError(e) = self else { return AwsDetail::default() };
+        let header = |name: &str| e.raw().headers().get(name).map(str::to_owned);
+        // Some endpoints (the emulator) answer a JSON service with an XML error body the SDK
+        // cannot read a code from: read its <Code> and <Message>.
+        let body = e.raw().body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+        let tag = |name: &str| {
+            let open = format!("<{name}>");
+            let start = body.find(&open)? + open.len();
+            let end = body[start..].find(&format!("</{name}>"))? + start;
+            Some(body[start..end].to_owned())
+        };
+        AwsDetail {
+            code: e.err().code().map(str::to_owned).or_else(|| tag("Code")),
+            message: e.err().message().map(str::to_owned).or_else(|| tag("Message")),
+            request_id: header("x-amzn-requestid")
+                .or_else(|| header("x-amz-request-id"))
+                .or_else(|| tag("RequestId")),
         }
     }
 }
@@ -107,6 +146,30 @@ fn s(value: impl Into<String>) -> AttributeValue {
 
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
+}
+
+#[cfg(test)]
+mod detail_tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::error::{ErrorMetadata, SdkError};
+    use aws_sdk_dynamodb::operation::query::QueryError;
+
+    fn denied(body: &str) -> SdkError<QueryError, HttpResponse> {
+        let raw = HttpResponse::new(403.try_into().unwrap(), aws_smithy_types::body::SdkBody::from(body));
+        SdkError::service_error(QueryError::generic(ErrorMetadata::builder().build()), raw)
+    }
+
+    #[test]
+    fn a_denial_in_an_xml_body_is_read_for_the_log() {
+        let err = denied("<ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>User: arn:aws:sts::123456789012:assumed-role/r/s is not authorized to perform: dynamodb:Query</Message></Error></Errors><RequestId>r-1</RequestId></ErrorResponse>");
+        let detail = err.detail();
+        assert!(detail.is_access_denied(), "{detail:?}");
+        assert_eq!(detail.request_id.as_deref(), Some("r-1"));
+        assert!(detail.message.unwrap().ends_with("perform: dynamodb:Query"));
+        assert!(!err.unavailable(), "a denial is not an outage");
+        assert!(matches!(StorageError::aws("Query", err), StorageError::Aws { .. }));
+    }
 }
 
 #[cfg(test)]
