@@ -20,7 +20,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("{operation} failed: {message}")]
-    Aws { operation: &'static str, message: String, detail: AwsDetail, source: BoxError },
+    Aws { operation: &'static str, message: String, detail: Box<AwsDetail>, source: BoxError },
     /// The backend timed out, refused or dropped the connection, failed (5xx) or throttled us,
     /// and the retries are spent: not a bug, the client should retry later.
     #[error("{operation} failed: the backend is unavailable: {message}")]
@@ -39,7 +39,7 @@ impl StorageError {
         if err.unavailable() {
             StorageError::Unavailable { operation, message, source: err.into() }
         } else {
-            StorageError::Aws { operation, message, detail: err.detail(), source: err.into() }
+            StorageError::Aws { operation, message, detail: Box::new(err.detail()), source: err.into() }
         }
     }
 }
