@@ -179,15 +179,6 @@ fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Whether a service error is an access denial. Real DynamoDB answers `AccessDeniedException` as
-/// JSON (HTTP 400); moto answers HTTP 403 with an XML body the SDK cannot read a code from.
-pub fn is_access_denied<E>(err: &SdkError<E, HttpResponse>) -> bool
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    matches!(err, SdkError::ServiceError(_)) && ErrorInfo::of(err).is_access_denied()
-}
-
 /// Turn an SDK error into one line naming the failed `action` on `resource` and what AWS said,
 /// then a one-line hint. The SDK's full context follows only with `--verbose`/`RUST_LOG=debug`.
 pub fn explain<E>(err: SdkError<E, HttpResponse>, action: &str, resource: &str, aws: &Aws) -> anyhow::Error
@@ -315,15 +306,6 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
     aws_smithy_types::DateTime::from(t)
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap_or_else(|_| format!("{t:?}"))
-}
-
-/// A one-line account of an SDK error: the service's code, message and request id, or the
-/// transport failure.
-pub fn brief<E>(err: &SdkError<E, HttpResponse>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    ErrorInfo::of(err).line()
 }
 
 /// The account the credentials belong to.

@@ -70,8 +70,9 @@ fn unavailable<E>(e: &SdkError<E, crate::aws::HttpResponse>) -> Unavailable
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let message = crate::aws::brief(e);
-    let denied = crate::aws::is_access_denied(e).then(|| super::classify::classify(&message));
+    let info = crate::aws::ErrorInfo::of(e);
+    let message = info.line();
+    let denied = info.is_access_denied().then(|| super::classify::classify(&message));
     Unavailable { message, denied }
 }
 
