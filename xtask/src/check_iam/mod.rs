@@ -241,7 +241,11 @@ async fn deployer_rows(
         }
     };
     notes.push(format!("simulation unavailable for you, probing instead: {}", unavailable.message));
-    let facts = probe::Facts::gather(aws, checks).await;
+    // Only write probes look at what exists; read-only runs need not look it up.
+    let facts = match mode {
+        ProbeMode::Conditional => probe::Facts::gather(aws, checks).await,
+        ProbeMode::Read => probe::Facts::default(),
+    };
     let mut rows = Vec::new();
     for check in checks {
         for arn in &check.arns {
@@ -256,7 +260,7 @@ async fn deployer_rows(
             rows.push(Row::new("deployer", &identity.arn, check.need.action, arn, decision, Method::Probe));
         }
     }
-    decide_from_own_policies(iam, identity, &mut rows, notes).await;
+    decide_from_own_policies(iam, identity, checks, &mut rows, notes).await;
     rows
 }
 
@@ -264,6 +268,7 @@ async fn deployer_rows(
 async fn decide_from_own_policies(
     iam: &aws_sdk_iam::Client,
     identity: &Identity,
+    checks: &[Check],
     rows: &mut [Row],
     notes: &mut Vec<String>,
 ) {
@@ -303,16 +308,9 @@ async fn decide_from_own_policies(
     };
     let mut settled = 0;
     for row in rows.iter_mut().filter(|r| undecided(r)) {
-        let context: Vec<(&str, &str)> = crate::catalogue::deployer_needs(&[
-            Task::CheckIam,
-            Task::Deploy,
-            Task::Destroy,
-            Task::CreateTables,
-        ])
-        .iter()
-        .filter(|n| n.action == row.action)
-        .filter_map(|n| n.condition)
-        .collect();
+        // The condition the real request carries, from the check the row was made for.
+        let context: Vec<(&str, &str)> =
+            checks.iter().filter(|c| c.need.action == row.action).filter_map(|c| c.need.condition).collect();
         let decision = role::decision(policies.evaluate(&row.action, &row.resource, &context));
         if matches!(decision, Decision::Allow | Decision::Deny { .. }) {
             settled += 1;
