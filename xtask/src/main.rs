@@ -14,6 +14,13 @@ const USAGE: u8 = 4;
 const INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
+    // `cargo xtask check-iam | head`: end quietly when the reader goes away, as Unix tools do,
+    // instead of panicking in println! on EPIPE (Rust ignores SIGPIPE by default).
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let flags = match Xtask::try_parse() {
         Ok(flags) => flags,
         Err(err) => {

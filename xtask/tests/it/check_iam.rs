@@ -448,6 +448,22 @@ async fn explain_reads_the_denials_in_the_functions_log_group() {
     assert!(explained[0]["fix"].as_str().unwrap().contains("cargo xtask deploy --stage dev"), "{explained}");
 }
 
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
+    let message = "User: arn:aws:iam::123456789012:user/dev is not authorized to perform: iam:PassRole";
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["check-iam", "explain", message])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // `| head -0`: the reader is gone before xtask writes
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+}
+
 #[tokio::test]
 async fn unknown_credentials_exit_3_with_the_fix() {
     let moto = OwnMoto::start();
