@@ -45,6 +45,15 @@ pub async fn sdk_config(budget: &crate::config::AwsBudget) -> aws_config::SdkCon
         .await
 }
 
+/// The name every AWS call of the service carries in its user agent (`app/recording-server`):
+/// CloudTrail shows it, and the tests' coverage check tells the service's calls from the
+/// tooling's by it.
+pub const APP_NAME: &str = "recording-server";
+
+fn app_name() -> aws_config::AppName {
+    aws_config::AppName::new(APP_NAME).expect("a constant, valid app name")
+}
+
 impl AppState {
     /// Create the AWS clients from one shared SDK config.
     pub fn new(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
@@ -62,8 +71,8 @@ impl AppState {
         s3: aws_sdk_s3::config::Builder,
         config: &Config,
     ) -> Self {
-        let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
-        let s3_config = s3.build();
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.app_name(app_name()).build());
+        let s3_config = s3.app_name(app_name()).build();
         AppState {
             users: UserStore::new(dynamodb.clone(), USER_TABLE.name(&config.table_prefix)),
             records: RecordStore::new(dynamodb, RECORD_TABLE.name(&config.table_prefix)),

@@ -7,7 +7,11 @@ use anyhow::{bail, Context};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
+use crate::catalogue::Task;
 use crate::flags::AwsArgs;
+
+/// The user-agent app name of a task's calls is this followed by the task's name.
+pub const XTASK_APP_PREFIX: &str = "recording-server-xtask-";
 
 /// One loaded SDK config and the endpoint override it was built with.
 #[derive(Clone, Debug)]
@@ -17,9 +21,13 @@ pub struct Aws {
 }
 
 impl AwsArgs {
-    /// Load the SDK config once; every client of the run is built from it.
-    pub async fn load(&self) -> anyhow::Result<Aws> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    /// Load the SDK config once; every client of the run is built from it. Its calls carry
+    /// `app/recording-server-xtask-<task>` in their user agent (CloudTrail shows it; the tests'
+    /// coverage check attributes each call to the task that made it by it).
+    pub async fn load(&self, task: Task) -> anyhow::Result<Aws> {
+        let app_name = aws_config::AppName::new(format!("{}{}", XTASK_APP_PREFIX, task.name()))
+            .expect("task names are valid app names");
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).app_name(app_name);
         if let Some(region) = &self.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }

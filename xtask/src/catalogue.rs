@@ -59,7 +59,7 @@ impl Resource {
 }
 
 /// The xtask tasks that call AWS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Task {
     CreateTables,
@@ -154,6 +154,8 @@ const CHECK_IAM: &[Need] = &[
     need("iam:GetRolePolicy", Resource::Role),
     need("iam:ListAttachedRolePolicies", Resource::Role),
     need("lambda:GetPolicy", Resource::Function),
+    // `check-iam explain --stage S --since D` reads the function's log group.
+    need("logs:FilterLogEvents", Resource::Runtime(ResourceKind::LogGroup)),
     // Your own policies, read when neither simulation nor a probe can decide.
     need("iam:GetUser", Resource::Caller),
     need("iam:ListUserPolicies", Resource::Caller),

@@ -47,7 +47,7 @@ pub struct TableReport {
 impl CreateTables {
     pub async fn run(self) -> anyhow::Result<()> {
         app::schema::validate_prefix(&self.table_prefix).map_err(anyhow::Error::msg)?;
-        let aws = self.aws.load().await?;
+        let aws = self.aws.load(crate::catalogue::Task::CreateTables).await?;
         let options = Options {
             prefix: self.table_prefix,
             stage: self.stage,

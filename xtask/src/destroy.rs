@@ -14,7 +14,7 @@ use crate::names::validate_stage;
 impl Destroy {
     pub async fn run(self) -> anyhow::Result<()> {
         validate_stage(&self.target.stage)?;
-        let aws = self.aws.load().await?;
+        let aws = self.aws.load(crate::catalogue::Task::Destroy).await?;
         let account = crate::aws::account(&aws).await?;
         let names = self.target.names(&account, &aws.region());
         let mut doomed =

@@ -33,6 +33,9 @@ pub fn install_moto(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf> {
 pub struct MotoOptions {
     /// Extra environment, e.g. `INITIAL_NO_AUTH_ACTION_COUNT` to enforce IAM after N requests.
     pub env: Vec<(String, String)>,
+    /// Record every request from the start into this file (JSON lines), instead of only
+    /// between the recorder's start and stop calls.
+    pub recording: Option<PathBuf>,
 }
 
 /// A running moto server; killed when dropped (normal exit, error or unwinding panic).
@@ -51,9 +54,13 @@ impl Moto {
         let log = dir.join(format!("moto-{port}.log"));
         // Each instance records to its own file: moto's default is the working directory,
         // shared by every instance.
-        let recording = dir.join(format!("moto-{port}-recording.jsonl"));
+        let recording = match &options.recording {
+            Some(path) => path.clone(),
+            None => dir.join(format!("moto-{port}-recording.jsonl")),
+        };
         let mut command: Command = cmd!(sh, "{server} -H 127.0.0.1 -p {port}")
             .env("MOTO_RECORDER_FILEPATH", &recording)
+            .env("MOTO_ENABLE_RECORDING", if options.recording.is_some() { "True" } else { "" })
             .envs(options.env.iter().map(|(k, v)| (k, v)))
             .into();
         let log_file = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bucket;
 pub mod catalogue;
 pub mod check_iam;
+pub mod coverage;
 pub mod create_tables;
 pub mod deploy;
 pub mod destroy;

@@ -48,9 +48,15 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
     sh.change_dir(project_root());
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        let task = match flags.task {
+            // `local` ends on a stop request as its normal way to end (its own message, exit 0),
+            // so no second handler races it.
+            Task::Local(task) => return task.run(&sh).await,
+            task => task,
+        };
         let task = async {
-            match flags.task {
-                Task::Local(task) => task.run(&sh).await,
+            match task {
+                Task::Local(_) => unreachable!("handled above"),
                 Task::Test(task) => task.run(&sh).await,
                 Task::CreateTables(task) => task.run().await,
                 Task::CheckIam(task) => task.run().await,
@@ -60,7 +66,7 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
             }
         };
         // A stop request drops the task, and with it every process it started (their guards
-        // stop them). `local` handles it itself, as its normal way to end.
+        // stop them).
         tokio::select! {
             biased;
             result = task => result,

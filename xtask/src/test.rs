@@ -18,11 +18,16 @@ impl Test {
         let server = install_moto(sh, &target)?;
         // The build tests use zig and cargo-lambda; installed here so tests never reach PyPI.
         let zig = crate::deploy::build::ZIG.install(sh, &target)?;
+        // Every emulator of the run records every request here, for the catalogue coverage check.
+        let calls = target.join("tmp").join(format!("calls-{}", std::process::id()));
+        sh.create_dir(&calls)?;
         let moto;
         let endpoint = match &self.endpoint_url {
             Some(endpoint) => endpoint.clone(),
             None => {
-                moto = Moto::start(sh, &server, &target.join("tools").join("run"), &MotoOptions::default())?;
+                let options =
+                    MotoOptions { recording: Some(calls.join("shared.jsonl")), ..MotoOptions::default() };
+                moto = Moto::start(sh, &server, &target.join("tools").join("run"), &options)?;
                 eprintln!("{} on {}", crate::emulator::MOTO.packages[0], moto.endpoint);
                 moto.endpoint.clone()
             }
@@ -37,6 +42,7 @@ impl Test {
                 .env("RECORDING_MOTO_SERVER", &server)
                 .env("RECORDING_ZIG_TOOLS", &zig)
                 .env("TMPDIR", &scratch)
+                .env("RECORDING_CALLS_DIR", &calls)
                 .into();
         crate::signals::stop_with_parent(&mut command);
         let mut child = tokio::process::Command::from(command)
@@ -49,8 +55,19 @@ impl Test {
         };
         let left_behind = ours_left_in(&scratch);
         let _ = std::fs::remove_dir_all(&scratch);
+        let recorded = crate::coverage::read_recordings(&calls);
+        let _ = std::fs::remove_dir_all(&calls);
         if !status.success() {
             bail!("tests failed ({status})");
+        }
+        let (recorded, garbled) = recorded?;
+        let coverage = crate::coverage::Coverage::of(&recorded, crate::coverage::catalogue_of);
+        eprint!("{}", coverage.report());
+        if garbled > 0 {
+            eprintln!("  ({garbled} recorded lines were interleaved by the emulator's threads and skipped)");
+        }
+        if !coverage.is_complete() {
+            bail!("the tests passed, but the code made AWS calls its permission catalogue does not grant (above)");
         }
         if !left_behind.is_empty() {
             bail!(

@@ -377,7 +377,7 @@ impl Explain {
     /// The stage's function log lines that mention a denial, from `--since` ago until now.
     async fn read_logs(&self) -> anyhow::Result<String> {
         let since = self.since.unwrap_or_default();
-        let aws = self.aws.load().await?;
+        let aws = self.aws.load(crate::catalogue::Task::CheckIam).await?;
         let account = crate::aws::account(&aws).await?;
         let names = self.target.names(&account, &aws.region());
         let group = names.log_group();

@@ -166,7 +166,8 @@ impl CheckIam {
         if let Some(crate::flags::CheckIamCommand::Explain(explain)) = self.command {
             return explain.run().await;
         }
-        let aws = self.aws.load().await.map_err(|e| Failure::new(IDENTITY, e))?;
+        let aws =
+            self.aws.load(crate::catalogue::Task::CheckIam).await.map_err(|e| Failure::new(IDENTITY, e))?;
         let mut notes = Vec::new();
         let identity = identify(&aws, &mut notes).await?;
         let mut names = self.target.names(&identity.account, &aws.region());

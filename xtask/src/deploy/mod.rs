@@ -53,7 +53,7 @@ impl Deploy {
     pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {
         validate_stage(&self.target.stage)?;
         app::schema::validate_prefix(&self.target.table_prefix).map_err(anyhow::Error::msg)?;
-        let aws = self.aws.load().await?;
+        let aws = self.aws.load(crate::catalogue::Task::Deploy).await?;
         let account = crate::aws::account(&aws).await?;
         let names = self.target.names(&account, &aws.region());
         if self.url_only {

@@ -121,7 +121,10 @@ impl Run {
 pub struct OwnMoto {
     pub moto: Moto,
     http: reqwest::Client,
-    /// Its log and recording; removed after the emulator stops (fields drop in order).
+    /// Recorded requests before this index belong to earlier phases of the test.
+    recorded_before: std::sync::atomic::AtomicUsize,
+    /// Its log (and recording, outside `cargo xtask test`); removed after the emulator stops
+    /// (fields drop in order).
     _dir: Scratch,
 }
 
@@ -161,8 +164,13 @@ impl OwnMoto {
         ));
         let sh = xshell::Shell::new().unwrap();
         let dir = Scratch::dir("moto");
-        let moto = Moto::start(&sh, &server, &dir, &MotoOptions::default()).expect("start a private moto");
-        OwnMoto { moto, http: reqwest::Client::new(), _dir: dir }
+        // Every request is recorded, into the run's directory for the catalogue coverage check.
+        let calls =
+            std::env::var_os("RECORDING_CALLS_DIR").map(PathBuf::from).unwrap_or_else(|| dir.to_path_buf());
+        let recording = calls.join(format!("own-{}.jsonl", uuid::Uuid::new_v4().simple()));
+        let options = MotoOptions { recording: Some(recording), ..MotoOptions::default() };
+        let moto = Moto::start(&sh, &server, &dir, &options).expect("start a private moto");
+        OwnMoto { moto, http: reqwest::Client::new(), recorded_before: 0.into(), _dir: dir }
     }
 
     pub fn endpoint(&self) -> &str {
@@ -176,19 +184,23 @@ impl OwnMoto {
         response.expect("moto's recorder answers").text().await.unwrap()
     }
 
+    /// Requests from now on are what the next `stop_recording` returns. (The recording itself
+    /// is never reset: the coverage check reads all of it.)
     pub async fn start_recording(&self) {
-        self.recorder("reset-recording").await;
-        self.recorder("start-recording").await;
+        let before = self.recorded_lines().await.len();
+        self.recorded_before.store(before, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The operations recorded since `start_recording`, e.g. `DescribeTable`.
     pub async fn stop_recording(&self) -> Vec<String> {
-        self.recorder("stop-recording").await;
+        let lines = self.recorded_lines().await;
+        let before = self.recorded_before.load(std::sync::atomic::Ordering::SeqCst);
+        lines[before..].iter().map(|l| operation(&serde_json::from_str(l).unwrap())).collect()
+    }
+
+    async fn recorded_lines(&self) -> Vec<String> {
         let text = self.recorder("download-recording").await;
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| operation(&serde_json::from_str(l).unwrap()))
-            .collect()
+        text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
     }
 }
 
