@@ -22,28 +22,90 @@ pub struct Permission {
     pub action: &'static str,
     pub resource: ResourceKind,
     pub why: &'static str,
+    /// The routes that fail without it (what check-iam reports for a role that lacks it).
+    pub routes: &'static [&'static str],
 }
 
-const fn p(action: &'static str, resource: ResourceKind, why: &'static str) -> Permission {
-    Permission { action, resource, why }
+const fn p(
+    action: &'static str,
+    resource: ResourceKind,
+    why: &'static str,
+    routes: &'static [&'static str],
+) -> Permission {
+    Permission { action, resource, why, routes }
 }
+
+/// Every route that takes an auth key.
+const AUTHENTICATED: &[&str] = &[
+    "POST /logout",
+    "PUT /upload/record/{file_name}",
+    "GET /record/list",
+    "POST /record/uploads",
+    "POST /record/{record_id}/complete",
+    "GET /record/{record_id}",
+    "DELETE /record/{record_id}",
+];
+const LOGIN: &[&str] = &["GET /login", "POST /login"];
+/// Used by Lambda itself on the role's behalf, not by the service's code: without it the
+/// function's logs are lost, no route fails.
+pub const LAMBDA: &[&str] = &["(the function's logs, written by Lambda)"];
 
 /// Everything the running service calls. Nothing else is granted to its role.
 pub const RUNTIME: &[Permission] = &[
-    p("dynamodb:GetItem", ResourceKind::UserTable, "check a presented auth key"),
-    p("dynamodb:PutItem", ResourceKind::UserTable, "store a newly issued auth key"),
-    p("dynamodb:DeleteItem", ResourceKind::UserTable, "revoke a key on logout"),
-    p("dynamodb:PutItem", ResourceKind::RecordTable, "store an uploaded record"),
-    p("dynamodb:GetItem", ResourceKind::RecordTable, "read one of the caller's records"),
-    p("dynamodb:DeleteItem", ResourceKind::RecordTable, "delete one of the caller's records"),
-    p("dynamodb:UpdateItem", ResourceKind::RecordTable, "publish a completed large upload"),
-    p("dynamodb:Query", ResourceKind::RecordIndex, "list the caller's records, newest first"),
-    p("s3:PutObject", ResourceKind::BucketObjects, "store an uploaded recording"),
-    p("s3:GetObject", ResourceKind::BucketObjects, "presigned download; check a large upload (HeadObject)"),
-    p("s3:DeleteObject", ResourceKind::BucketObjects, "delete a recording, or undo a failed upload"),
-    p("logs:CreateLogGroup", ResourceKind::LogGroup, "Lambda creates the log group on first run"),
-    p("logs:CreateLogStream", ResourceKind::LogGroup, "Lambda writes each sandbox to a stream"),
-    p("logs:PutLogEvents", ResourceKind::LogGroup, "Lambda ships the service's logs"),
+    p("dynamodb:GetItem", ResourceKind::UserTable, "check a presented auth key", AUTHENTICATED),
+    p("dynamodb:PutItem", ResourceKind::UserTable, "store a newly issued auth key", LOGIN),
+    p("dynamodb:DeleteItem", ResourceKind::UserTable, "revoke a key on logout", &["POST /logout"]),
+    p(
+        "dynamodb:PutItem",
+        ResourceKind::RecordTable,
+        "store an uploaded record",
+        &["PUT /upload/record/{file_name}", "POST /record/uploads"],
+    ),
+    p(
+        "dynamodb:GetItem",
+        ResourceKind::RecordTable,
+        "read one of the caller's records",
+        &["GET /record/{record_id}", "POST /record/{record_id}/complete", "DELETE /record/{record_id}"],
+    ),
+    p(
+        "dynamodb:DeleteItem",
+        ResourceKind::RecordTable,
+        "delete one of the caller's records",
+        &["DELETE /record/{record_id}"],
+    ),
+    p(
+        "dynamodb:UpdateItem",
+        ResourceKind::RecordTable,
+        "publish a completed large upload",
+        &["POST /record/{record_id}/complete"],
+    ),
+    p(
+        "dynamodb:Query",
+        ResourceKind::RecordIndex,
+        "list the caller's records, newest first",
+        &["GET /record/list"],
+    ),
+    p(
+        "s3:PutObject",
+        ResourceKind::BucketObjects,
+        "store an uploaded recording (directly, or by the presigned URL)",
+        &["PUT /upload/record/{file_name}", "POST /record/uploads"],
+    ),
+    p(
+        "s3:GetObject",
+        ResourceKind::BucketObjects,
+        "presigned download; check a large upload (HeadObject)",
+        &["GET /record/{record_id}", "POST /record/{record_id}/complete"],
+    ),
+    p(
+        "s3:DeleteObject",
+        ResourceKind::BucketObjects,
+        "delete a recording, or undo a failed upload",
+        &["DELETE /record/{record_id}"],
+    ),
+    p("logs:CreateLogGroup", ResourceKind::LogGroup, "Lambda creates the log group on first run", LAMBDA),
+    p("logs:CreateLogStream", ResourceKind::LogGroup, "Lambda writes each sandbox to a stream", LAMBDA),
+    p("logs:PutLogEvents", ResourceKind::LogGroup, "Lambda ships the service's logs", LAMBDA),
 ];
 
 /// The runtime actions on one kind of resource, each once, in catalogue order.

@@ -204,6 +204,9 @@ pub fn deployer_needs(tasks: &[Task]) -> Vec<Need> {
     needs
 }
 
+/// The name of the execution role's inline policy that deploy writes from [`runtime_needs`].
+pub const RUNTIME_POLICY_NAME: &str = "recording-server-runtime";
+
 /// The service's runtime needs, from `app::permissions`.
 pub fn runtime_needs() -> Vec<Need> {
     RUNTIME.iter().map(|p| need(p.action, Resource::Runtime(p.resource))).collect()

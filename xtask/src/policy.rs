@@ -28,11 +28,18 @@ pub struct Policies {
     pub trust: Value,
     /// Inline and attached identity policies (a user's groups' policies included).
     pub identity: Vec<Value>,
+    /// Where each of `identity` comes from, e.g. `inline policy x` or a managed policy's ARN.
+    pub sources: Vec<String>,
     /// The permissions boundary's document, when one is set.
     pub boundary: Option<Value>,
 }
 
 impl Policies {
+    fn add(&mut self, source: String, document: Value) {
+        self.sources.push(source);
+        self.identity.push(document);
+    }
+
     /// Identity policies first (a Deny anywhere wins), then the boundary.
     pub fn evaluate(&self, action: &str, arn: &str, context: &[(&str, &str)]) -> Evaluation {
         let identity = evaluate(&self.identity, action, arn, context);
@@ -100,12 +107,12 @@ pub async fn read_role(iam: &aws_sdk_iam::Client, role: &str) -> Result<Option<P
     for name in inline.map_err(|e| Unread::of("iam:ListRolePolicies", role, &e))?.policy_names() {
         let policy = iam.get_role_policy().role_name(role).policy_name(name).send().await;
         let policy = policy.map_err(|e| Unread::of("iam:GetRolePolicy", role, &e))?;
-        policies.identity.push(parse_document(policy.policy_document()));
+        policies.add(format!("inline policy {name}"), parse_document(policy.policy_document()));
     }
     let attached = iam.list_attached_role_policies().role_name(role).send().await;
     let attached = attached.map_err(|e| Unread::of("iam:ListAttachedRolePolicies", role, &e))?;
     for arn in attached.attached_policies().iter().filter_map(|p| p.policy_arn()) {
-        policies.identity.push(managed_document(iam, arn).await?);
+        policies.add(format!("attached policy {arn}"), managed_document(iam, arn).await?);
     }
     if let Some(boundary) =
         found.and_then(|r| r.permissions_boundary).and_then(|b| b.permissions_boundary_arn)
@@ -124,12 +131,12 @@ pub async fn read_user(iam: &aws_sdk_iam::Client, user: &str) -> Result<Policies
     for name in inline.map_err(|e| Unread::of("iam:ListUserPolicies", user, &e))?.policy_names() {
         let policy = iam.get_user_policy().user_name(user).policy_name(name).send().await;
         let policy = policy.map_err(|e| Unread::of("iam:GetUserPolicy", user, &e))?;
-        policies.identity.push(parse_document(policy.policy_document()));
+        policies.add(format!("inline policy {name}"), parse_document(policy.policy_document()));
     }
     let attached = iam.list_attached_user_policies().user_name(user).send().await;
     let attached = attached.map_err(|e| Unread::of("iam:ListAttachedUserPolicies", user, &e))?;
     for arn in attached.attached_policies().iter().filter_map(|p| p.policy_arn()) {
-        policies.identity.push(managed_document(iam, arn).await?);
+        policies.add(format!("attached policy {arn}"), managed_document(iam, arn).await?);
     }
     let groups = iam.list_groups_for_user().user_name(user).send().await;
     for group in groups.map_err(|e| Unread::of("iam:ListGroupsForUser", user, &e))?.groups() {
@@ -138,12 +145,13 @@ pub async fn read_user(iam: &aws_sdk_iam::Client, user: &str) -> Result<Policies
         for policy in inline.map_err(|e| Unread::of("iam:ListGroupPolicies", name, &e))?.policy_names() {
             let doc = iam.get_group_policy().group_name(name).policy_name(policy).send().await;
             let doc = doc.map_err(|e| Unread::of("iam:GetGroupPolicy", name, &e))?;
-            policies.identity.push(parse_document(doc.policy_document()));
+            policies
+                .add(format!("group {name}'s inline policy {policy}"), parse_document(doc.policy_document()));
         }
         let attached = iam.list_attached_group_policies().group_name(name).send().await;
         let attached = attached.map_err(|e| Unread::of("iam:ListAttachedGroupPolicies", name, &e))?;
         for arn in attached.attached_policies().iter().filter_map(|p| p.policy_arn()) {
-            policies.identity.push(managed_document(iam, arn).await?);
+            policies.add(format!("group {name}'s attached policy {arn}"), managed_document(iam, arn).await?);
         }
     }
     let boundary = found.user.and_then(|u| u.permissions_boundary).and_then(|b| b.permissions_boundary_arn);

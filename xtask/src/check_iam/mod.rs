@@ -185,13 +185,15 @@ impl CheckIam {
         let checks: Vec<Check> = deployer_needs(&tasks).into_iter().map(|n| Check::new(n, &names)).collect();
         let iam = aws_sdk_iam::Client::new(&aws.sdk);
         let mut rows = deployer_rows(&aws, &iam, &identity, &checks, self.probe, &mut notes).await;
+        let mut over_granted = Vec::new();
         let role = if self.skip_role {
             RoleState::Skipped
         } else {
-            check_execution_role(&aws, &iam, &names, &mut rows, &mut notes).await
+            check_execution_role(&aws, &iam, &names, &mut rows, &mut notes, &mut over_granted).await
         };
 
-        let report = report::Report::new(identity, &tasks, &checks, rows, notes, role, &names);
+        let mut report = report::Report::new(identity, &tasks, &checks, rows, notes, role, &names);
+        report.over_granted(over_granted);
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -331,8 +333,27 @@ pub enum RoleState {
     Skipped,
     /// The role does not exist: deploy creates it from the catalogue.
     NotDeployed,
-    /// Its rows are in the report (decided or not).
+    /// Its rows are in the report (decided or not), and what it allows beyond the rendered
+    /// runtime policy, when its policies could be read.
     Checked,
+}
+
+/// Set the fix of the execution role's denied rows: the routes that fail, and how to restore it.
+fn routes_broken(rows: &mut [Row], names: &Names) {
+    for row in rows.iter_mut().filter(|r| r.principal == role::ROLE) {
+        if !matches!(row.decision, Decision::Deny { .. }) || row.action == "sts:AssumeRole" {
+            continue;
+        }
+        let routes: Vec<&str> = app::permissions::RUNTIME
+            .iter()
+            .filter(|p| p.action == row.action && names.runtime_arns(p.resource).contains(&row.resource))
+            .flat_map(|p| p.routes.iter().copied())
+            .collect();
+        row.fix = Some(format!(
+            "breaks {}: rerun `cargo xtask deploy`, which writes the role's policy from the catalogue",
+            routes.join(", ")
+        ));
+    }
 }
 
 /// Simulate the runtime needs for the execution role, or read its policies; check its trust
@@ -344,6 +365,7 @@ async fn check_execution_role(
     names: &Names,
     rows: &mut Vec<Row>,
     notes: &mut Vec<String>,
+    over_granted: &mut Vec<role::OverGrant>,
 ) -> RoleState {
     let role_arn = names.role_arn();
     let checks: Vec<Check> = runtime_needs().into_iter().map(|n| Check::new(n, names)).collect();
@@ -402,6 +424,7 @@ async fn check_execution_role(
             );
         }
         rows.push(trust);
+        over_granted.extend(role::over_grants(policies, names));
         match simulate(iam, role::ROLE, &role_arn, &checks).await {
             Ok(simulated) => rows.extend(simulated),
             Err(_) => {
@@ -420,6 +443,7 @@ async fn check_execution_role(
                 }
             }
         }
+        routes_broken(rows, names);
     }
     let lambda = aws_sdk_lambda::Client::new(&aws.sdk);
     match lambda.get_policy().function_name(&names.function).send().await {

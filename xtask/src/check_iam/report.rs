@@ -14,6 +14,9 @@ pub enum Status {
     Ok,
     Blocked,
     Undecided,
+    /// The execution role allows more than the catalogue (and nothing is missing).
+    #[serde(rename = "OVER-GRANTED")]
+    OverGranted,
 }
 
 /// One task's (or the runtime role's) verdict.
@@ -26,6 +29,8 @@ pub struct Verdict {
     pub missing: Vec<String>,
     /// Actions nothing could decide.
     pub unknown: Vec<String>,
+    /// Runtime role only: what its policies allow beyond the rendered runtime policy.
+    pub over_granted: Vec<String>,
     pub detail: Option<String>,
 }
 
@@ -50,22 +55,33 @@ impl Verdict {
         } else {
             Status::Ok
         };
-        Verdict { subject: subject.to_owned(), status, missing, unknown, detail: None }
+        Verdict {
+            subject: subject.to_owned(),
+            status,
+            missing,
+            unknown,
+            over_granted: Vec::new(),
+            detail: None,
+        }
     }
 
-    /// `OK`, `BLOCKED (n missing: …)` or `UNDECIDED (n unknown: …)`.
+    /// `OK`, or what is wrong: `BLOCKED (n missing: …)`, `OVER-GRANTED (n beyond the
+    /// catalogue: …)`, `UNDECIDED (n unknown: …)`, each that applies.
     pub fn label(&self) -> String {
-        let label = match self.status {
-            Status::Ok => "OK".to_owned(),
-            Status::Blocked => {
-                format!("BLOCKED ({} missing: {})", self.missing.len(), self.missing.join(", "))
-            }
-            Status::Undecided => {
-                let shown: Vec<&str> = self.unknown.iter().take(4).map(String::as_str).collect();
-                let more = if self.unknown.len() > shown.len() { ", …" } else { "" };
-                format!("UNDECIDED ({} unknown: {}{more})", self.unknown.len(), shown.join(", "))
-            }
-        };
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            parts.push(format!("BLOCKED ({} missing: {})", self.missing.len(), self.missing.join(", ")));
+        }
+        if !self.over_granted.is_empty() {
+            let n = self.over_granted.len();
+            parts.push(format!("OVER-GRANTED ({n} beyond the catalogue: {})", self.over_granted.join(", ")));
+        }
+        if !self.unknown.is_empty() {
+            let shown: Vec<&str> = self.unknown.iter().take(4).map(String::as_str).collect();
+            let more = if self.unknown.len() > shown.len() { ", …" } else { "" };
+            parts.push(format!("UNDECIDED ({} unknown: {}{more})", self.unknown.len(), shown.join(", ")));
+        }
+        let label = if parts.is_empty() { "OK".to_owned() } else { parts.join("; ") };
         match &self.detail {
             Some(detail) => format!("{label} ({detail})"),
             None => label,
@@ -100,6 +116,8 @@ pub struct Report {
     pub fix: Fix,
     pub rows: Vec<Row>,
     pub notes: Vec<String>,
+    /// What the execution role allows beyond the rendered runtime policy.
+    pub over_granted: Vec<role::OverGrant>,
     pub summary: Summary,
     #[serde(skip)]
     groups: Vec<(String, Vec<usize>)>,
@@ -153,12 +171,32 @@ impl Report {
             denied: count(|d| matches!(d, Decision::Deny { .. })),
             inconclusive: count(|d| matches!(d, Decision::Conditional { .. } | Decision::Unknown { .. })),
         };
-        Report { identity, verdicts, fix, rows, notes, summary, groups }
+        Report { identity, verdicts, fix, rows, notes, over_granted: Vec::new(), summary, groups }
+    }
+
+    /// Record the execution role's over-grants: drift too, so they fail the run like a denial.
+    pub fn over_granted(&mut self, over_granted: Vec<role::OverGrant>) {
+        if let Some(verdict) = self.verdicts.iter_mut().find(|v| v.subject == RUNTIME) {
+            for grant in &over_granted {
+                let entry = format!("{} on {}", grant.action, grant.resource);
+                if !verdict.over_granted.contains(&entry) {
+                    verdict.over_granted.push(entry);
+                }
+            }
+            if verdict.status != Status::Blocked && !verdict.over_granted.is_empty() {
+                verdict.status = Status::OverGranted;
+            }
+        }
+        self.over_granted = over_granted;
     }
 
     pub fn exit_code(&self, strict: bool) -> u8 {
         let any = |s: Status| self.verdicts.iter().any(|v| v.status == s);
-        if any(Status::Blocked) || (strict && any(Status::Undecided)) {
+        if any(Status::Blocked)
+            || any(Status::OverGranted)
+            || !self.over_granted.is_empty()
+            || (strict && any(Status::Undecided))
+        {
             DENIED
         } else if any(Status::Undecided) {
             INCONCLUSIVE
@@ -196,6 +234,12 @@ impl Report {
         }
         for line in &self.fix.not_fixed_by_allow {
             println!("\nnot fixed by an Allow: {line}");
+        }
+        for grant in &self.over_granted {
+            println!(
+                "\nover-granted to the execution role: {} on {} (in its {}): {}",
+                grant.action, grant.resource, grant.source, grant.fix
+            );
         }
         if let Some(runtime) = &self.fix.runtime {
             println!("\nexecution role: `cargo xtask deploy` writes its policy; it lacks:");

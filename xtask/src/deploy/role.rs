@@ -11,7 +11,7 @@ use crate::names::Names;
 use crate::policy::{parse_document as parse_policy_document, trusts_lambda};
 
 /// The inline policy's name on the role.
-pub const POLICY_NAME: &str = "recording-server-runtime";
+use crate::catalogue::RUNTIME_POLICY_NAME as POLICY_NAME;
 
 pub fn trust_policy() -> Value {
     json!({

@@ -634,3 +634,95 @@ async fn a_missing_context_value_makes_pass_role_conditional() {
         Decision::Conditional { missing_context: vec!["aws:RequestTag/team".into()] }
     );
 }
+
+// ---- drift of the deployed execution role ----
+
+/// A stage deployed (before enforcement: under it moto answers S3 HEAD requests with 403), then
+/// a developer whose permissions come from a group's managed policy (check-iam reads those when
+/// a probe cannot decide), on the now enforcing moto; returns the moto, the developer's keys,
+/// and an admin IAM client.
+async fn deployed_and_a_developer_in_group(policy: &Value) -> (OwnMoto, Keys, Client) {
+    let moto = OwnMoto::start();
+    let binary = crate::deploy::bootstrap(0);
+    crate::helpers::xtask(
+        moto.endpoint(),
+        &["deploy", "--stage", "dev", "--binary", binary.to_str().unwrap()],
+    )
+    .ok();
+    let admin = moto.user_with_policy("test-admin", &allow(&["*"])).await;
+    let iam = Client::new(&aws_as(moto.endpoint(), &admin).await.sdk);
+    let arn = iam
+        .create_policy()
+        .policy_name("deployer")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap()
+        .arn
+        .unwrap();
+    iam.create_group().group_name("developers").send().await.unwrap();
+    iam.attach_group_policy().group_name("developers").policy_arn(arn).send().await.unwrap();
+    iam.create_user().user_name("dev").send().await.unwrap();
+    iam.add_user_to_group().group_name("developers").user_name("dev").send().await.unwrap();
+    let key = iam.create_access_key().user_name("dev").send().await.unwrap().access_key.unwrap();
+    moto.enforce_iam().await;
+    (moto, Keys { id: key.access_key_id, secret: key.secret_access_key }, iam)
+}
+
+#[tokio::test]
+async fn a_drifted_execution_role_reports_the_missing_action_with_its_route_and_every_over_grant() {
+    let (moto, dev, iam) = deployed_and_a_developer_in_group(&deployer_policy()).await;
+
+    // The function URL rows stay UNKNOWN here (moto's Lambda GET bug, see the top): the role
+    // itself is complete and grants nothing more.
+    let fresh = check_iam(&moto, &dev, &[]);
+    assert_verdict(&fresh, "runtime-role", "UNDECIDED", &[]);
+    assert_eq!(
+        strings(&verdict(&fresh, "runtime-role")["unknown"]),
+        ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"]
+    );
+    assert_eq!(fresh.json["over_granted"], json!([]), "{}", fresh.text.stdout());
+
+    // Someone edits the role by hand: dynamodb:Query out, s3:DeleteBucket in.
+    let role = "recording-server-dev-lambda";
+    let name = "recording-server-runtime";
+    let current = iam.get_role_policy().role_name(role).policy_name(name).send().await.unwrap();
+    let deployed = current.policy_document().to_owned();
+    let mut policy = without(xtask::policy::parse_document(&deployed), "dynamodb:Query");
+    let bucket = names().bucket_arn();
+    policy["Statement"].as_array_mut().unwrap().push(json!({
+        "Effect": "Allow", "Action": "s3:DeleteBucket", "Resource": bucket
+    }));
+    let put = iam.put_role_policy().role_name(role).policy_name(name);
+    put.policy_document(policy.to_string()).send().await.unwrap();
+
+    let drifted = check_iam(&moto, &dev, &[]);
+    assert_eq!(drifted.code, 1, "{}", drifted.text.stdout());
+    assert_verdict(&drifted, "runtime-role", "BLOCKED", &["dynamodb:Query"]);
+    let over: Vec<&str> = strings(&verdict(&drifted, "runtime-role")["over_granted"]);
+    assert_eq!(over, [format!("s3:DeleteBucket on {bucket}")], "{}", drifted.text.stdout());
+    let out = drifted.text.stdout();
+    assert!(out.contains("OVER-GRANTED (1 beyond the catalogue: s3:DeleteBucket"), "{out}");
+    assert!(out.contains("breaks GET /record/list: rerun `cargo xtask deploy`"), "{out}");
+    assert!(
+        out.contains("over-granted to the execution role: s3:DeleteBucket on")
+            && out.contains("(in its inline policy recording-server-runtime): rerun `cargo xtask deploy`"),
+        "{out}"
+    );
+
+    // The deployed policy back (what a redeploy writes); a managed policy attached by hand is
+    // another over-grant, which deploy does not manage: remove it.
+    let put = iam.put_role_policy().role_name(role).policy_name(name);
+    put.policy_document(xtask::policy::parse_document(&deployed).to_string()).send().await.unwrap();
+    let logs = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]});
+    let extra = iam.create_policy().policy_name("extra-logs").policy_document(logs.to_string()).send().await;
+    let extra = extra.unwrap().policy.unwrap().arn.unwrap();
+    iam.attach_role_policy().role_name(role).policy_arn(&extra).send().await.unwrap();
+    let attached = check_iam(&moto, &dev, &[]);
+    assert_eq!(attached.code, 1, "{}", attached.text.stdout());
+    assert_verdict(&attached, "runtime-role", "OVER-GRANTED", &[]);
+    let out = attached.text.stdout();
+    assert!(out.contains(&format!("logs:* on * (in its attached policy {extra}): remove it")), "{out}");
+}
