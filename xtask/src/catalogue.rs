@@ -207,6 +207,31 @@ pub fn deployer_needs(tasks: &[Task]) -> Vec<Need> {
 /// The name of the execution role's inline policy that deploy writes from [`runtime_needs`].
 pub const RUNTIME_POLICY_NAME: &str = "recording-server-runtime";
 
+/// The deployer policy's IAM part: what creates or changes the execution role, and passes it
+/// to Lambda. A developer who only redeploys an existing stage needs none of it.
+pub const IAM_PART: &[&str] =
+    &["iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:PassRole"];
+
+/// The deployer needs of `tasks` split into the base part and the IAM part.
+pub fn deployer_parts(tasks: &[Task]) -> (Vec<Need>, Vec<Need>) {
+    deployer_needs(tasks).into_iter().partition(|n| !IAM_PART.contains(&n.action))
+}
+
+/// Both parts in one document: each statement's Sid says its part (`Base…`, `Iam…`).
+pub fn render_deployer_policy(tasks: &[Task], names: &Names, any_resource: bool) -> Value {
+    let (base, iam) = deployer_parts(tasks);
+    let mut statements = Vec::new();
+    for (prefix, needs) in [("Base", base), ("Iam", iam)] {
+        let part = render_policy(&needs, names, any_resource);
+        for mut statement in part["Statement"].as_array().cloned().unwrap_or_default() {
+            statement["Sid"] =
+                Value::String(format!("{prefix}{}", statement["Sid"].as_str().unwrap_or_default()));
+            statements.push(statement);
+        }
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
 /// The service's runtime needs, from `app::permissions`.
 pub fn runtime_needs() -> Vec<Need> {
     RUNTIME.iter().map(|p| need(p.action, Resource::Runtime(p.resource))).collect()
@@ -302,6 +327,27 @@ mod tests {
             json!({ "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } })
         );
         assert_eq!(pass["Resource"], json!(["arn:aws:iam::123456789012:role/recording-server-dev-lambda"]));
+    }
+
+    #[test]
+    fn the_deployer_policy_is_its_base_part_and_its_iam_part() {
+        let tasks = [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam];
+        let (base, iam) = deployer_parts(&tasks);
+        assert_eq!(base.len() + iam.len(), deployer_needs(&tasks).len());
+        let iam_actions: Vec<&str> = iam.iter().map(|n| n.action).collect();
+        assert_eq!(iam_actions, IAM_PART);
+        let both = render_deployer_policy(&tasks, &names(), false);
+        let statements = both["Statement"].as_array().unwrap();
+        let pass = statements.iter().find(|s| s["Action"] == json!(["iam:PassRole"])).unwrap();
+        assert_eq!(pass["Sid"], "IamExecutionRoleConditional");
+        assert_eq!(pass["Resource"], json!(["arn:aws:iam::123456789012:role/recording-server-dev-lambda"]));
+        assert_eq!(pass["Condition"]["StringEquals"]["iam:PassedToService"], "lambda.amazonaws.com");
+        assert!(statements.iter().all(|s| {
+            let sid = s["Sid"].as_str().unwrap();
+            let iam_part =
+                s["Action"].as_array().unwrap().iter().all(|a| IAM_PART.contains(&a.as_str().unwrap()));
+            sid.starts_with(if iam_part { "Iam" } else { "Base" })
+        }));
     }
 
     #[test]

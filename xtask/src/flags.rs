@@ -214,8 +214,12 @@ pub enum Builder {
 pub enum PolicyKind {
     /// The Lambda execution role's policy (from app::permissions)
     Runtime,
-    /// The policy of whoever runs the xtask tasks
+    /// The policy of whoever runs the xtask tasks: both parts below, in one document
     Deployer,
+    /// The deployer policy without its IAM part: enough to redeploy an existing stage
+    DeployerBase,
+    /// The deployer policy's IAM part: needed only to create or change the execution role
+    DeployerIam,
 }
 
 #[derive(Debug, Args)]

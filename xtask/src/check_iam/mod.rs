@@ -173,11 +173,17 @@ impl CheckIam {
         let mut names = self.target.names(&identity.account, &aws.region());
         names.caller_user = identity.user_name();
         if let Some(kind) = self.print_policy {
-            let needs = match kind {
-                PolicyKind::Runtime => runtime_needs(),
-                PolicyKind::Deployer => deployer_needs(&self.policy_tasks()),
+            let tasks = self.policy_tasks();
+            let (base, iam) = crate::catalogue::deployer_parts(&tasks);
+            let policy = match kind {
+                PolicyKind::Runtime => render_policy(&runtime_needs(), &names, self.any_resource),
+                PolicyKind::Deployer => {
+                    crate::catalogue::render_deployer_policy(&tasks, &names, self.any_resource)
+                }
+                PolicyKind::DeployerBase => render_policy(&base, &names, self.any_resource),
+                PolicyKind::DeployerIam => render_policy(&iam, &names, self.any_resource),
             };
-            println!("{}", serde_json::to_string_pretty(&render_policy(&needs, &names, self.any_resource))?);
+            println!("{}", serde_json::to_string_pretty(&policy)?);
             return Ok(());
         }
 

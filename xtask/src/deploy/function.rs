@@ -101,7 +101,9 @@ pub async fn ensure_function(
             .function_name(name)
             .runtime(RUNTIME)
             .handler(HANDLER)
-            .role(role_arn)
+            // Passing the role needs iam:PassRole (the deployer policy's IAM part): only when it
+            // changed, so the base part alone can change memory, timeout or environment.
+            .set_role(config.iter().any(|c| c == "role").then(|| role_arn.to_owned()))
             .memory_size(desired.memory)
             .timeout(desired.timeout)
             .environment(environment(desired))

@@ -255,3 +255,57 @@ async fn deploy_builds_the_real_service_with_zig_for_an_old_glibc_and_the_binary
     let _ = service.wait();
     assert_eq!(health, Some(reqwest::StatusCode::OK));
 }
+
+/// The deployer policy's two parts, against the calls deploy really makes (recorded by moto and
+/// mapped to IAM actions by the coverage module). moto cannot run deploy under IAM enforcement
+/// at all (it answers S3 HEAD and Lambda GET requests of allowed callers with 403), so the
+/// parts are checked with the policy evaluator, which the check-iam matrix tests hold to moto's
+/// enforcement.
+#[tokio::test]
+async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_part() {
+    use xtask::catalogue::{deployer_parts, Task, IAM_PART};
+    use xtask::policy::{evaluate, Evaluation};
+
+    let moto = OwnMoto::start();
+    let names = Names::new("test", "123456789012", "us-east-1", "", None);
+    let tasks = [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam];
+    let (base, iam) = deployer_parts(&tasks);
+    let base = render_policy(&base, &names, true);
+    let iam = render_policy(&iam, &names, true);
+    let context = [("iam:PassedToService", "lambda.amazonaws.com")];
+    let denied_by_base = |calls: &[xtask::coverage::Call]| {
+        let mut denied: Vec<String> = calls
+            .iter()
+            .flat_map(|c| c.actions.clone())
+            .filter(|a| evaluate(std::slice::from_ref(&base), a, "*", &context) != Evaluation::Allow)
+            .collect();
+        denied.dedup();
+        denied
+    };
+
+    moto.start_recording().await;
+    deploy(&moto, &bootstrap(0), &[]);
+    let first = moto.recorded_calls().await;
+    let needs_iam = denied_by_base(&first);
+    assert_eq!(needs_iam, ["iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy", "iam:PassRole"]);
+    for action in &needs_iam {
+        assert!(IAM_PART.contains(&action.as_str()));
+        assert_eq!(
+            evaluate(std::slice::from_ref(&iam), action, "*", &context),
+            Evaluation::Allow,
+            "{action}"
+        );
+    }
+
+    for (change, args) in [("no change", &[][..]), ("a memory change", &["--memory", "256"][..])] {
+        moto.start_recording().await;
+        deploy(&moto, &bootstrap(0), args);
+        let calls = moto.recorded_calls().await;
+        assert!(!calls.is_empty());
+        assert_eq!(denied_by_base(&calls), Vec::<String>::new(), "a redeploy with {change}");
+    }
+    // A new code package is base-part work too.
+    moto.start_recording().await;
+    deploy(&moto, &bootstrap(3), &[]);
+    assert_eq!(denied_by_base(&moto.recorded_calls().await), Vec::<String>::new(), "a code change");
+}

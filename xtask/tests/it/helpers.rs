@@ -198,6 +198,13 @@ impl OwnMoto {
         lines[before..].iter().map(|l| operation(&serde_json::from_str(l).unwrap())).collect()
     }
 
+    /// The calls recorded since `start_recording`, attributed and mapped to IAM actions.
+    pub async fn recorded_calls(&self) -> Vec<xtask::coverage::Call> {
+        let lines = self.recorded_lines().await;
+        let before = self.recorded_before.load(std::sync::atomic::Ordering::SeqCst);
+        lines[before..].iter().filter_map(|l| xtask::coverage::parse_line(l).unwrap()).collect()
+    }
+
     async fn recorded_lines(&self) -> Vec<String> {
         let text = self.recorder("download-recording").await;
         text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
