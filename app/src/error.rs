@@ -59,6 +59,24 @@ impl ApiError {
     }
 }
 
+/// Log a failed storage call at error level. A denied call gets its own line, with the
+/// operation, AWS's code, request id and message: what `cargo xtask check-iam explain --since …`
+/// reads from the logs. Anything else is logged as `what` with the error.
+pub fn log_storage_failure(err: &StorageError, what: &str) {
+    match err {
+        StorageError::Aws { operation, detail, .. } if detail.is_access_denied() => {
+            tracing::error!(
+                operation,
+                code = detail.code.as_deref().unwrap_or_default(),
+                aws_request_id = detail.request_id.as_deref().unwrap_or_default(),
+                "aws call denied: {}",
+                detail.message.as_deref().unwrap_or_default()
+            );
+        }
+        other => tracing::error!(error = %other, "{what}"),
+    }
+}
+
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECONDS: &str = "1";
 
@@ -71,20 +89,9 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        match &self {
-            // A denied call: what `cargo xtask check-iam explain --since …` reads from the logs.
-            ApiError::Storage(StorageError::Aws { operation, detail, .. }) if detail.is_access_denied() => {
-                tracing::error!(
-                    operation,
-                    code = detail.code.as_deref().unwrap_or_default(),
-                    aws_request_id = detail.request_id.as_deref().unwrap_or_default(),
-                    "aws call denied: {}",
-                    detail.message.as_deref().unwrap_or_default()
-                );
-            }
-            // The request span carries the request id; the body never carries the cause.
-            ApiError::Storage(source) => tracing::error!(error = %source, "request failed"),
-            _ => {}
+        // The request span carries the request id; the body never carries the cause.
+        if let ApiError::Storage(source) = &self {
+            log_storage_failure(source, "request failed");
         }
         let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -222,7 +222,8 @@ async fn delete_record(
     // The row is gone, so the record is deleted for the user; a failure here leaves an object no
     // row points at, which is logged for cleanup rather than reported as a failed delete.
     if let Err(err) = state.objects.delete(&record.object_key).await {
-        tracing::error!(error = %err, key = %record.object_key, "could not delete the object of a deleted record");
+        let _key = tracing::error_span!("orphan", key = %record.object_key).entered();
+        crate::error::log_storage_failure(&err, "could not delete the object of a deleted record");
     }
     Ok(Json(json!({ "result": "success" })))
 }

@@ -106,9 +106,22 @@ where
             let end = body[start..].find(&format!("</{name}>"))? + start;
             Some(body[start..end].to_owned())
         };
+        // A HEAD request's error has no body (S3's HeadObject): a bare 403 is its denial.
+        let bare_403 = body.is_empty() && e.raw().status().as_u16() == 403;
         AwsDetail {
-            code: e.err().code().map(str::to_owned).or_else(|| tag("Code")),
-            message: e.err().message().map(str::to_owned).or_else(|| tag("Message")),
+            code: e
+                .err()
+                .code()
+                .map(str::to_owned)
+                .or_else(|| tag("Code"))
+                .or_else(|| bare_403.then(|| "AccessDenied".to_owned())),
+            message: e.err().message().map(str::to_owned).or_else(|| tag("Message")).or_else(|| {
+                bare_403.then(|| {
+                    "HTTP 403 with no error body (a HEAD request): access denied, or the object is missing \
+                     and s3:ListBucket is not granted"
+                        .to_owned()
+                })
+            }),
             request_id: header("x-amzn-requestid")
                 .or_else(|| header("x-amz-request-id"))
                 .or_else(|| tag("RequestId")),
