@@ -223,3 +223,52 @@ async fn usage_errors_exit_4_and_bad_prefixes_are_refused_before_any_call() {
     assert_eq!(run.code(), 1);
     assert!(run.stderr().contains("table prefix \"bad/prefix\" contains '/'"), "{}", run.stderr());
 }
+
+/// Leave-one-out for the create-tables part of the deployer policy, under IAM enforcement (with
+/// the any-resource rendering: moto matches DynamoDB statements against "*" only): without any
+/// one of its actions, create-tables fails naming that action, on fresh tables or on existing
+/// unprotected ones being protected. An action whose removal breaks neither is surplus.
+#[tokio::test]
+async fn every_create_tables_action_is_needed() {
+    use xtask::catalogue::{render_policy, Task};
+    use xtask::names::Names;
+
+    let names = Names::new("dev", "123456789012", "us-east-1", "", None);
+    let needs = Task::CreateTables.needs();
+    let mut surplus = Vec::new();
+    for need in &needs {
+        let rest: Vec<_> = needs.iter().copied().filter(|n| n.action != need.action).collect();
+        let policy = render_policy(&rest, &names, true);
+        let mut named = false;
+        for existing in [false, true] {
+            let moto = OwnMoto::start();
+            if existing {
+                xtask(moto.endpoint(), &["create-tables"]).ok();
+            }
+            let keys = moto.user_with_policy("deployer", &policy).await;
+            moto.enforce_iam().await;
+            let run = crate::helpers::xtask_as(moto.endpoint(), &keys, &["create-tables", "--protect"]);
+            if run.code() != 0 {
+                assert!(
+                    run.stderr().contains(need.action),
+                    "without {} create-tables failed naming something else:\n{}",
+                    need.action,
+                    run.stderr()
+                );
+                named = true;
+                break;
+            }
+        }
+        if !named {
+            surplus.push(need.action);
+        }
+    }
+    // Tag-on-create: AWS authorizes the tags of a CreateTable request as dynamodb:TagResource
+    // (a dependent action); moto 5.2.5 checks only the request's own action. Listed so a moto
+    // that starts checking it, or another surplus action, fails here.
+    assert_eq!(
+        surplus,
+        ["dynamodb:TagResource"],
+        "surplus create-tables actions (nothing fails without them), beyond the dependent one moto does not check"
+    );
+}
