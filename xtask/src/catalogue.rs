@@ -350,6 +350,35 @@ mod tests {
         }));
     }
 
+    /// The real rendering (not the emulator's any-resource one) is scoped: `"*"` only for
+    /// actions that take no resource, and a wildcard only where a statement must cover a set
+    /// (the bucket's objects, a log group's streams, your groups, managed policies).
+    #[test]
+    fn every_rendered_resource_is_concrete_or_a_documented_set() {
+        let tasks = [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam];
+        let names = Names { caller_user: None, ..names() };
+        for policy in
+            [render_deployer_policy(&tasks, &names, false), render_policy(&runtime_needs(), &names, false)]
+        {
+            for statement in policy["Statement"].as_array().unwrap() {
+                for resource in statement["Resource"].as_array().unwrap() {
+                    let resource = resource.as_str().unwrap();
+                    if resource == "*" {
+                        for action in statement["Action"].as_array().unwrap() {
+                            let need = deployer_needs(&tasks).into_iter().find(|n| n.action == action);
+                            assert_eq!(need.map(|n| n.resource), Some(Resource::Any), "{action} on \"*\"");
+                        }
+                        continue;
+                    }
+                    assert!(resource.starts_with("arn:aws:"), "{resource}");
+                    let sets = ["/*", ":*", "arn:aws:iam::*:policy/*", "${aws:username}"];
+                    let wild = resource.contains('*') || resource.contains("${");
+                    assert!(!wild || sets.iter().any(|s| resource.ends_with(s)), "a wildcard in {resource}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn deploy_needs_everything_create_tables_needs() {
         let deploy = Task::Deploy.needs();
