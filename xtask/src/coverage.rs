@@ -399,7 +399,11 @@ impl Coverage {
             } else {
                 let by_lambda = |a: &&str| principal == Principal::Service && a.starts_with("logs:");
                 let (lambda, code): (Vec<&str>, Vec<&str>) = unexercised.into_iter().partition(by_lambda);
-                out += &format!("; never exercised: {}", code.join(", "));
+                if code.is_empty() {
+                    out += ", every entry the code uses exercised";
+                } else {
+                    out += &format!("; never exercised: {}", code.join(", "));
+                }
                 if !lambda.is_empty() {
                     out += &format!(" (and, used by Lambda itself, not by the code: {})", lambda.join(", "));
                 }
