@@ -134,7 +134,6 @@ const DESTROY: &[Need] = &[
     need("dynamodb:DescribeTable", Resource::Tables),
     need("dynamodb:UpdateTable", Resource::Tables),
     need("lambda:DeleteFunctionUrlConfig", Resource::Function),
-    need("lambda:RemovePermission", Resource::Function),
     need("lambda:DeleteFunction", Resource::Function),
     need("iam:DeleteRolePolicy", Resource::Role),
     need("iam:DeleteRole", Resource::Role),

@@ -336,10 +336,6 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
         "lambda:GetFunctionUrlConfig" => {
             outcome(action, lambda.get_function_url_config().function_name(target).send().await)
         }
-        // Removing a statement id that no policy holds: ResourceNotFoundException, always safe.
-        "lambda:RemovePermission" => {
-            outcome(action, lambda.remove_permission().function_name(target).statement_id(PROBE_NAME).send().await)
-        }
         "lambda:CreateFunction" => create_function_probe(aws, check, &target).await,
         // These run only on a function Lambda just said does not exist: ResourceNotFoundException
         // after authorization, nothing changes.
