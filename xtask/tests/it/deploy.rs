@@ -309,3 +309,26 @@ async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_pa
     deploy(&moto, &bootstrap(3), &[]);
     assert_eq!(denied_by_base(&moto.recorded_calls().await), Vec::<String>::new(), "a code change");
 }
+
+/// A trust policy edited by hand (Lambda no longer trusted) is put back by the next deploy, and
+/// nothing else is written.
+#[tokio::test]
+async fn a_drifted_trust_policy_is_restored_by_the_next_deploy() {
+    let moto = OwnMoto::start();
+    let binary = bootstrap(0);
+    deploy(&moto, &binary, &[]);
+    let iam = aws_sdk_iam::Client::new(&xtask::aws::Aws::emulator(moto.endpoint()).await.sdk);
+    let role = "recording-server-test-lambda";
+    let ec2 = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    iam.update_assume_role_policy().role_name(role).policy_document(ec2.to_string()).send().await.unwrap();
+
+    moto.start_recording().await;
+    let report = deploy(&moto, &binary, &[]);
+    let writes: Vec<String> = moto.stop_recording().await.into_iter().filter(|o| is_write(o)).collect();
+
+    assert_eq!(writes, ["UpdateAssumeRolePolicy"], "{report}");
+    let trust = iam.get_role().role_name(role).send().await.unwrap().role.unwrap();
+    let trust = xtask::policy::parse_document(trust.assume_role_policy_document().unwrap());
+    assert!(xtask::policy::trusts_lambda(&trust), "{trust}");
+}
