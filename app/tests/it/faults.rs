@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 use app::config::AwsBudget;
-use app::schema::USER_TABLE;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use app::schema::{RECORD_TABLE, USER_TABLE};
 use tokio::net::TcpListener;
 
-use crate::helpers::{Setup, TestApp};
+use crate::helpers::{endpoint, Setup, TestApp, User};
+use crate::proxy::{Call, Fault, Proxy, DYNAMO_THROTTLED, S3_INTERNAL_ERROR, S3_SLOW_DOWN};
 
 /// A budget short enough for tests: 1.5 s per call, retries included.
 fn tight() -> AwsBudget {
@@ -28,27 +28,6 @@ async fn black_hole() -> String {
         let mut held = Vec::new();
         while let Ok((socket, _)) = listener.accept().await {
             held.push(socket);
-        }
-    });
-    address
-}
-
-/// Answers every request with DynamoDB's throttling error.
-async fn throttling() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = vec![0; 64 * 1024];
-                let _ = socket.read(&mut buffer).await;
-                let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
-                let response = format!(
-                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-RequestId: fault\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
         }
     });
     address
@@ -91,5 +70,135 @@ async fn a_backend_that_refuses_connections_gets_503() {
 
 #[tokio::test]
 async fn persistent_throttling_gets_503_once_retries_are_spent() {
-    login_is_unavailable_through(throttling().await).await;
+    let proxy = Proxy::start(&endpoint()).await;
+    proxy.inject(Call::Dynamo("PutItem"), DYNAMO_THROTTLED, None);
+    login_is_unavailable_through(proxy.address.clone()).await;
+}
+
+// ---- through the fault proxy, in front of the emulator ----
+
+/// The service behind a fault proxy in front of the emulator, and a signed-in user.
+async fn behind_proxy() -> (TestApp, Proxy, User) {
+    let proxy = Proxy::start(&endpoint()).await;
+    let setup = Setup { backend: Some(proxy.address.clone()), budget: tight(), ..Setup::default() };
+    let app = TestApp::spawn_with(setup).await;
+    let user = app.login("1").await;
+    (app, proxy, user)
+}
+
+async fn upload(app: &TestApp, user: &User) -> reqwest::Response {
+    app.upload(user, "memo.m4a", &b"audio bytes"[..]).await
+}
+
+/// 503 with Retry-After and a JSON error, within the budget (generous for a busy machine).
+async fn assert_unavailable(response: reqwest::Response, started: Instant) {
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: serde_json::Value = response.json().await.expect("a JSON error body");
+    assert!(body["error"].is_string(), "{body}");
+}
+
+/// Nothing of an upload stored: no record row, no object.
+async fn assert_nothing_stored(app: &TestApp) {
+    assert_eq!(app.rows(&RECORD_TABLE).await.len(), 0, "a record row was written");
+    assert_eq!(app.object_keys().await, Vec::<String>::new(), "an object was left behind");
+}
+
+#[tokio::test]
+async fn a_stall_on_put_item_gets_503_and_leaves_no_row_and_no_object() {
+    let (app, proxy, user) = behind_proxy().await;
+    proxy.inject(Call::Dynamo("PutItem"), Fault::Stall, None);
+    let started = Instant::now();
+    assert_unavailable(upload(&app, &user).await, started).await;
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn a_stall_on_put_object_gets_503_and_leaves_no_row_and_no_object() {
+    let (app, proxy, user) = behind_proxy().await;
+    proxy.inject(Call::S3("PUT"), Fault::Stall, None);
+    let started = Instant::now();
+    assert_unavailable(upload(&app, &user).await, started).await;
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn throttling_on_the_first_attempt_is_retried_into_exactly_one_row() {
+    let (app, proxy, user) = behind_proxy().await;
+    proxy.inject(Call::Dynamo("PutItem"), DYNAMO_THROTTLED, Some(1));
+    proxy.inject(Call::S3("PUT"), S3_SLOW_DOWN, Some(1));
+    let response = upload(&app, &user).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(app.rows(&RECORD_TABLE).await.len(), 1);
+    assert_eq!(app.object_keys().await.len(), 1);
+    let forwarded = proxy.forwarded();
+    assert_eq!(forwarded.iter().filter(|f| *f == "S3(PUT)").count(), 1, "{forwarded:?}");
+}
+
+#[tokio::test]
+async fn persistent_throttling_of_an_upload_gets_503_and_nothing_half_written() {
+    let (app, proxy, user) = behind_proxy().await;
+    proxy.inject(Call::Dynamo("PutItem"), DYNAMO_THROTTLED, None);
+    let started = Instant::now();
+    assert_unavailable(upload(&app, &user).await, started).await;
+    // The object went in first and was removed again when the row could not be written.
+    assert!(proxy.forwarded().contains(&"S3(DELETE)".to_owned()), "{:?}", proxy.forwarded());
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn a_reset_in_the_middle_of_the_upload_body_leaves_no_row_and_no_object() {
+    let (app, proxy, user) = behind_proxy().await;
+    proxy.inject(Call::S3("PUT"), Fault::ResetMidBody, None);
+    let started = Instant::now();
+    assert_unavailable(upload(&app, &user).await, started).await;
+    assert_nothing_stored(&app).await;
+
+    // Once, then the retry goes through: stored once.
+    let (app, proxy, user) = behind_proxy().await;
+    proxy.inject(Call::S3("PUT"), Fault::ResetMidBody, Some(1));
+    assert_eq!(upload(&app, &user).await.status(), 200);
+    assert_eq!(app.rows(&RECORD_TABLE).await.len(), 1);
+    assert_eq!(app.object_keys().await.len(), 1);
+}
+
+/// The backend goes away with requests in flight, then comes back: the in-flight request gets a
+/// JSON 5xx, and the next ones succeed with the same service (its connection pool recovers).
+/// The proxy plays the outage (resets in-flight connections, drops new ones): the emulator
+/// keeps its state in memory, so killing it would also lose the tables.
+#[tokio::test]
+async fn an_outage_with_requests_in_flight_gets_json_5xx_and_the_service_recovers() {
+    let (app, proxy, user) = behind_proxy().await;
+    proxy.inject(Call::Dynamo("Query"), Fault::Delay(Duration::from_millis(300)), Some(1));
+    let in_flight = {
+        let (http, url, header) = (app.http.clone(), app.url("/record/list"), user.header());
+        tokio::spawn(async move { http.get(url).header("Authorization", header).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    proxy.set_outage(true);
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.expect("a JSON error body");
+    assert!(body["error"].is_string(), "{body}");
+
+    proxy.set_outage(false);
+    let response = app.get(&user, "/record/list").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(upload(&app, &user).await.status(), 200);
+}
+
+/// Deleting a record removes its row first: the record is gone for the user. If the object's
+/// DeleteObject then fails, the answer is still 200, the object is left (and logged) for
+/// cleanup: stated in the README, and here.
+#[tokio::test]
+async fn a_delete_whose_delete_object_fails_is_done_for_the_user_and_leaves_the_object() {
+    let (app, proxy, user) = behind_proxy().await;
+    let id = app.upload_ok(&user, "memo.m4a", b"audio bytes").await;
+    proxy.inject(Call::S3("DELETE"), S3_INTERNAL_ERROR, None);
+    let response = app.delete(&user, &format!("/record/{id}")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.rows(&RECORD_TABLE).await.len(), 0, "the row is gone");
+    assert_eq!(app.object_keys().await.len(), 1, "the object is left for cleanup");
+    assert_eq!(app.get(&user, &format!("/record/{id}")).await.status(), 404);
 }

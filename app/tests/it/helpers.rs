@@ -61,7 +61,7 @@ impl User {
     }
 }
 
-fn endpoint() -> String {
+pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").expect(
         "AWS_ENDPOINT_URL is not set: run the tests with `cargo xtask test`, which starts the emulator",
     )

@@ -8,5 +8,6 @@ mod lambda_runtime;
 mod large_upload;
 mod login;
 mod oidc_login;
+mod proxy;
 mod records;
 mod upload;
