@@ -4,6 +4,13 @@
 //! itself (HTTP routes, storage, Lambda and local run modes) sits behind the default `service`
 //! feature.
 
+// No request input may panic the service (on Lambda, `panic = "abort"` restarts the sandbox):
+// every remaining allow says why in one line.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
 pub mod permissions;
 pub mod providers;
 pub mod schema;

@@ -45,7 +45,8 @@ pub fn router(state: AppState) -> Router {
 /// and echo it back so a client's report can be matched to the log.
 async fn request_id(mut request: Request, next: Next) -> Response {
     let id = request.headers().get("x-request-id").filter(|v| v.len() <= 128).cloned().unwrap_or_else(|| {
-        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a valid header")
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unavailable"))
     });
     request.headers_mut().insert("x-request-id", id.clone());
     let span =

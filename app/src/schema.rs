@@ -155,6 +155,8 @@ mod sdk {
         }
     }
 
+    // The SDK builder fails only when a required field is unset; all are set from constants.
+    #[allow(clippy::expect_used)]
     fn element(attr: KeyAttr, key_type: KeyType) -> KeySchemaElement {
         KeySchemaElement::builder()
             .attribute_name(attr.name)
@@ -174,6 +176,8 @@ mod sdk {
             key_schema(self.hash, self.range)
         }
 
+        // The SDK builder fails only when a required field is unset; all are set from constants.
+        #[allow(clippy::expect_used)]
         pub fn to_sdk(&self) -> GlobalSecondaryIndex {
             GlobalSecondaryIndex::builder()
                 .index_name(self.name)
@@ -189,6 +193,8 @@ mod sdk {
             key_schema(self.hash, self.range)
         }
 
+        // The SDK builder fails only when a required field is unset; all are set from constants.
+        #[allow(clippy::expect_used)]
         pub fn attribute_definitions(&self) -> Vec<AttributeDefinition> {
             self.key_attributes()
                 .into_iter()

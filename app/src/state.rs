@@ -50,6 +50,8 @@ pub async fn sdk_config(budget: &crate::config::AwsBudget) -> aws_config::SdkCon
 /// tooling's by it.
 pub const APP_NAME: &str = "recording-server";
 
+// A constant that AppName accepts (letters and '-'), checked by every test that builds a state.
+#[allow(clippy::expect_used)]
 fn app_name() -> aws_config::AppName {
     aws_config::AppName::new(APP_NAME).expect("a constant, valid app name")
 }

@@ -68,8 +68,9 @@ impl RecordStore {
     /// index (and every list) leaves it out until `publish`.
     pub async fn insert_pending(&self, r: &Record) -> Result<(), StorageError> {
         let mut item = to_item(r);
-        let requested_at = item.remove(record::CREATED_AT).expect("to_item sets created_at");
-        item.insert(record::REQUESTED_AT.to_owned(), requested_at);
+        if let Some(requested_at) = item.remove(record::CREATED_AT) {
+            item.insert(record::REQUESTED_AT.to_owned(), requested_at);
+        }
         self.client
             .put_item()
             .table_name(&self.table)

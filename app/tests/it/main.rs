@@ -3,6 +3,7 @@
 
 mod auth;
 mod faults;
+mod fuzz;
 mod helpers;
 mod lambda_runtime;
 mod large_upload;
