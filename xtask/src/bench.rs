@@ -40,8 +40,13 @@ impl Stats {
     }
 }
 
+mod load;
+
 impl Bench {
     pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        if self.load {
+            return load::run(self, sh).await;
+        }
         if self.runs == 0 {
             bail!("--runs must be at least 1");
         }
@@ -158,7 +163,7 @@ async fn poll(
     }
 }
 
-fn idle_rss_kib(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn idle_rss_kib(pid: u32) -> anyhow::Result<f64> {
     let status =
         std::fs::read_to_string(format!("/proc/{pid}/status")).context("cannot read /proc (Linux only)")?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS in /proc status")?;

@@ -128,3 +128,73 @@ pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
     Ok(listener.local_addr()?.port())
 }
+
+/// The pinned DynamoDB emulator for load runs: dynalite answers Query from an index, where moto
+/// copies every item of the table per call. Installed with npm under `<target>/tools`.
+pub const DYNALITE: &str = "dynalite@4.0.0";
+
+/// Install dynalite into `<target>/tools/dynalite-<version>` unless it is there; returns its
+/// executable.
+pub fn install_dynalite(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = target_dir.join("tools").join(DYNALITE.replace('@', "-"));
+    let executable = dir.join("node_modules").join(".bin").join("dynalite");
+    // Written only after npm succeeded, so an interrupted install is redone, not trusted.
+    let marker = dir.join("installed");
+    if sh.path_exists(&marker) && sh.path_exists(&executable) {
+        return Ok(executable);
+    }
+    cmd!(sh, "npm --version").quiet().ignore_stdout().run().context(
+        "npm not found: install Node.js 18+ with npm (e.g. `apt install nodejs npm`); it installs dynalite",
+    )?;
+    eprintln!("installing {DYNALITE} into {} (first run only)...", dir.display());
+    sh.create_dir(&dir)?;
+    cmd!(sh, "npm install --prefix {dir} --no-audit --no-fund --silent {DYNALITE}").run().with_context(
+        || format!("npm could not install {DYNALITE}: check access to the npm registry, then rerun"),
+    )?;
+    sh.write_file(&marker, DYNALITE)?;
+    Ok(executable)
+}
+
+/// A running dynalite (in memory); killed when dropped.
+#[derive(Debug)]
+pub struct Dynalite {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Dynalite {
+    pub fn start(sh: &Shell, executable: &Path, dir: &Path) -> anyhow::Result<Dynalite> {
+        let port = free_port()?.to_string();
+        sh.create_dir(dir)?;
+        let log = dir.join(format!("dynalite-{port}.log"));
+        let log_file = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        // Tables become ACTIVE at once: the load run creates them and starts.
+        let mut command: Command =
+            cmd!(sh, "{executable} --host 127.0.0.1 --port {port} --createTableMs 0").into();
+        let child = crate::signals::stop_with_parent(&mut command)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("cannot start {}", executable.display()))?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while !answers_http(&endpoint["http://".len()..]) {
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "dynalite did not answer on {endpoint} within {START_TIMEOUT:?}; see {}",
+                    log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Dynalite { child, endpoint })
+    }
+}
+
+impl Drop for Dynalite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

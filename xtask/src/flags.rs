@@ -29,7 +29,8 @@ pub enum Task {
     Deploy(Deploy),
     /// Remove a stage's function, URL and role (and its data with --include-data)
     Destroy(Destroy),
-    /// Measure the release binary: size, cold start against the emulator, idle memory
+    /// Measure the release binary: size, cold start, idle memory; or, with --load, throughput,
+    /// latency, consistency and memory under a mixed load
     Bench(Bench),
 }
 
@@ -41,6 +42,23 @@ pub struct Bench {
     /// Print a JSON report instead of text
     #[arg(long)]
     pub json: bool,
+    /// Run the load and soak benchmark instead: login, upload, list, get and delete by
+    /// concurrent clients (DynamoDB on dynalite, S3 on moto), then a consistency audit
+    #[arg(long)]
+    pub load: bool,
+    /// With --load: the numbers of concurrent clients to measure, in turn
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,64", requires = "load")]
+    pub concurrency: Vec<usize>,
+    /// With --load: how long each concurrency level runs
+    #[arg(long, default_value = "10s", value_parser = parse_duration, requires = "load")]
+    pub duration: Duration,
+    /// With --load: length of the soak (8 clients) whose memory growth is reported; 0s skips it
+    #[arg(long, default_value = "60s", value_parser = parse_duration, requires = "load")]
+    pub soak: Duration,
+    /// With --load: use the dev build of the service instead of the release build (faster to
+    /// build; the figures are then not the production ones)
+    #[arg(long, requires = "load")]
+    pub debug: bool,
 }
 
 /// Which stage's resources a task acts on.

@@ -18,6 +18,8 @@ impl Test {
         let server = install_moto(sh, &target)?;
         // The build tests use zig and cargo-lambda; installed here so tests never reach PyPI.
         let zig = crate::deploy::build::ZIG.install(sh, &target)?;
+        // The load test's DynamoDB emulator, likewise installed before any test runs.
+        crate::emulator::install_dynalite(sh, &target)?;
         // Every emulator of the run records every request here, for the catalogue coverage check.
         let calls = target.join("tmp").join(format!("calls-{}", std::process::id()));
         sh.create_dir(&calls)?;

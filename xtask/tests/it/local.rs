@@ -92,3 +92,25 @@ fn when_xtask_is_killed_outright_its_children_stop_too() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The short version of `cargo xtask bench --load`: a few seconds of mixed load by 4 clients
+/// against the dev build, on dynalite and moto. Asserts the audit, not the timings.
+#[test]
+fn a_short_load_run_loses_nothing_and_orphans_nothing() {
+    let run = crate::helpers::xtask(
+        "http://127.0.0.1:1",
+        &["bench", "--load", "--debug", "--concurrency", "4", "--duration", "2s", "--soak", "0s", "--json"],
+    );
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
+    let report = run.json();
+    let level = &report["levels"][0];
+    assert_eq!(level["errors"], 0, "{level}");
+    assert!(level["routes"]["upload"]["count"].as_u64().unwrap() > 0, "{level}");
+    let audit = &report["audit"];
+    for field in ["lost", "unexpected", "undownloadable", "resurrected"] {
+        assert_eq!(audit[field], 0, "{field}: {audit}");
+    }
+    assert!(audit["live"].as_u64().unwrap() > 0 && audit["deleted"].as_u64().unwrap() > 0, "{audit}");
+    assert_eq!(audit["rows"], audit["objects"], "{audit}");
+    assert_eq!(audit["rows"], audit["live"], "{audit}");
+}

@@ -1,0 +1,498 @@
+//! `cargo xtask bench --load`: concurrent clients sign in, then upload, list, get and delete
+//! recordings against the local service (DynamoDB on dynalite, whose Query reads an index; S3 on
+//! moto), at each concurrency level in turn; then a soak whose memory growth is measured, and an
+//! audit: every upload that got 200 is listed and downloadable, every delete that got 200 is
+//! gone, and the table holds exactly as many records as the bucket holds objects.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use xshell::{cmd, Shell};
+
+use crate::aws::{with_emulator_env, Aws};
+use crate::emulator::{free_port, install_dynalite, install_moto, Dynalite, Moto, MotoOptions};
+use crate::flags::{target_dir, Bench};
+
+const BUCKET: &str = "recording-server-load";
+/// Every upload's body: small, so the service and not the byte copying is measured.
+const AUDIO: &[u8] = &[7; 1024];
+/// The soak's concurrency.
+const SOAK_CLIENTS: usize = 8;
+
+const ROUTES: [&str; 5] = ["login", "upload", "list", "get", "delete"];
+
+#[derive(Debug, Serialize)]
+struct Report {
+    build: &'static str,
+    levels: Vec<Level>,
+    soak: Option<Soak>,
+    audit: Audit,
+}
+
+#[derive(Debug, Serialize)]
+struct Level {
+    /// `load` for the concurrency levels, `soak` for the soak.
+    phase: &'static str,
+    concurrency: usize,
+    seconds: f64,
+    requests: usize,
+    requests_per_second: f64,
+    errors: usize,
+    /// The first few errors, as `route: what`.
+    error_samples: Vec<String>,
+    routes: BTreeMap<&'static str, RouteStats>,
+}
+
+#[derive(Debug, Serialize)]
+struct RouteStats {
+    count: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Soak {
+    seconds: f64,
+    rss_start_kib: f64,
+    rss_end_kib: f64,
+    growth_percent: f64,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Audit {
+    /// Uploads that got 200 and were not deleted.
+    live: usize,
+    /// Deletes that got 200.
+    deleted: usize,
+    /// Live records missing from their owner's list.
+    lost: usize,
+    /// Listed records that were deleted or never uploaded.
+    unexpected: usize,
+    /// Live records whose download failed or returned other bytes.
+    undownloadable: usize,
+    /// Deleted records that can still be read.
+    resurrected: usize,
+    rows: usize,
+    objects: usize,
+}
+
+impl Audit {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (count, what) in [
+            (self.lost, "uploads not listed"),
+            (self.unexpected, "listed records that should not exist"),
+            (self.undownloadable, "uploads not downloadable"),
+            (self.resurrected, "deleted records still readable"),
+        ] {
+            if count > 0 {
+                problems.push(format!("{count} {what}"));
+            }
+        }
+        if self.rows != self.objects {
+            problems.push(format!("{} record rows but {} objects", self.rows, self.objects));
+        }
+        problems
+    }
+}
+
+/// What the clients did that the audit checks: per user, its auth header, live and deleted ids.
+#[derive(Default)]
+struct Ledger {
+    users: BTreeMap<String, Account>,
+}
+
+#[derive(Clone, Default)]
+struct Account {
+    auth: String,
+    live: BTreeSet<String>,
+    deleted: Vec<String>,
+}
+
+/// The service process; killed when dropped.
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
+    if flags.concurrency.is_empty() || flags.concurrency.contains(&0) {
+        bail!("--concurrency takes positive numbers of clients, e.g. 1,8,32");
+    }
+    if flags.duration.is_zero() {
+        bail!("--duration must be longer than 0s, e.g. 10s");
+    }
+    let target = target_dir(&sh.current_dir());
+    let cargo = crate::flags::cargo();
+    let (profile, build) = if flags.debug { ("dev", "debug") } else { ("release", "release") };
+    eprintln!("building the service ({profile} profile)...");
+    // The whole workspace's features, as every other build resolves them (see `local`).
+    cmd!(sh, "{cargo} build --profile {profile} --workspace --bin app")
+        .run()
+        .context("the service did not build")?;
+    let binary = target.join(build).join("app");
+
+    let run_dir = target.join("tools").join("run");
+    let moto = Moto::start(sh, &install_moto(sh, &target)?, &run_dir, &MotoOptions::default())?;
+    let dynalite = Dynalite::start(sh, &install_dynalite(sh, &target)?, &run_dir)?;
+    let dynamodb = Aws::emulator(&dynalite.endpoint).await.dynamodb();
+    for spec in [&app::schema::USER_TABLE, &app::schema::RECORD_TABLE] {
+        create_table(&dynamodb, spec).await?;
+    }
+    let s3 = Aws::emulator(&moto.endpoint).await;
+    crate::bucket::ensure_private_bucket(&s3, BUCKET).await?;
+
+    let port = free_port()?;
+    let mut command: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &dynalite.endpoint)
+        .env("PORT", port.to_string())
+        .env("RECORD_BUCKET", BUCKET)
+        .env("RECORD_TABLE_PREFIX", "")
+        .env("RECORD_ALLOW_UNVERIFIED_LOGIN", "true")
+        .env("RUST_LOG", "warn")
+        .into();
+    let child = crate::signals::stop_with_parent(&mut command).stdout(Stdio::null()).spawn();
+    let service = Service(child.context("cannot start the service")?);
+    let base = format!("http://127.0.0.1:{port}");
+    // Enough connections for every client, reused across requests as a real client would.
+    let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
+    wait_for_health(&http, &base).await?;
+
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut levels = Vec::new();
+    for &clients in &flags.concurrency {
+        eprintln!("{clients} concurrent clients for {:?}...", flags.duration);
+        let level = drive(&http, &base, &ledger, &format!("c{clients}"), clients, flags.duration).await;
+        levels.push(level);
+    }
+    let soak = if flags.soak.is_zero() {
+        None
+    } else {
+        eprintln!("soak: {SOAK_CLIENTS} clients for {:?}...", flags.soak);
+        let rss_start_kib = super::idle_rss_kib(service.0.id())?;
+        let level = drive(&http, &base, &ledger, "soak", SOAK_CLIENTS, flags.soak).await;
+        let rss_end_kib = super::idle_rss_kib(service.0.id())?;
+        let growth_percent = (rss_end_kib - rss_start_kib) / rss_start_kib * 100.0;
+        let seconds = level.seconds;
+        levels.push(level);
+        Some(Soak { seconds, rss_start_kib, rss_end_kib, growth_percent })
+    };
+    eprintln!("auditing...");
+    let audit = audit(&http, &base, &ledger, &dynamodb, &s3.s3()).await?;
+    drop(service);
+
+    let report = Report { build, levels, soak, audit };
+    if flags.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print(&report);
+    }
+    let errors: usize = report.levels.iter().map(|l| l.errors).sum();
+    let problems = report.audit.problems();
+    if errors > 0 || !problems.is_empty() {
+        let audit = if problems.is_empty() { "clean".to_owned() } else { problems.join(", ") };
+        bail!("the load run found {errors} failed requests; audit: {audit}");
+    }
+    Ok(())
+}
+
+async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    spec: &app::schema::TableSpec,
+) -> anyhow::Result<()> {
+    let indexes = spec.global_secondary_indexes();
+    client
+        .create_table()
+        .table_name(spec.name(""))
+        .set_key_schema(Some(spec.key_schema()))
+        .set_attribute_definitions(Some(spec.attribute_definitions()))
+        .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .with_context(|| format!("dynalite could not create {}", spec.name("")))?;
+    Ok(())
+}
+
+async fn wait_for_health(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while !http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status() == 200) {
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the service did not answer /health within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// One client's results.
+#[derive(Default)]
+struct Client {
+    latencies: BTreeMap<&'static str, Vec<f64>>,
+    errors: Vec<String>,
+}
+
+impl Client {
+    /// Time one request; `Ok(body)` for a 200.
+    async fn call(&mut self, route: &'static str, request: reqwest::RequestBuilder) -> Option<Value> {
+        let started = Instant::now();
+        let result = request.send().await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.latencies.entry(route).or_default().push(ms);
+        match result {
+            Ok(response) if response.status() == 200 => Some(response.json().await.unwrap_or(Value::Null)),
+            Ok(response) => {
+                let status = response.status();
+                self.errors.push(format!("{route}: {status} {}", response.text().await.unwrap_or_default()));
+                None
+            }
+            Err(err) => {
+                self.errors.push(format!("{route}: {err}"));
+                None
+            }
+        }
+    }
+}
+
+/// `clients` clients, each its own user, for `duration`: upload, list, get, and delete every
+/// other upload.
+async fn drive(
+    http: &reqwest::Client,
+    base: &str,
+    ledger: &Arc<Mutex<Ledger>>,
+    name: &str,
+    clients: usize,
+    duration: Duration,
+) -> Level {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| {
+            let (http, base, ledger) = (http.clone(), base.to_owned(), ledger.clone());
+            let social_id = format!("load-{name}-{i}");
+            tokio::spawn(async move { client(&http, &base, &ledger, &social_id, deadline).await })
+        })
+        .collect();
+    let mut merged = Client::default();
+    for task in tasks {
+        let Ok(client) = task.await else {
+            merged.errors.push("a client task panicked".into());
+            continue;
+        };
+        for (route, latencies) in client.latencies {
+            merged.latencies.entry(route).or_default().extend(latencies);
+        }
+        merged.errors.extend(client.errors);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let requests = merged.latencies.values().map(Vec::len).sum();
+    let routes = merged
+        .latencies
+        .into_iter()
+        .map(|(route, mut ms)| {
+            ms.sort_by(f64::total_cmp);
+            let at = |p: usize| {
+                ms.get((ms.len() * p / 100).min(ms.len().saturating_sub(1))).copied().unwrap_or(0.0)
+            };
+            (route, RouteStats { count: ms.len(), p50_ms: at(50), p99_ms: at(99) })
+        })
+        .collect();
+    Level {
+        phase: if name == "soak" { "soak" } else { "load" },
+        concurrency: clients,
+        seconds,
+        requests,
+        requests_per_second: requests as f64 / seconds,
+        errors: merged.errors.len(),
+        error_samples: merged.errors.into_iter().take(5).collect(),
+        routes,
+    }
+}
+
+async fn client(
+    http: &reqwest::Client,
+    base: &str,
+    ledger: &Mutex<Ledger>,
+    social_id: &str,
+    deadline: Instant,
+) -> Client {
+    let mut me = Client::default();
+    let login =
+        me.call("login", http.get(format!("{base}/login?social_id={social_id}&social_type=kakao"))).await;
+    let Some(login) = login else { return me };
+    let user = login["user_id"].as_str().unwrap_or_default().to_owned();
+    let auth = format!("{user} {}", login["auth_key"].as_str().unwrap_or_default());
+    let remember = |f: &dyn Fn(&mut Account)| {
+        if let Ok(mut ledger) = ledger.lock() {
+            let account = ledger
+                .users
+                .entry(user.clone())
+                .or_insert_with(|| Account { auth: auth.clone(), ..Account::default() });
+            f(account);
+        }
+    };
+    remember(&|_| {});
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        n += 1;
+        let upload = http
+            .put(format!("{base}/upload/record/take-{n}.m4a"))
+            .header("Authorization", &auth)
+            .header("Content-Type", "audio/mp4")
+            .body(AUDIO);
+        let Some(uploaded) = me.call("upload", upload).await else { continue };
+        let Some(id) = uploaded["record"]["id"].as_str().map(str::to_owned) else {
+            me.errors.push(format!("upload: no record id in {uploaded}"));
+            continue;
+        };
+        remember(&|account| {
+            account.live.insert(id.clone());
+        });
+        me.call("list", http.get(format!("{base}/record/list")).header("Authorization", &auth)).await;
+        me.call("get", http.get(format!("{base}/record/{id}")).header("Authorization", &auth)).await;
+        if n % 2 == 0 {
+            let deleted = me
+                .call("delete", http.delete(format!("{base}/record/{id}")).header("Authorization", &auth))
+                .await;
+            if deleted.is_some() {
+                remember(&|account| {
+                    account.live.remove(&id);
+                    account.deleted.push(id.clone());
+                });
+            }
+        }
+    }
+    me
+}
+
+async fn audit(
+    http: &reqwest::Client,
+    base: &str,
+    ledger: &Mutex<Ledger>,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    s3: &aws_sdk_s3::Client,
+) -> anyhow::Result<Audit> {
+    let users =
+        ledger.lock().map_err(|_| anyhow::anyhow!("a client panicked holding the ledger"))?.users.clone();
+    let mut audit = Audit::default();
+    for Account { auth, live, deleted } in users.values() {
+        audit.live += live.len();
+        audit.deleted += deleted.len();
+        let listed = list_all(http, base, auth).await?;
+        audit.lost += live.difference(&listed).count();
+        audit.unexpected += listed.difference(live).count();
+        let downloads = futures::stream::iter(live.iter().map(|id| downloadable(http, base, auth, id)))
+            .buffer_unordered(16)
+            .collect::<Vec<bool>>()
+            .await;
+        audit.undownloadable += downloads.iter().filter(|ok| !**ok).count();
+        for id in deleted {
+            let status =
+                http.get(format!("{base}/record/{id}")).header("Authorization", auth).send().await?.status();
+            if status != 404 {
+                audit.resurrected += 1;
+            }
+        }
+    }
+    let table = app::schema::RECORD_TABLE.name("");
+    let mut pages = dynamodb
+        .scan()
+        .table_name(&table)
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        audit.rows += usize::try_from(page.context("counting the record rows failed")?.count).unwrap_or(0);
+    }
+    let mut pages = s3.list_objects_v2().bucket(BUCKET).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        audit.objects += page.context("counting the objects failed")?.key_count.unwrap_or(0) as usize;
+    }
+    Ok(audit)
+}
+
+/// Every record id in the user's list, following `next`.
+async fn list_all(http: &reqwest::Client, base: &str, auth: &str) -> anyhow::Result<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut url = reqwest::Url::parse(&format!("{base}/record/list"))?;
+        if let Some(cursor) = &next {
+            url.query_pairs_mut().append_pair("next", cursor);
+        }
+        let request = http.get(url).header("Authorization", auth);
+        let page: Value =
+            request.send().await?.error_for_status().context("listing for the audit failed")?.json().await?;
+        ids.extend(
+            page["records"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["id"].as_str().map(str::to_owned)),
+        );
+        next = page["next"].as_str().map(str::to_owned);
+        if next.is_none() {
+            return Ok(ids);
+        }
+    }
+}
+
+async fn downloadable(http: &reqwest::Client, base: &str, auth: &str, id: &str) -> bool {
+    let Ok(response) = http.get(format!("{base}/record/{id}")).header("Authorization", auth).send().await
+    else {
+        return false;
+    };
+    let Ok(record) = response.json::<Value>().await else { return false };
+    let Some(url) = record["download_url"].as_str() else { return false };
+    match http.get(url).send().await {
+        Ok(download) if download.status() == 200 => download.bytes().await.is_ok_and(|b| b.as_ref() == AUDIO),
+        _ => false,
+    }
+}
+
+fn print(report: &Report) {
+    println!("service build: {}", report.build);
+    for level in &report.levels {
+        println!(
+            "\n{} c = {:<3} {:.0} req/s over {:.1} s, {} requests, {} errors",
+            level.phase,
+            level.concurrency,
+            level.requests_per_second,
+            level.seconds,
+            level.requests,
+            level.errors
+        );
+        for route in ROUTES {
+            if let Some(stats) = level.routes.get(route) {
+                println!(
+                    "  {route:<7} {:>7} requests  p50 {:>7.2} ms  p99 {:>7.2} ms",
+                    stats.count, stats.p50_ms, stats.p99_ms
+                );
+            }
+        }
+        for sample in &level.error_samples {
+            println!("  error: {sample}");
+        }
+    }
+    if let Some(soak) = &report.soak {
+        println!(
+            "\nsoak: RSS {:.0} KiB → {:.0} KiB over {:.0} s ({:+.1} %)",
+            soak.rss_start_kib, soak.rss_end_kib, soak.seconds, soak.growth_percent
+        );
+    }
+    let a = &report.audit;
+    println!(
+        "\naudit: {} live uploads, {} deletes; {} lost, {} unexpected, {} not downloadable, {} deleted but readable; {} rows, {} objects",
+        a.live, a.deleted, a.lost, a.unexpected, a.undownloadable, a.resurrected, a.rows, a.objects
+    );
+}
