@@ -38,7 +38,12 @@ impl FromRequestParts<AppState> for Caller {
         let stored = state.users.find_key(&user, &key.hash()).await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         match stored {
-            Some(k) if k.expires_at > now => Ok(Caller { user, key }),
+            Some(k) if k.expires_at > now => {
+                if let Some(slot) = parts.extensions.get::<crate::routes::AuthenticatedUser>() {
+                    let _ = slot.0.set(user.clone());
+                }
+                Ok(Caller { user, key })
+            }
             _ => Err(ApiError::NotAuthorized),
         }
     }

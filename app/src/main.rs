@@ -15,15 +15,24 @@ use app::state::AppState;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     // Decided first: lambda_runtime panics when started outside Lambda.
     let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(!on_lambda)
-        .with_target(false)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if on_lambda {
+        // One JSON object per line. Its `spans` carry Lambda's request id (lambda_runtime's
+        // "Lambda runtime invoke" span, `requestId`) and ours (`request`, `id`).
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .with_target(false)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    }
 
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -34,6 +43,15 @@ async fn main() -> ExitCode {
     };
     let sdk = app::state::sdk_config(&config.aws).await;
     let app = app::router(AppState::new(&sdk, &config));
+    // Init runs once per sandbox: on Lambda every init is a cold start (provisioned concurrency
+    // and SnapStart say so in AWS_LAMBDA_INITIALIZATION_TYPE).
+    let initialization = std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE").unwrap_or_else(|_| "local".into());
+    tracing::info!(
+        init_ms = started.elapsed().as_secs_f64() * 1000.0,
+        cold_start = on_lambda && initialization == "on-demand",
+        initialization,
+        "init done"
+    );
 
     let result = if on_lambda {
         lambda_http::run(app).await.map_err(|e| e.to_string())

@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -42,19 +42,36 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Give every request an id (the caller's `x-request-id`, or a new one), log within its span,
-/// and echo it back so a client's report can be matched to the log.
+/// and echo it back so a client's report can be matched to the log. Each request ends with one
+/// access line: method, matched route (never the raw path, which holds file names), status,
+/// latency, response size, and the user id when the caller was authenticated.
 async fn request_id(mut request: Request, next: Next) -> Response {
     let id = request.headers().get("x-request-id").filter(|v| v.len() <= 128).cloned().unwrap_or_else(|| {
         HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unavailable"))
     });
     request.headers_mut().insert("x-request-id", id.clone());
-    let span =
-        tracing::info_span!("request", id = ?id, method = %request.method(), path = %request.uri().path());
-    let mut response = next.run(request).instrument(span).await;
+    let route = request.extensions().get::<MatchedPath>().map_or("(no route)", |p| p.as_str()).to_owned();
+    let method = request.method().clone();
+    let user = AuthenticatedUser::default();
+    request.extensions_mut().insert(user.clone());
+    let span = tracing::info_span!("request", id = ?id);
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = response.status().as_u16();
+    let bytes = axum::body::HttpBody::size_hint(response.body()).exact().unwrap_or(0);
+    span.in_scope(|| match user.0.get() {
+        Some(user) => tracing::info!(%method, route, status, latency_ms, bytes, user = %user, "access"),
+        None => tracing::info!(%method, route, status, latency_ms, bytes, "access"),
+    });
     response.headers_mut().insert("x-request-id", id);
     response
 }
+
+/// Where the `Caller` extractor leaves the authenticated user for the access line.
+#[derive(Debug, Clone, Default)]
+pub struct AuthenticatedUser(pub std::sync::Arc<std::sync::OnceLock<UserId>>);
 
 type ApiResult = Result<Json<Value>, ApiError>;
 

@@ -8,6 +8,7 @@ mod helpers;
 mod lambda_runtime;
 mod large_upload;
 mod login;
+mod logs;
 mod oidc_login;
 mod proxy;
 mod records;

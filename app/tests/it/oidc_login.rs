@@ -141,12 +141,17 @@ async fn login(app: &TestApp, token: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn a_valid_rs256_or_es256_token_signs_in_and_the_key_works() {
+    let (logs, _guard) = crate::helpers::Logs::capture();
     let (rsa, ec) = (rsa("r1"), ec("e1"));
     let idp = idp(&[&rsa, &ec]).await;
     let app = app_for(&idp.url).await;
 
     for signer in [&rsa, &ec] {
-        let response = login(&app, &sign(signer, &claims())).await;
+        let token = sign(signer, &claims());
+        let response = login(&app, &token).await;
+        // The ID token never reaches a log line, not even its signature.
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!logs.text().contains(signature), "the ID token in the logs:\n{}", logs.text());
         assert_eq!(response.status(), 200, "{:?}", signer.alg);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["user_id"], "google_1234567890");
