@@ -7,8 +7,8 @@ use anyhow::{bail, Context};
 use aws_sdk_lambda::error::SdkError;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
-    Architecture, Cors, Environment, FunctionConfiguration, FunctionUrlAuthType, LastUpdateStatus, Runtime,
-    State,
+    ApplicationLogLevel, Architecture, Cors, Environment, FunctionConfiguration, FunctionUrlAuthType,
+    LastUpdateStatus, LogFormat, LoggingConfig, Runtime, State, SystemLogLevel,
 };
 use xshell::{cmd, Shell};
 
@@ -37,6 +37,16 @@ fn environment(desired: &Desired) -> Environment {
     Environment::builder().set_variables(Some(desired.environment.clone().into_iter().collect())).build()
 }
 
+/// JSON logs (the service writes one JSON object per line on Lambda), the service's info lines,
+/// and only Lambda's own warnings (its REPORT lines are always kept).
+fn logging() -> LoggingConfig {
+    LoggingConfig::builder()
+        .log_format(LogFormat::Json)
+        .application_log_level(ApplicationLogLevel::Info)
+        .system_log_level(SystemLogLevel::Warn)
+        .build()
+}
+
 /// What differs in the configuration (not the code).
 fn config_changes(current: &FunctionConfiguration, desired: &Desired, role_arn: &str) -> Vec<String> {
     let mut changes = Vec::new();
@@ -58,6 +68,17 @@ fn config_changes(current: &FunctionConfiguration, desired: &Desired, role_arn: 
     let env = current.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
     if env.into_iter().collect::<std::collections::BTreeMap<_, _>>() != desired.environment {
         changes.push("environment".into());
+    }
+    // Compared only when the function reports one: AWS always does, the emulator (moto 5.2.5)
+    // never does, and "absent" must not read as drift there (it would update on every deploy).
+    if let Some(logging) = current.logging_config() {
+        let want = self::logging();
+        if logging.log_format() != want.log_format()
+            || logging.application_log_level() != want.application_log_level()
+            || logging.system_log_level() != want.system_log_level()
+        {
+            changes.push("logging (JSON)".into());
+        }
     }
     changes
 }
@@ -107,6 +128,7 @@ pub async fn ensure_function(
             .memory_size(desired.memory)
             .timeout(desired.timeout)
             .environment(environment(desired))
+            .logging_config(logging())
             .send()
             .await
             .explain("lambda:UpdateFunctionConfiguration", name, aws)?;
@@ -139,6 +161,7 @@ async fn create(
             .memory_size(desired.memory)
             .timeout(desired.timeout)
             .environment(environment(desired))
+            .logging_config(logging())
             .code(
                 aws_sdk_lambda::types::FunctionCode::builder()
                     .zip_file(Blob::new(desired.zip.clone()))

@@ -297,7 +297,7 @@ async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_pa
         );
     }
 
-    for (change, args) in [("no change", &[][..]), ("a memory change", &["--memory", "256"][..])] {
+    for (change, args) in [("no change", &[][..]), ("a memory change", &["--memory", "512"][..])] {
         moto.start_recording().await;
         deploy(&moto, &bootstrap(0), args);
         let calls = moto.recorded_calls().await;
@@ -331,4 +331,40 @@ async fn a_drifted_trust_policy_is_restored_by_the_next_deploy() {
     let trust = iam.get_role().role_name(role).send().await.unwrap().role.unwrap();
     let trust = xtask::policy::parse_document(trust.assume_role_policy_document().unwrap());
     assert!(xtask::policy::trusts_lambda(&trust), "{trust}");
+}
+
+/// The function logs JSON: deploy creates it so, and updates carry it; the emulator reports no
+/// logging configuration back, which must not read as drift (the no-write redeploy test).
+#[tokio::test]
+async fn the_function_is_created_and_updated_with_json_logging() {
+    let moto = OwnMoto::start();
+    moto.start_recording().await;
+    deploy(&moto, &bootstrap(0), &[]);
+    deploy(&moto, &bootstrap(0), &["--memory", "512"]);
+    let requests = moto.recorded_requests().await;
+    let sent = |method: &str, suffix: &str| -> Value {
+        let request = requests
+            .iter()
+            .find(|r| {
+                r["method"] == method
+                    && r["url"]
+                        .as_str()
+                        .unwrap()
+                        .split('?')
+                        .next()
+                        .unwrap()
+                        .trim_end_matches('/')
+                        .ends_with(suffix)
+            })
+            .unwrap_or_else(|| {
+                let seen: Vec<String> =
+                    requests.iter().map(|r| format!("{} {}", r["method"], r["url"])).collect();
+                panic!("no {method} …{suffix} recorded: {seen:?}")
+            });
+        serde_json::from_str(request["body"].as_str().unwrap()).unwrap()
+    };
+    let want =
+        serde_json::json!({"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"});
+    assert_eq!(sent("POST", "/2015-03-31/functions")["LoggingConfig"], want);
+    assert_eq!(sent("PUT", "/configuration")["LoggingConfig"], want);
 }

@@ -205,6 +205,21 @@ impl OwnMoto {
         lines[before..].iter().filter_map(|l| xtask::coverage::parse_line(l).unwrap()).collect()
     }
 
+    /// The raw requests recorded since `start_recording` (method, url, headers, decoded body).
+    pub async fn recorded_requests(&self) -> Vec<Value> {
+        let lines = self.recorded_lines().await;
+        let before = self.recorded_before.load(std::sync::atomic::Ordering::SeqCst);
+        lines[before..]
+            .iter()
+            .map(|l| {
+                let mut request: Value = serde_json::from_str(l).unwrap();
+                let body = decode_body(&request, request["body"].as_str().unwrap_or_default());
+                request["body"] = Value::String(body);
+                request
+            })
+            .collect()
+    }
+
     async fn recorded_lines(&self) -> Vec<String> {
         let text = self.recorder("download-recording").await;
         text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
