@@ -71,30 +71,27 @@ impl Denial {
 }
 
 /// Classify a denial message, in AWS's wording since 2021 ("... because no identity-based policy
-/// allows ...", "... with an explicit deny in a service control policy"). Messages without a
-/// reason (moto's, older services') are implicit: nothing says a Deny matched.
+/// allows ...", "... with an explicit deny in a service control policy"), read by the same
+/// reader as `check-iam explain`. Messages without a reason (moto's, older services') are
+/// implicit: nothing says a Deny matched.
 pub fn classify(message: &str) -> Denial {
-    let m = message.to_ascii_lowercase();
-    if m.contains("explicit deny") {
-        if m.contains("service control policy") {
-            Denial::ExplicitScp
-        } else if m.contains("permissions boundary") {
-            Denial::ExplicitBoundary
-        } else if m.contains("resource-based policy") {
-            Denial::ExplicitResource
-        } else if m.contains("session policy") {
-            Denial::ExplicitSession
-        } else if m.contains("identity-based policy") {
-            Denial::ExplicitIdentity
-        } else {
-            Denial::Explicit
-        }
-    } else if m.contains("no permissions boundary allows") {
-        Denial::ImplicitBoundary
-    } else if m.contains("no service control policy allows") {
-        Denial::ImplicitScp
-    } else {
-        Denial::Implicit
+    use super::explain::{Cause, PolicyType};
+    let reason = super::explain::reason(message);
+    match (reason.cause, reason.through) {
+        (Cause::Explicit { .. }, Some(PolicyType::Scp)) => Denial::ExplicitScp,
+        (Cause::Explicit { policy }, _) => match policy {
+            PolicyType::Scp => Denial::ExplicitScp,
+            PolicyType::Boundary => Denial::ExplicitBoundary,
+            PolicyType::ResourceBased => Denial::ExplicitResource,
+            PolicyType::Session => Denial::ExplicitSession,
+            PolicyType::Identity => Denial::ExplicitIdentity,
+            PolicyType::Rcp | PolicyType::VpcEndpoint | PolicyType::RoleTrust => Denial::Explicit,
+        },
+        (Cause::Implicit { policy: PolicyType::Boundary }, _) => Denial::ImplicitBoundary,
+        (Cause::Implicit { policy: PolicyType::Scp }, _) => Denial::ImplicitScp,
+        // "explicit deny" in words the reader does not take apart: still a Deny.
+        (Cause::Unstated, _) if message.to_ascii_lowercase().contains("explicit deny") => Denial::Explicit,
+        _ => Denial::Implicit,
     }
 }
 

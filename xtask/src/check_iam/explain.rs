@@ -118,6 +118,35 @@ fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
     haystack.to_ascii_lowercase().find(&needle.to_ascii_lowercase())
 }
 
+/// What a denial message's reason says: the cause, the policy type it came through, and the
+/// text from the reason on (where a policy ARN follows).
+pub struct Reason<'a> {
+    pub cause: Cause,
+    pub through: Option<PolicyType>,
+    pub reason: &'a str,
+}
+
+/// Read the reason in `text` ("because no <type> allows …", "with an explicit deny in a <type>
+/// [transitively through a <type>]"); the whole of `text` when it states none.
+pub fn reason(text: &str) -> Reason<'_> {
+    let (cause, reason_at) = if let Some(r) = find_ci(text, "because no ") {
+        let words = &text[r..];
+        (PolicyType::from_words(words).map(|policy| Cause::Implicit { policy }), Some(r))
+    } else if let Some(r) = find_ci(text, "with an explicit deny in ") {
+        let words = &text[r..];
+        let blamed = match find_ci(words, "transitively through") {
+            Some(t) => &words[..t],
+            None => words,
+        };
+        (PolicyType::from_words(blamed).map(|policy| Cause::Explicit { policy }), Some(r))
+    } else {
+        (None, None)
+    };
+    let reason = reason_at.map(|r| &text[r..]).unwrap_or(text);
+    let through = find_ci(reason, "transitively through").and_then(|t| PolicyType::from_words(&reason[t..]));
+    Reason { cause: cause.unwrap_or(Cause::Unstated), through, reason }
+}
+
 /// Every AccessDenied message in `text`.
 pub fn parse(text: &str) -> Vec<Denied> {
     let text = normalize(text);
@@ -145,23 +174,7 @@ pub fn parse(text: &str) -> Vec<Denied> {
             .filter(|&r| r < 4)
             .map(|r| token(rest[r + "on resource:".len()..].trim_start().trim_start_matches('"')).to_owned())
             .filter(|r| !r.is_empty());
-        let (cause, reason_at) = if let Some(r) = find_ci(rest, "because no ") {
-            let words = &rest[r..];
-            (PolicyType::from_words(words).map(|policy| Cause::Implicit { policy }), Some(r))
-        } else if let Some(r) = find_ci(rest, "with an explicit deny in ") {
-            let words = &rest[r..];
-            let through_at = find_ci(words, "transitively through");
-            let blamed = match through_at {
-                Some(t) => &words[..t],
-                None => words,
-            };
-            (PolicyType::from_words(blamed).map(|policy| Cause::Explicit { policy }), Some(r))
-        } else {
-            (None, None)
-        };
-        let reason = reason_at.map(|r| &rest[r..]).unwrap_or(rest);
-        let through =
-            find_ci(reason, "transitively through").and_then(|t| PolicyType::from_words(&reason[t..]));
+        let Reason { cause, through, reason } = reason(rest);
         let policy_arn = reason
             .split_whitespace()
             .map(token)
@@ -177,7 +190,7 @@ pub fn parse(text: &str) -> Vec<Denied> {
             principal,
             action,
             resource,
-            cause: cause.unwrap_or(Cause::Unstated),
+            cause,
             through,
             policy_arn,
             authorization_id: labelled(&["authorization id", "authorizationid", "authorization-id"]),

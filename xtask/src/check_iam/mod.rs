@@ -13,7 +13,6 @@ pub mod role;
 mod simulate;
 
 pub use classify::{classify, Denial};
-pub use probe::denied_action;
 pub use simulate::simulate;
 
 use anyhow::Context;

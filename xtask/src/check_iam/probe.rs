@@ -104,7 +104,8 @@ where
         let message = info.message.clone().unwrap_or_default();
         // A call can need several permissions (CreateFunction also needs iam:PassRole): a denial
         // of another action says nothing about this one.
-        if let Some(other) = denied_action(&message).filter(|a| !a.eq_ignore_ascii_case(action)) {
+        let denied = super::explain::parse(&message).into_iter().next().map(|d| d.action);
+        if let Some(other) = denied.filter(|a| !a.eq_ignore_ascii_case(action)) {
             return Decision::Unknown {
                 reason: format!("AWS denied {other} first, so this probe cannot tell"),
             };
@@ -120,14 +121,6 @@ where
         },
         _ => Decision::Unknown { reason: format!("the probe failed: {}", info.short()) },
     }
-}
-
-/// The action an AccessDenied message names ("… is not authorized to perform: X on …").
-pub fn denied_action(message: &str) -> Option<&str> {
-    let start = message.find("perform: ")? + "perform: ".len();
-    let rest = &message[start..];
-    let end = rest.find(|c: char| c.is_whitespace() || c == ',').unwrap_or(rest.len());
-    Some(&rest[..end])
 }
 
 fn unsafe_while_present(what: &str) -> Decision {
