@@ -38,41 +38,61 @@ pub struct MotoOptions {
     pub recording: Option<PathBuf>,
 }
 
-/// A running moto server; killed when dropped (normal exit, error or unwinding panic).
+/// A running emulator (moto, or dynalite for load runs) on a loopback port; killed when dropped
+/// (normal exit, error or unwinding panic).
 #[derive(Debug)]
-pub struct Moto {
+pub struct Emulator {
+    /// `moto` or `dynalite`, for messages.
+    name: &'static str,
     child: Child,
     pub endpoint: String,
     pub log: PathBuf,
 }
 
-impl Moto {
-    /// Start `server` on a free 127.0.0.1 port and wait until it answers.
+/// The moto server (most emulators in this project are).
+pub type Moto = Emulator;
+
+impl Emulator {
+    /// Start moto's `server` on a free 127.0.0.1 port and wait until it answers.
     pub fn start(sh: &Shell, server: &Path, dir: &Path, options: &MotoOptions) -> anyhow::Result<Moto> {
         let port = free_port()?.to_string();
         sh.create_dir(dir)?;
-        let log = dir.join(format!("moto-{port}.log"));
         // Each instance records to its own file: moto's default is the working directory,
         // shared by every instance.
         let recording = match &options.recording {
             Some(path) => path.clone(),
             None => dir.join(format!("moto-{port}-recording.jsonl")),
         };
-        let mut command: Command = cmd!(sh, "{server} -H 127.0.0.1 -p {port}")
+        let command = cmd!(sh, "{server} -H 127.0.0.1 -p {port}")
             .env("MOTO_RECORDER_FILEPATH", &recording)
             .env("MOTO_ENABLE_RECORDING", if options.recording.is_some() { "True" } else { "" })
             .envs(options.env.iter().map(|(k, v)| (k, v)))
             .into();
+        Emulator::spawn("moto", command, &port, dir)
+    }
+
+    /// Start dynalite (in memory) on a free 127.0.0.1 port and wait until it answers.
+    pub fn start_dynalite(sh: &Shell, executable: &Path, dir: &Path) -> anyhow::Result<Emulator> {
+        let port = free_port()?.to_string();
+        sh.create_dir(dir)?;
+        // Tables become ACTIVE at once: the load run creates them and starts.
+        let command = cmd!(sh, "{executable} --host 127.0.0.1 --port {port} --createTableMs 0").into();
+        Emulator::spawn("dynalite", command, &port, dir)
+    }
+
+    /// Run `command` (listening on `port`) with its output in a log under `dir`, and wait.
+    fn spawn(name: &'static str, mut command: Command, port: &str, dir: &Path) -> anyhow::Result<Emulator> {
+        let log = dir.join(format!("{name}-{port}.log"));
         let log_file = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let child = crate::signals::stop_with_parent(&mut command)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .spawn()
-            .with_context(|| format!("cannot start {}", server.display()))?;
-        let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), log };
-        moto.wait_until_ready()?;
-        Ok(moto)
+            .with_context(|| format!("cannot start {}", command.get_program().to_string_lossy()))?;
+        let mut emulator = Emulator { name, child, endpoint: format!("http://127.0.0.1:{port}"), log };
+        emulator.wait_until_ready()?;
+        Ok(emulator)
     }
 
     fn wait_until_ready(&mut self) -> anyhow::Result<()> {
@@ -81,7 +101,8 @@ impl Moto {
         loop {
             if let Some(status) = self.child.try_wait()? {
                 bail!(
-                    "moto exited ({status}) before answering; its log {}:\n{}",
+                    "{} exited ({status}) before answering; its log {}:\n{}",
+                    self.name,
                     self.log.display(),
                     std::fs::read_to_string(&self.log).unwrap_or_default()
                 );
@@ -91,7 +112,8 @@ impl Moto {
             }
             if started.elapsed() > START_TIMEOUT {
                 bail!(
-                    "moto did not answer on {} within {START_TIMEOUT:?}; see {}",
+                    "{} did not answer on {} within {START_TIMEOUT:?}; see {}",
+                    self.name,
                     self.endpoint,
                     self.log.display()
                 );
@@ -101,7 +123,7 @@ impl Moto {
     }
 }
 
-impl Drop for Moto {
+impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -153,48 +175,4 @@ pub fn install_dynalite(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf
     )?;
     sh.write_file(&marker, DYNALITE)?;
     Ok(executable)
-}
-
-/// A running dynalite (in memory); killed when dropped.
-#[derive(Debug)]
-pub struct Dynalite {
-    child: Child,
-    pub endpoint: String,
-}
-
-impl Dynalite {
-    pub fn start(sh: &Shell, executable: &Path, dir: &Path) -> anyhow::Result<Dynalite> {
-        let port = free_port()?.to_string();
-        sh.create_dir(dir)?;
-        let log = dir.join(format!("dynalite-{port}.log"));
-        let log_file = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        // Tables become ACTIVE at once: the load run creates them and starts.
-        let mut command: Command =
-            cmd!(sh, "{executable} --host 127.0.0.1 --port {port} --createTableMs 0").into();
-        let child = crate::signals::stop_with_parent(&mut command)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("cannot start {}", executable.display()))?;
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while !answers_http(&endpoint["http://".len()..]) {
-            if started.elapsed() > START_TIMEOUT {
-                bail!(
-                    "dynalite did not answer on {endpoint} within {START_TIMEOUT:?}; see {}",
-                    log.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(Dynalite { child, endpoint })
-    }
-}
-
-impl Drop for Dynalite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -16,7 +16,7 @@ use serde_json::Value;
 use xshell::{cmd, Shell};
 
 use crate::aws::{with_emulator_env, Aws};
-use crate::emulator::{free_port, install_dynalite, install_moto, Dynalite, Moto, MotoOptions};
+use crate::emulator::{free_port, install_dynalite, install_moto, Emulator, Moto, MotoOptions};
 use crate::flags::{target_dir, Bench};
 
 const BUCKET: &str = "recording-server-load";
@@ -144,7 +144,7 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
 
     let run_dir = target.join("tools").join("run");
     let moto = Moto::start(sh, &install_moto(sh, &target)?, &run_dir, &MotoOptions::default())?;
-    let dynalite = Dynalite::start(sh, &install_dynalite(sh, &target)?, &run_dir)?;
+    let dynalite = Emulator::start_dynalite(sh, &install_dynalite(sh, &target)?, &run_dir)?;
     let dynamodb = Aws::emulator(&dynalite.endpoint).await.dynamodb();
     for spec in [&app::schema::USER_TABLE, &app::schema::RECORD_TABLE] {
         create_table(&dynamodb, spec).await?;
