@@ -166,7 +166,8 @@ async fn upload(
     state.objects.put(&record.object_key, body, &record.content_type).await?;
     if let Err(err) = state.records.insert(&record).await {
         if let Err(cleanup) = state.objects.delete(&record.object_key).await {
-            tracing::error!(error = %cleanup, key = %record.object_key, "could not remove the object of a failed upload");
+            let _key = tracing::error_span!("orphan", key = %record.object_key).entered();
+            crate::error::log_storage_failure(&cleanup, "could not remove the object of a failed upload");
         }
         return Err(err.into());
     }
