@@ -190,15 +190,13 @@ impl CheckIam {
         let checks: Vec<Check> = deployer_needs(&tasks).into_iter().map(|n| Check::new(n, &names)).collect();
         let iam = aws_sdk_iam::Client::new(&aws.sdk);
         let mut rows = deployer_rows(&aws, &iam, &identity, &checks, self.probe, &mut notes).await;
-        let mut over_granted = Vec::new();
         let role = if self.skip_role {
             RoleState::Skipped
         } else {
-            check_execution_role(&aws, &iam, &names, &mut rows, &mut notes, &mut over_granted).await
+            check_execution_role(&aws, &iam, &names, &mut rows, &mut notes).await
         };
 
-        let mut report = report::Report::new(identity, &tasks, &checks, rows, notes, role, &names);
-        report.over_granted(over_granted);
+        let report = report::Report::new(identity, &tasks, &checks, rows, notes, role, &names);
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -331,16 +329,15 @@ async fn decide_from_own_policies(
 }
 
 /// What check-iam could learn about the execution role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoleState {
     /// Not asked for (`--skip-role`).
     Skipped,
     /// The role does not exist: deploy creates it from the catalogue.
     NotDeployed,
-    /// Its rows are in the report (decided or not), and what it allows beyond the rendered
+    /// Its rows are in the report (decided or not); and what it allows beyond the rendered
     /// runtime policy, when its policies could be read.
-    Checked,
+    Checked { over_granted: Vec<role::OverGrant> },
 }
 
 /// Set the fix of the execution role's denied rows: the routes that fail, and how to restore it.
@@ -370,7 +367,6 @@ async fn check_execution_role(
     names: &Names,
     rows: &mut Vec<Row>,
     notes: &mut Vec<String>,
-    over_granted: &mut Vec<role::OverGrant>,
 ) -> RoleState {
     let role_arn = names.role_arn();
     let checks: Vec<Check> = runtime_needs().into_iter().map(|n| Check::new(n, names)).collect();
@@ -412,6 +408,7 @@ async fn check_execution_role(
             None
         }
     };
+    let over_granted = policies.as_ref().map(|p| role::over_grants(p, names)).unwrap_or_default();
     if let Some(policies) = &policies {
         let trusted = crate::policy::trusts_lambda(&policies.trust);
         let decision = if trusted { Decision::Allow } else { Decision::Deny { denial: Denial::Implicit } };
@@ -429,7 +426,7 @@ async fn check_execution_role(
             );
         }
         rows.push(trust);
-        over_granted.extend(role::over_grants(policies, names));
+
         match simulate(iam, role::ROLE, &role_arn, &checks).await {
             Ok(simulated) => rows.extend(simulated),
             Err(_) => {
@@ -482,7 +479,7 @@ async fn check_execution_role(
             }
         }
     }
-    RoleState::Checked
+    RoleState::Checked { over_granted }
 }
 
 /// Who is calling, from STS and the credential chain. Failures exit with code 3 and the fix.

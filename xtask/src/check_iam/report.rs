@@ -35,7 +35,9 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn of(subject: &str, rows: &[&Row]) -> Verdict {
+    /// From the subject's rows, and (runtime role only) what its policies allow beyond the
+    /// catalogue.
+    fn of(subject: &str, rows: &[&Row], over_grants: &[role::OverGrant]) -> Verdict {
         let mut missing = Vec::new();
         let mut unknown = Vec::new();
         for row in rows {
@@ -48,21 +50,23 @@ impl Verdict {
                 list.push(row.action.clone());
             }
         }
+        let mut over_granted: Vec<String> = Vec::new();
+        for grant in over_grants {
+            let entry = format!("{} on {}", grant.action, grant.resource);
+            if !over_granted.contains(&entry) {
+                over_granted.push(entry);
+            }
+        }
         let status = if !missing.is_empty() {
             Status::Blocked
+        } else if !over_granted.is_empty() {
+            Status::OverGranted
         } else if !unknown.is_empty() {
             Status::Undecided
         } else {
             Status::Ok
         };
-        Verdict {
-            subject: subject.to_owned(),
-            status,
-            missing,
-            unknown,
-            over_granted: Vec::new(),
-            detail: None,
-        }
+        Verdict { subject: subject.to_owned(), status, missing, unknown, over_granted, detail: None }
     }
 
     /// `OK`, or what is wrong: `BLOCKED (n missing: …)`, `OVER-GRANTED (n beyond the
@@ -151,13 +155,17 @@ impl Report {
                 })
                 .collect();
             let picked: Vec<&Row> = indices.iter().map(|&i| &rows[i]).collect();
-            verdicts.push(Verdict::of(task.name(), &picked));
+            verdicts.push(Verdict::of(task.name(), &picked, &[]));
             groups.push((task.name().to_owned(), indices));
         }
+        let over_granted = match &role {
+            RoleState::Checked { over_granted } => over_granted.clone(),
+            _ => Vec::new(),
+        };
         if role != RoleState::Skipped {
             let indices: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].principal != "deployer").collect();
             let picked: Vec<&Row> = indices.iter().map(|&i| &rows[i]).collect();
-            let mut verdict = Verdict::of(RUNTIME, &picked);
+            let mut verdict = Verdict::of(RUNTIME, &picked, &over_granted);
             if role == RoleState::NotDeployed {
                 verdict.detail = Some("not deployed yet: deploy creates it from the catalogue".into());
             }
@@ -171,32 +179,13 @@ impl Report {
             denied: count(|d| matches!(d, Decision::Deny { .. })),
             inconclusive: count(|d| matches!(d, Decision::Conditional { .. } | Decision::Unknown { .. })),
         };
-        Report { identity, verdicts, fix, rows, notes, over_granted: Vec::new(), summary, groups }
-    }
-
-    /// Record the execution role's over-grants: drift too, so they fail the run like a denial.
-    pub fn over_granted(&mut self, over_granted: Vec<role::OverGrant>) {
-        if let Some(verdict) = self.verdicts.iter_mut().find(|v| v.subject == RUNTIME) {
-            for grant in &over_granted {
-                let entry = format!("{} on {}", grant.action, grant.resource);
-                if !verdict.over_granted.contains(&entry) {
-                    verdict.over_granted.push(entry);
-                }
-            }
-            if verdict.status != Status::Blocked && !verdict.over_granted.is_empty() {
-                verdict.status = Status::OverGranted;
-            }
-        }
-        self.over_granted = over_granted;
+        Report { identity, verdicts, fix, rows, notes, over_granted, summary, groups }
     }
 
     pub fn exit_code(&self, strict: bool) -> u8 {
         let any = |s: Status| self.verdicts.iter().any(|v| v.status == s);
-        if any(Status::Blocked)
-            || any(Status::OverGranted)
-            || !self.over_granted.is_empty()
-            || (strict && any(Status::Undecided))
-        {
+        // Over-grants are drift too: they fail the run even beside a BLOCKED.
+        if any(Status::Blocked) || !self.over_granted.is_empty() || (strict && any(Status::Undecided)) {
             DENIED
         } else if any(Status::Undecided) {
             INCONCLUSIVE
