@@ -408,7 +408,17 @@ impl Explain {
             .send();
         let mut text = String::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| crate::aws::explain(e, "logs:FilterLogEvents", &group, &aws))?;
+            let page = match page {
+                Ok(page) => page,
+                // Lambda creates the group on the function's first run: no logs, no denial.
+                Err(aws_sdk_cloudwatchlogs::error::SdkError::ServiceError(e))
+                    if e.err().is_resource_not_found_exception() =>
+                {
+                    eprintln!("log group {group} does not exist yet: the function has not run since it was deployed");
+                    break;
+                }
+                Err(e) => return Err(crate::aws::explain(e, "logs:FilterLogEvents", &group, &aws)),
+            };
             for event in page.events() {
                 text.push_str(event.message().unwrap_or_default());
                 text.push('\n');

@@ -726,3 +726,18 @@ async fn a_drifted_execution_role_reports_the_missing_action_with_its_route_and_
     let out = attached.text.stdout();
     assert!(out.contains(&format!("logs:* on * (in its attached policy {extra}): remove it")), "{out}");
 }
+
+/// A function that never ran has no log group yet: nothing to explain (exit 0), said plainly,
+/// not a failure that would read as "denials explained" (exit 1).
+#[tokio::test]
+async fn explain_since_on_a_function_that_never_ran_has_nothing_to_explain() {
+    let moto = OwnMoto::start();
+    let run =
+        crate::helpers::xtask(moto.endpoint(), &["check-iam", "explain", "--stage", "dev", "--since", "1h"]);
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
+    assert!(
+        run.stderr().contains("log group /aws/lambda/recording-server-dev does not exist yet"),
+        "{}",
+        run.stderr()
+    );
+}
