@@ -225,14 +225,29 @@ pub fn string(item: &HashMap<String, AttributeValue>, name: &str) -> String {
     item[name].as_s().unwrap().clone()
 }
 
-/// The service's log lines, as the Lambda JSON formatter writes them, captured for one test:
-/// the subscriber is the test thread's (`#[tokio::test]` runs the server on that thread too).
+/// The service's log lines, as the Lambda JSON formatter writes them, captured for one test.
+///
+/// One global subscriber for the whole test binary writes each line to the buffer of the thread
+/// that logged it (`#[tokio::test]` runs the server on the test's thread), or nowhere. A
+/// thread-scoped subscriber (`set_default`) is not enough: tracing caches per call site whether
+/// anyone listens, and a test on another thread without one can switch a call site off for all.
 #[derive(Clone, Default)]
 pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
-impl std::io::Write for Logs {
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to the current thread's capture, if any.
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with(|c| {
+            if let Some(logs) = c.borrow().as_ref() {
+                logs.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
@@ -241,19 +256,33 @@ impl std::io::Write for Logs {
     }
 }
 
+/// Stops the capture when dropped.
+pub struct Capturing;
+
+impl Drop for Capturing {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| c.borrow_mut().take());
+    }
+}
+
 impl Logs {
-    /// Capture from now until the guard drops.
-    pub fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+    /// Capture this thread's log lines from now until the guard drops.
+    pub fn capture() -> (Logs, Capturing) {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(true)
+                .with_writer(|| ThreadWriter)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("one global subscriber per test binary");
+        });
         let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs.clone(), tracing::subscriber::set_default(subscriber))
+        CAPTURE.with(|c| *c.borrow_mut() = Some(logs.clone()));
+        (logs, Capturing)
     }
 
     pub fn text(&self) -> String {
