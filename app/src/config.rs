@@ -35,6 +35,12 @@ pub struct Config {
     pub s3_path_style: bool,
     /// Time budgets and retries of every AWS call.
     pub aws: AwsBudget,
+    /// Open the DynamoDB and S3 connections during init, so the first request does not pay
+    /// for them (`RECORD_WARM_UP`, default true).
+    pub warm_up: bool,
+    /// Print CloudWatch Embedded Metric Format lines: per request, and per cold start
+    /// (`RECORD_METRICS`, default true on Lambda, false locally).
+    pub metrics: bool,
 }
 
 /// How long one AWS call may take, retries included. A request makes at most three calls in a
@@ -101,17 +107,20 @@ impl Config {
                 }),
             }
         };
-        let allow_unverified_login = match var("RECORD_ALLOW_UNVERIFIED_LOGIN").as_deref() {
-            None | Some("" | "0" | "false") => false,
-            Some("1" | "true") => true,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "RECORD_ALLOW_UNVERIFIED_LOGIN",
+        let flag = |name: &'static str, default: bool| -> Result<bool, ConfigError> {
+            match var(name).as_deref() {
+                None | Some("") => Ok(default),
+                Some("0" | "false") => Ok(false),
+                Some("1" | "true") => Ok(true),
+                Some(other) => Err(ConfigError::Invalid {
+                    name,
                     value: other.into(),
                     expected: "expected true or false".into(),
-                })
+                }),
             }
         };
+        let allow_unverified_login = flag("RECORD_ALLOW_UNVERIFIED_LOGIN", false)?;
+        let on_lambda = var("AWS_LAMBDA_RUNTIME_API").is_some();
         let port = number("PORT", 8000)?;
         let json = var("RECORD_OIDC_PROVIDERS").unwrap_or_default();
         let oidc_providers = crate::oidc::parse_providers(&json).map_err(|expected| {
@@ -134,6 +143,8 @@ impl Config {
                 expected: "expected a port number up to 65535".into(),
             })?,
             s3_path_style: var("AWS_ENDPOINT_URL").is_some() || var("AWS_ENDPOINT_URL_S3").is_some(),
+            warm_up: flag("RECORD_WARM_UP", true)?,
+            metrics: flag("RECORD_METRICS", on_lambda)?,
             aws: {
                 let default = AwsBudget::default();
                 let millis = |name, default: Duration| -> Result<Duration, ConfigError> {
@@ -174,6 +185,18 @@ mod tests {
         assert_eq!(c.max_upload_bytes, 5 * 1024 * 1024);
         assert!(!c.allow_unverified_login, "unverified login must be opt-in");
         assert_eq!((c.port, c.table_prefix.as_str(), c.s3_path_style), (8000, "", false));
+        assert!(c.warm_up && !c.metrics, "warm-up on, metrics lines only on Lambda");
+    }
+
+    #[test]
+    fn metrics_lines_are_on_by_default_on_lambda_and_both_switches_parse() {
+        let lambda = config(&[("RECORD_BUCKET", "b"), ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")]);
+        assert!(lambda.unwrap().metrics);
+        let off = config(&[("RECORD_BUCKET", "b"), ("RECORD_METRICS", "0"), ("RECORD_WARM_UP", "false")]);
+        let off = off.unwrap();
+        assert!(!off.metrics && !off.warm_up);
+        let err = config(&[("RECORD_BUCKET", "b"), ("RECORD_WARM_UP", "off")]).unwrap_err();
+        assert!(err.to_string().contains("RECORD_WARM_UP is \"off\""), "{err}");
     }
 
     #[test]

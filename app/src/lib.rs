@@ -24,6 +24,8 @@ pub mod domain;
 #[cfg(feature = "service")]
 pub mod error;
 #[cfg(feature = "service")]
+pub mod metrics;
+#[cfg(feature = "service")]
 pub mod oidc;
 #[cfg(feature = "service")]
 mod routes;

@@ -13,6 +13,9 @@ use std::process::ExitCode;
 use app::config::Config;
 use app::state::AppState;
 
+/// The longest init waits for the warm-up calls.
+const WARM_UP_BOUND: std::time::Duration = std::time::Duration::from_millis(300);
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let started = std::time::Instant::now();
@@ -42,16 +45,24 @@ async fn main() -> ExitCode {
         }
     };
     let sdk = app::state::sdk_config(&config.aws).await;
-    let app = app::router(AppState::new(&sdk, &config));
+    let state = AppState::new(&sdk, &config);
+    // The first request would otherwise open both connections itself, TLS handshakes included
+    // (most of a cold first request's time on Lambda).
+    let warm_up = std::time::Instant::now();
+    if config.warm_up {
+        state.warm_up(WARM_UP_BOUND).await;
+    }
+    let warm_up_ms = warm_up.elapsed().as_secs_f64() * 1000.0;
+    let app = app::router(state);
     // Init runs once per sandbox: on Lambda every init is a cold start (provisioned concurrency
     // and SnapStart say so in AWS_LAMBDA_INITIALIZATION_TYPE).
     let initialization = std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE").unwrap_or_else(|_| "local".into());
-    tracing::info!(
-        init_ms = started.elapsed().as_secs_f64() * 1000.0,
-        cold_start = on_lambda && initialization == "on-demand",
-        initialization,
-        "init done"
-    );
+    let cold_start = on_lambda && initialization == "on-demand";
+    let init_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(init_ms, warm_up_ms, cold_start, initialization, "init done");
+    if config.metrics && cold_start {
+        app::metrics::emit_cold_start(init_ms);
+    }
 
     let result = if on_lambda {
         lambda_http::run(app).await.map_err(|e| e.to_string())

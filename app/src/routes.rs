@@ -25,6 +25,7 @@ const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_upload_bytes;
+    let metrics = state.settings.metrics;
     Router::new()
         .route("/health", get(health))
         .route("/login", get(login_unverified).post(login_verified))
@@ -37,15 +38,16 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn(move |request: Request, next: Next| request_id(request, next, metrics)))
         .with_state(state)
 }
 
 /// Give every request an id (the caller's `x-request-id`, or a new one), log within its span,
 /// and echo it back so a client's report can be matched to the log. Each request ends with one
 /// access line: method, matched route (never the raw path, which holds file names), status,
-/// latency, response size, and the user id when the caller was authenticated.
-async fn request_id(mut request: Request, next: Next) -> Response {
+/// latency, response size, and the user id when the caller was authenticated; with `metrics`,
+/// also an EMF line (count, latency, 5xx by route).
+async fn request_id(mut request: Request, next: Next, metrics: bool) -> Response {
     let id = request.headers().get("x-request-id").filter(|v| v.len() <= 128).cloned().unwrap_or_else(|| {
         HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unavailable"))
@@ -65,6 +67,9 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         Some(user) => tracing::info!(%method, route, status, latency_ms, bytes, user = %user, "access"),
         None => tracing::info!(%method, route, status, latency_ms, bytes, "access"),
     });
+    if metrics {
+        crate::metrics::emit_request(method.as_str(), &route, status, latency_ms);
+    }
     response.headers_mut().insert("x-request-id", id);
     response
 }

@@ -25,6 +25,8 @@ pub struct Settings {
     pub allow_unverified_login: bool,
     pub key_ttl: Duration,
     pub download_url_ttl: Duration,
+    /// Print an EMF metrics line per request.
+    pub metrics: bool,
 }
 
 /// The SDK config every client is built from: the default chain (`AWS_ENDPOINT_URL` and friends
@@ -57,6 +59,23 @@ fn app_name() -> aws_config::AppName {
 }
 
 impl AppState {
+    /// Open the DynamoDB and S3 connections with one cheap call each, concurrently, giving up
+    /// after `bound`. Their errors are ignored (logged at debug): a failed warm-up only means the
+    /// first request opens its connections itself.
+    pub async fn warm_up(&self, bound: Duration) {
+        let calls = async { tokio::join!(self.users.warm_up(), self.objects.warm_up()) };
+        match tokio::time::timeout(bound, calls).await {
+            Ok((users, objects)) => {
+                for result in [users, objects] {
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, "warm-up call failed");
+                    }
+                }
+            }
+            Err(_) => tracing::debug!(bound_ms = bound.as_millis() as u64, "warm-up gave up"),
+        }
+    }
+
     /// Create the AWS clients from one shared SDK config.
     pub fn new(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
         Self::with_clients(
@@ -87,6 +106,7 @@ impl AppState {
                 allow_unverified_login: config.allow_unverified_login,
                 key_ttl: config.key_ttl,
                 download_url_ttl: config.download_url_ttl,
+                metrics: config.metrics,
             },
         }
     }

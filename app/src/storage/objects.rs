@@ -66,6 +66,12 @@ impl ObjectStore {
         }
     }
 
+    /// One cheap request that opens the bucket's connection before the first request needs it:
+    /// a HEAD of a key that never exists (its 404, or 403 without s3:ListBucket, is expected).
+    pub async fn warm_up(&self) -> Result<(), StorageError> {
+        self.size("warm-up").await.map(|_| ())
+    }
+
     /// A presigned PUT for `ttl` that only accepts exactly `size` bytes of `content_type`: both
     /// are signed headers, so S3 rejects an upload that differs.
     pub async fn upload_url(

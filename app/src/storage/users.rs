@@ -65,6 +65,20 @@ impl UserStore {
             .transpose()
     }
 
+    /// One cheap read that opens the table's connection (TLS included) before the first request
+    /// needs it. Its outcome does not matter: a key row named `warm-up` never exists.
+    pub async fn warm_up(&self) -> Result<(), StorageError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key(user::ID, s("warm-up"))
+            .key(user::AUTH_KEY_HASH, s("warm-up"))
+            .send()
+            .await
+            .map_err(|e| StorageError::aws("GetItem on the user table (warm-up)", e))?;
+        Ok(())
+    }
+
     /// Revoke one key; the user's other devices stay signed in.
     pub async fn remove_key(&self, user: &UserId, key: &KeyHash) -> Result<(), StorageError> {
         self.client

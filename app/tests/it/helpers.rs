@@ -122,6 +122,9 @@ impl TestApp {
             port: 0,
             s3_path_style: true,
             aws: setup.budget,
+            // main's start-up steps: the Lambda runtime tests run the binary for them.
+            warm_up: false,
+            metrics: false,
         };
         // The service's own SDK config (its time budget and retries), as main builds it.
         let service_sdk = app::state::sdk_config(&config.aws).await;

@@ -164,6 +164,84 @@ impl Proxy {
     }
 }
 
+/// A keep-alive front for the emulator, as AWS endpoints are (moto's server closes every
+/// connection after one response): it counts the TCP connections clients open to it and labels
+/// each request, with the connection it came on, so a test can tell which requests opened a
+/// connection and which reused one. Each request goes upstream on a connection of its own.
+#[derive(Clone)]
+pub struct Tap {
+    pub address: String,
+    /// `(connection number, label)` per request, in arrival order.
+    requests: Arc<Mutex<Vec<(usize, String)>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Tap {
+    pub async fn start(upstream: &str) -> Tap {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let tap = Tap { address, requests: Arc::default(), connections: Arc::default() };
+        let serving = tap.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let n = serving.connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (tap, upstream) = (serving.clone(), upstream.clone());
+                tokio::spawn(async move { tap.serve(n, client, &upstream).await });
+            }
+        });
+        tap
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn requests(&self) -> Vec<(usize, String)> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    async fn serve(&self, n: usize, client: TcpStream, upstream: &str) {
+        let mut client = BufReader::new(client);
+        while let Some(head) = Head::read(&mut client).await {
+            let mut body = vec![0; head.content_length];
+            if client.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            let path = head.start.split(' ').nth(1).unwrap_or_default().split('?').next().unwrap_or_default();
+            let label = match head.header("x-amz-target") {
+                Some(_) => head.label(),
+                None => format!("{} {path}", head.label()),
+            };
+            self.requests.lock().unwrap().push((n, label));
+            let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+            let mut response = Vec::new();
+            if server.write_all(head.with_close().as_bytes()).await.is_err()
+                || server.write_all(&body).await.is_err()
+                || server.read_to_end(&mut response).await.is_err()
+            {
+                return;
+            }
+            // The whole response is read: send it on with its length, keeping the connection.
+            let mut reader = BufReader::new(&response[..]);
+            let Some(mut answer) = Head::read(&mut reader).await else { return };
+            let mut rest = Vec::new();
+            let _ = reader.read_to_end(&mut rest).await;
+            let framed =
+                answer.header("content-length").is_some() || answer.header("transfer-encoding").is_some();
+            if !framed {
+                answer.headers.push(("Content-Length".into(), rest.len().to_string()));
+            }
+            let keep = answer.render(&["connection", "keep-alive"], "Connection: keep-alive\r\n");
+            if client.get_mut().write_all(keep.as_bytes()).await.is_err()
+                || client.get_mut().write_all(&rest).await.is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
 /// Dropping the socket then resets the connection (RST) instead of closing it.
 // A zero linger makes the drop immediate; the deprecation is about a positive linger blocking.
 #[allow(deprecated)]
@@ -221,13 +299,18 @@ impl Head {
         }
     }
 
-    fn with_close(&self) -> String {
+    /// The head without the `dropped` headers, with `extra` (whole header lines) added.
+    fn render(&self, dropped: &[&str], extra: &str) -> String {
         let mut text = format!("{}\r\n", self.start);
         for (name, value) in &self.headers {
-            if !name.eq_ignore_ascii_case("connection") && !name.eq_ignore_ascii_case("keep-alive") {
+            if !dropped.iter().any(|d| name.eq_ignore_ascii_case(d)) {
                 text += &format!("{name}: {value}\r\n");
             }
         }
-        text + "Connection: close\r\n\r\n"
+        text + extra + "\r\n"
+    }
+
+    fn with_close(&self) -> String {
+        self.render(&["connection", "keep-alive"], "Connection: close\r\n")
     }
 }

@@ -102,6 +102,8 @@ async fn api_flow_under(policy_without: Option<&str>) -> Flow {
         port: 0,
         s3_path_style: true,
         aws: app::config::AwsBudget::default(),
+        warm_up: false,
+        metrics: false,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
