@@ -43,9 +43,9 @@ pub struct Config {
     pub metrics: bool,
 }
 
-/// How long one AWS call may take, retries included. A request makes at most three calls in a
-/// row (authorize, then write the object and the row), so the defaults keep it under 16 s, well
-/// inside the deployed function's 30 s timeout.
+/// How long one AWS call may take, retries included. A request makes at most
+/// [`MAX_CALLS_PER_REQUEST`] calls in a row, so [`AwsBudget::request_budget`] bounds it; the
+/// deployed function's timeout must stay above that (`deploy` checks it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AwsBudget {
     /// The whole call, retries included (`RECORD_AWS_OPERATION_TIMEOUT_MS`, default 5000).
@@ -56,6 +56,19 @@ pub struct AwsBudget {
     pub connect_timeout: Duration,
     /// Attempts per call, the first included (`RECORD_AWS_MAX_ATTEMPTS`, default 3).
     pub max_attempts: u32,
+}
+
+/// The most AWS calls one request makes one after the other: an upload authorizes, stores the
+/// object, writes the row and, when the row fails, removes the object again; completing a large
+/// upload authorizes, reads the row, reads the object's size and publishes the row.
+pub const MAX_CALLS_PER_REQUEST: u32 = 4;
+
+impl AwsBudget {
+    /// The longest a request can wait for AWS: every call in a row at its operation timeout.
+    /// (`POST /login` waits at most 5 s for its provider's keys, then makes one call.)
+    pub fn request_budget(&self) -> Duration {
+        self.operation_timeout * MAX_CALLS_PER_REQUEST
+    }
 }
 
 impl Default for AwsBudget {
@@ -197,6 +210,11 @@ mod tests {
         assert!(!off.metrics && !off.warm_up);
         let err = config(&[("RECORD_BUCKET", "b"), ("RECORD_WARM_UP", "off")]).unwrap_err();
         assert!(err.to_string().contains("RECORD_WARM_UP is \"off\""), "{err}");
+    }
+
+    #[test]
+    fn the_default_request_budget_stays_inside_the_default_function_timeout() {
+        assert_eq!(AwsBudget::default().request_budget(), Duration::from_secs(20));
     }
 
     #[test]

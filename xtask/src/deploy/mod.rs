@@ -49,10 +49,32 @@ pub struct Desired {
 
 pub use crate::names::validate_stage;
 
+/// The longest a request of the deployed service waits for AWS, with the time budget it runs
+/// with (deploy sets no `RECORD_AWS_*` variable, so the service's defaults).
+fn request_budget() -> std::time::Duration {
+    app::config::AwsBudget::default().request_budget()
+}
+
+/// A function timeout at or below the request budget would let Lambda cut off a request the
+/// service was still answering, so the client gets a bare 502 instead of the service's 503.
+fn check_timeout(timeout_s: i32) -> anyhow::Result<()> {
+    let budget = request_budget().as_secs();
+    if u64::try_from(timeout_s).unwrap_or(0) <= budget {
+        bail!(
+            "--timeout {timeout_s} is not above the service's request budget of {budget} s (up to {} AWS \
+             calls in a row, each bounded by RECORD_AWS_OPERATION_TIMEOUT_MS): use --timeout {} or more",
+            app::config::MAX_CALLS_PER_REQUEST,
+            budget + 1
+        );
+    }
+    Ok(())
+}
+
 impl Deploy {
     pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {
         validate_stage(&self.target.stage)?;
         app::schema::validate_prefix(&self.target.table_prefix).map_err(anyhow::Error::msg)?;
+        check_timeout(self.timeout)?;
         let aws = self.aws.load(crate::catalogue::Task::Deploy).await?;
         let account = crate::aws::account(&aws).await?;
         let names = self.target.names(&account, &aws.region());
@@ -125,6 +147,12 @@ impl Deploy {
                 glibc.as_deref().unwrap_or("none (static)")
             );
             println!("package  {} bytes, CodeSha256 {}", desired.zip.len(), desired.code_sha256);
+            println!(
+                "function {} MB, timeout {} s (a request waits at most {} s for AWS)",
+                desired.memory,
+                desired.timeout,
+                request_budget().as_secs()
+            );
         }
 
         let mut steps = Vec::new();
@@ -169,6 +197,10 @@ impl Deploy {
             let report = serde_json::json!({
                 "stage": self.target.stage, "dry_run": self.dry_run, "url": url, "steps": steps,
                 "zip_bytes": desired.zip.len(), "code_sha256": desired.code_sha256,
+                "function": {
+                    "memory_mb": desired.memory, "timeout_s": desired.timeout,
+                    "request_budget_s": request_budget().as_secs(),
+                },
                 "binary": { "path": binary, "bytes": bytes.len(), "newest_glibc": glibc },
             });
             println!("{}", serde_json::to_string_pretty(&report)?);

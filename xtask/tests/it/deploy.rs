@@ -70,6 +70,13 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
     assert_eq!(config.handler(), Some("bootstrap"));
     assert_eq!(config.architectures().iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["x86_64"]);
     assert_eq!(config.memory_size(), Some(256));
+    assert_eq!(config.timeout(), Some(30));
+    let budget = app::config::AwsBudget::default().request_budget().as_secs();
+    assert_eq!(
+        report["function"],
+        serde_json::json!({"memory_mb": 256, "timeout_s": 30, "request_budget_s": budget})
+    );
+    assert!(budget < 30, "the default timeout must be above the request budget");
     assert_eq!(config.role(), Some("arn:aws:iam::123456789012:role/recording-server-test-lambda"));
     let env = config.environment().unwrap().variables().unwrap();
     assert_eq!(env["RECORD_BUCKET"], "recording-server-test-123456789012-us-east-1");
@@ -187,7 +194,7 @@ async fn destroy_without_yes_off_a_terminal_refuses_and_keeps_everything() {
 }
 
 #[tokio::test]
-async fn a_binary_needing_a_newer_glibc_or_another_arch_is_refused_before_any_call() {
+async fn a_binary_needing_a_newer_glibc_or_another_arch_or_a_too_short_timeout_is_refused_before_any_call() {
     let moto = OwnMoto::start();
     // arc4random appeared in glibc 2.36, newer than provided.al2023's 2.34.
     let new_glibc =
@@ -199,8 +206,17 @@ async fn a_binary_needing_a_newer_glibc_or_another_arch_is_refused_before_any_ca
         moto.endpoint(),
         &["deploy", "--stage", "test", "--arch", "arm64", "--binary", bootstrap(0).to_str().unwrap()],
     );
+    // A function timeout Lambda would hit before the service's own budget ends.
+    let budget = app::config::AwsBudget::default().request_budget().as_secs().to_string();
+    let short = xtask(
+        moto.endpoint(),
+        &["deploy", "--stage", "test", "--timeout", &budget, "--binary", bootstrap(0).to_str().unwrap()],
+    );
     let operations = moto.stop_recording().await;
 
+    assert_eq!(short.code(), 1);
+    let next = (budget.parse::<u64>().unwrap() + 1).to_string();
+    assert!(short.stderr().contains(&format!("use --timeout {next} or more")), "{}", short.stderr());
     assert_eq!(run.code(), 1);
     assert!(run.stderr().contains("needs glibc 2.36"), "{}", run.stderr());
     assert_eq!(wrong_arch.code(), 1);
@@ -268,7 +284,7 @@ async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_pa
 
     let moto = OwnMoto::start();
     let names = Names::new("test", "123456789012", "us-east-1", "", None);
-    let tasks = [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam];
+    let tasks = Task::ALL;
     let (base, iam) = deployer_parts(&tasks);
     let base = render_policy(&base, &names, true);
     let iam = render_policy(&iam, &names, true);
