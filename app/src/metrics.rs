@@ -6,7 +6,7 @@
 //! through a metrics framework and its per-invocation flush.
 //! Spec: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "recording-server";
@@ -15,10 +15,15 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-fn emf(timestamp_ms: u64, dimensions: &[&str], metrics: &[(&str, &str, f64)], mut members: Value) -> Value {
+fn emf(
+    timestamp_ms: u64,
+    dimensions: &[&str],
+    metrics: &[(&str, &str, f64)],
+    mut members: Map<String, Value>,
+) -> Value {
     let definitions: Vec<Value> =
         metrics.iter().map(|(name, unit, _)| json!({ "Name": name, "Unit": unit })).collect();
-    members["_aws"] = json!({
+    let directive = json!({
         "Timestamp": timestamp_ms,
         "CloudWatchMetrics": [{
             "Namespace": NAMESPACE,
@@ -26,10 +31,11 @@ fn emf(timestamp_ms: u64, dimensions: &[&str], metrics: &[(&str, &str, f64)], mu
             "Metrics": definitions,
         }],
     });
+    members.insert("_aws".into(), directive);
     for (name, _, value) in metrics {
-        members[*name] = json!(value);
+        members.insert((*name).into(), json!(value));
     }
-    members
+    Value::Object(members)
 }
 
 /// One request: `Requests` (1), `Latency` in milliseconds and `5xx` (1 when the status is a
@@ -44,7 +50,11 @@ pub fn request(timestamp_ms: u64, method: &str, route: &str, status: u16, latenc
             ("Latency", "Milliseconds", latency_ms),
             ("5xx", "Count", server_error),
         ],
-        json!({ "route": route, "method": method, "status": status }),
+        Map::from_iter([
+            ("route".into(), json!(route)),
+            ("method".into(), json!(method)),
+            ("status".into(), json!(status)),
+        ]),
     )
 }
 
@@ -54,7 +64,7 @@ pub fn cold_start(timestamp_ms: u64, init_ms: f64) -> Value {
         timestamp_ms,
         &[],
         &[("ColdStarts", "Count", 1.0), ("InitDuration", "Milliseconds", init_ms)],
-        json!({}),
+        Map::new(),
     )
 }
 

@@ -66,6 +66,7 @@ pub enum Task {
     Deploy,
     Destroy,
     CheckIam,
+    Logs,
 }
 
 /// A condition key and the value a request carries for it, e.g. `iam:PassedToService`.
@@ -168,7 +169,13 @@ const CHECK_IAM: &[Need] = &[
     need("iam:GetPolicyVersion", Resource::ManagedPolicies),
 ];
 
+/// `cargo xtask logs` reads the function's log group, nothing else.
+const LOGS: &[Need] = &[need("logs:FilterLogEvents", Resource::Runtime(ResourceKind::LogGroup))];
+
 impl Task {
+    /// Every task that calls AWS.
+    pub const ALL: [Task; 5] = [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam, Task::Logs];
+
     /// The tasks check-iam gives a verdict on by default.
     pub const DEFAULT: [Task; 3] = [Task::CreateTables, Task::Deploy, Task::Destroy];
 
@@ -178,6 +185,7 @@ impl Task {
             Task::Deploy => "deploy",
             Task::Destroy => "destroy",
             Task::CheckIam => "check-iam",
+            Task::Logs => "logs",
         }
     }
 
@@ -188,6 +196,7 @@ impl Task {
             Task::Deploy => [CREATE_TABLES, DEPLOY].concat(),
             Task::Destroy => DESTROY.to_vec(),
             Task::CheckIam => CHECK_IAM.to_vec(),
+            Task::Logs => LOGS.to_vec(),
         }
     }
 }
@@ -330,7 +339,7 @@ mod tests {
 
     #[test]
     fn the_deployer_policy_is_its_base_part_and_its_iam_part() {
-        let tasks = [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam];
+        let tasks = Task::ALL;
         let (base, iam) = deployer_parts(&tasks);
         assert_eq!(base.len() + iam.len(), deployer_needs(&tasks).len());
         let iam_actions: Vec<&str> = iam.iter().map(|n| n.action).collect();
@@ -354,7 +363,7 @@ mod tests {
     /// (the bucket's objects, a log group's streams, your groups, managed policies).
     #[test]
     fn every_rendered_resource_is_concrete_or_a_documented_set() {
-        let tasks = [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam];
+        let tasks = Task::ALL;
         let names = Names { caller_user: None, ..names() };
         for policy in
             [render_deployer_policy(&tasks, &names, false), render_policy(&runtime_needs(), &names, false)]

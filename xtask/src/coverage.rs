@@ -116,9 +116,7 @@ fn principal_of(agent: &str, presigned: bool) -> Principal {
         if let Some(task) =
             token.strip_prefix("app/").and_then(|n| n.strip_prefix(crate::aws::XTASK_APP_PREFIX))
         {
-            let task = [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam]
-                .into_iter()
-                .find(|t| t.name() == task);
+            let task = Task::ALL.into_iter().find(|t| t.name() == task);
             if let Some(task) = task {
                 return Principal::Task(task);
             }
@@ -302,12 +300,7 @@ fn s3_operation(
 pub fn catalogue_of(principal: Principal) -> Vec<&'static str> {
     let needs: Vec<Need> = match principal {
         Principal::Service => crate::catalogue::runtime_needs(),
-        Principal::Task(Task::CheckIam) => crate::catalogue::deployer_needs(&[
-            Task::CheckIam,
-            Task::CreateTables,
-            Task::Deploy,
-            Task::Destroy,
-        ]),
+        Principal::Task(Task::CheckIam) => crate::catalogue::deployer_needs(&Task::ALL),
         Principal::Task(task) => task.needs(),
         Principal::Harness => Vec::new(),
     };
@@ -385,9 +378,7 @@ impl Coverage {
         let mut principals = Vec::new();
         if per_principal {
             principals.push(Principal::Service);
-            principals.extend(
-                [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam].map(Principal::Task),
-            );
+            principals.extend(Task::ALL.map(Principal::Task));
         }
         for principal in principals {
             let calls = self.calls.get(&principal).copied().unwrap_or(0);

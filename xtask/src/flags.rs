@@ -32,6 +32,36 @@ pub enum Task {
     /// Measure the release binary: size, cold start, idle memory; or, with --load, throughput,
     /// latency, consistency and memory under a mixed load
     Bench(Bench),
+    /// Show a deployed stage's function logs (REPORT lines summarised); --follow to tail them
+    Logs(Logs),
+}
+
+#[derive(Debug, Args)]
+pub struct Logs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Stage whose function's logs to show
+    #[arg(long, default_value = "dev")]
+    pub stage: String,
+    /// How far back to start (e.g. 30s, 10m, 2h)
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub since: Duration,
+    /// Keep polling for new events (about once a second) until Ctrl-C
+    #[arg(long)]
+    pub follow: bool,
+    /// Only events containing this text
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Only one request's events: Lambda's request id (its REPORT line included) or the
+    /// service's x-request-id
+    #[arg(long)]
+    pub request: Option<String>,
+    /// Only the invocations that had an init phase (cold starts), with their init duration
+    #[arg(long)]
+    pub cold_starts: bool,
+    /// Print one JSON object per event: JSON messages as they are, text ones wrapped
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@ pub mod destroy;
 pub mod emulator;
 pub mod flags;
 pub mod local;
+pub mod logs;
 pub mod names;
 pub mod policy;
 pub mod progress;

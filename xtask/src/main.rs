@@ -52,11 +52,13 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
             // `local` ends on a stop request as its normal way to end (its own message, exit 0),
             // so no second handler races it.
             Task::Local(task) => return task.run(&sh).await,
+            // So does `logs --follow`; `logs` starts no process.
+            Task::Logs(task) => return task.run().await,
             task => task,
         };
         let task = async {
             match task {
-                Task::Local(_) => unreachable!("handled above"),
+                Task::Local(_) | Task::Logs(_) => unreachable!("handled above"),
                 Task::Test(task) => task.run(&sh).await,
                 Task::CreateTables(task) => task.run().await,
                 Task::CheckIam(task) => task.run().await,

@@ -15,6 +15,16 @@ pub fn validate_stage(stage: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A stage's function: its name depends on the stage alone.
+pub fn function_name(stage: &str) -> String {
+    format!("recording-server-{stage}")
+}
+
+/// The log group Lambda writes the stage's function's output to.
+pub fn log_group(stage: &str) -> String {
+    format!("/aws/lambda/{}", function_name(stage))
+}
+
 /// The names of one stage's resources in one account and region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
@@ -38,7 +48,7 @@ impl Names {
             account: account.to_owned(),
             region: region.to_owned(),
             table_prefix: table_prefix.to_owned(),
-            function: format!("recording-server-{stage}"),
+            function: function_name(stage),
             role: format!("recording-server-{stage}-lambda"),
             bucket: bucket
                 .map_or_else(|| format!("recording-server-{stage}-{account}-{region}"), str::to_owned),
@@ -55,7 +65,7 @@ impl Names {
     }
 
     pub fn log_group(&self) -> String {
-        format!("/aws/lambda/{}", self.function)
+        log_group(&self.stage)
     }
 
     pub fn table_arn(&self, table: &str) -> String {

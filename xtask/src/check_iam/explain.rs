@@ -211,7 +211,7 @@ pub struct Entry {
 
 fn entries(action: &str) -> Vec<Entry> {
     let mut entries = Vec::new();
-    for task in [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam] {
+    for task in Task::ALL {
         if task.needs().iter().any(|n| n.action.eq_ignore_ascii_case(action)) {
             entries.push(Entry {
                 needed_by: format!("cargo xtask {}", task.name()),
@@ -252,10 +252,7 @@ pub fn explain(denied: Denied, names: &crate::names::Names) -> Explained {
     let needs: Vec<Need> = if runtime {
         runtime_needs().into_iter().filter(|n| n.action.eq_ignore_ascii_case(action)).collect()
     } else {
-        deployer_needs(&[Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam])
-            .into_iter()
-            .filter(|n| n.action.eq_ignore_ascii_case(action))
-            .collect()
+        deployer_needs(&Task::ALL).into_iter().filter(|n| n.action.eq_ignore_ascii_case(action)).collect()
     };
     // Only the catalogue entries on the resource the message names, when it names one of them.
     let on_resource: Vec<Need> = needs

@@ -217,10 +217,11 @@ impl CheckIam {
         }
     }
 
-    /// The tasks `--print-policy deployer` grants: check-iam's own needs too, by default.
+    /// The tasks `--print-policy deployer` grants: check-iam's and logs' own needs too, by
+    /// default.
     fn policy_tasks(&self) -> Vec<Task> {
         if self.task.is_empty() {
-            [&Task::DEFAULT[..], &[Task::CheckIam]].concat()
+            [&Task::DEFAULT[..], &[Task::CheckIam, Task::Logs]].concat()
         } else {
             self.task.clone()
         }

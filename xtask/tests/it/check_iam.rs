@@ -34,11 +34,7 @@ fn names() -> Names {
 
 /// The rendered deployer policy (check-iam's own needs included), any-resource variant.
 fn deployer_policy() -> Value {
-    render_policy(
-        &deployer_needs(&[Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam]),
-        &names(),
-        true,
-    )
+    render_policy(&deployer_needs(&Task::ALL), &names(), true)
 }
 
 fn without(mut policy: Value, action: &str) -> Value {

@@ -32,7 +32,14 @@ pub struct Keys {
 
 /// Run `xtask <args>` against `endpoint` as the holder of `keys`.
 pub fn xtask_as(endpoint: &str, keys: &Keys, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    Run(xtask_command(endpoint, keys, args).output().expect("run the xtask binary"))
+}
+
+/// The `xtask <args>` command against `endpoint` as the holder of `keys`, for a test that
+/// talks to it while it runs.
+pub fn xtask_command(endpoint: &str, keys: &Keys, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command
         .args(args)
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", "us-east-1")
@@ -42,10 +49,8 @@ pub fn xtask_as(endpoint: &str, keys: &Keys, args: &[&str]) -> Run {
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env_remove("AWS_PROFILE")
-        .env_remove("RECORD_TABLE_PREFIX")
-        .output()
-        .expect("run the xtask binary");
-    Run(output)
+        .env_remove("RECORD_TABLE_PREFIX");
+    command
 }
 
 /// SDK clients against `endpoint` as the holder of `keys`.

@@ -7,5 +7,6 @@ mod create_tables;
 mod deploy;
 mod helpers;
 mod local;
+mod logs;
 mod runtime_policy;
 mod tidy;
