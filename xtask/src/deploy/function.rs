@@ -38,12 +38,14 @@ fn environment(desired: &Desired) -> Environment {
 }
 
 /// JSON logs (the service writes one JSON object per line on Lambda), the service's info lines,
-/// and only Lambda's own warnings (its REPORT lines are always kept).
+/// and Lambda's own lines at INFO: its `platform.report` (duration, memory, init duration) is an
+/// INFO event, which WARN would drop, and `cargo xtask logs` summarises it. The DEBUG ones
+/// (`platform.start`, `platform.runtimeDone`) stay out.
 fn logging() -> LoggingConfig {
     LoggingConfig::builder()
         .log_format(LogFormat::Json)
         .application_log_level(ApplicationLogLevel::Info)
-        .system_log_level(SystemLogLevel::Warn)
+        .system_log_level(SystemLogLevel::Info)
         .build()
 }
 

@@ -380,7 +380,7 @@ async fn the_function_is_created_and_updated_with_json_logging() {
         serde_json::from_str(request["body"].as_str().unwrap()).unwrap()
     };
     let want =
-        serde_json::json!({"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"});
+        serde_json::json!({"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "INFO"});
     assert_eq!(sent("POST", "/2015-03-31/functions")["LoggingConfig"], want);
     assert_eq!(sent("PUT", "/configuration")["LoggingConfig"], want);
 }
