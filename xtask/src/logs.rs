@@ -1,7 +1,7 @@
 //! `cargo xtask logs --stage S`: the function's log events from CloudWatch Logs, rendered for a
 //! person (or passed through as JSON), with Lambda's `REPORT` lines summarised.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -236,12 +236,21 @@ impl Logs {
         let mut local: Vec<String> = [&self.request, &self.filter].into_iter().flatten().cloned().collect();
         let term = local.iter().position(|t| !t.contains('"')).map(|i| local.remove(i));
         let mut query = Query { group: group.clone(), start_ms: millis(since), term };
-        let mut seen = HashSet::new();
-        let mut shown = 0usize;
+        // The ids shown at the newest timestamp: a follow-up query starts there, so it returns
+        // them again.
+        let mut seen: HashMap<String, i64> = HashMap::new();
+        let (mut shown, mut waiting_said) = (0usize, false);
         loop {
             let events = match fetch(&aws, &query, None).await? {
                 Some(events) => events,
-                None if self.follow => Vec::new(),
+                None if self.follow => {
+                    if !std::mem::replace(&mut waiting_said, true) {
+                        eprintln!(
+                            "log group {group} does not exist yet: waiting for the function's first run"
+                        );
+                    }
+                    Vec::new()
+                }
                 None => {
                     eprintln!(
                         "log group {group} does not exist yet: the function has not run since it was deployed \
@@ -251,8 +260,7 @@ impl Logs {
                 }
             };
             for event in events {
-                // A follow-up query starts at the newest timestamp shown, so it returns those again.
-                if !seen.insert(event.id.clone()) {
+                if seen.insert(event.id.clone(), event.timestamp_ms).is_some() {
                     continue;
                 }
                 query.start_ms = query.start_ms.max(event.timestamp_ms);
@@ -264,6 +272,7 @@ impl Logs {
             if !self.follow {
                 break;
             }
+            seen.retain(|_, at| *at >= query.start_ms);
             tokio::select! {
                 () = tokio::time::sleep(FOLLOW_EVERY) => {}
                 // Ctrl-C is how a follow ends.
