@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the numbers the performance budgets ask for, measured on this machine:
 //! release binary size, cold start (process start to first `GET /health` 200 and to first
-//! `GET /record/list` 200, against the emulator) and idle RSS.
+//! `GET /record/list` 200, against the emulator), with and without the init's warm-up calls,
+//! and idle RSS.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,7 +24,27 @@ struct Report {
     runs: usize,
     health_ms: Stats,
     first_list_ms: Stats,
+    /// The first list request alone (sent once /health answered).
+    first_list_request_ms: Stats,
     idle_rss_kib: Stats,
+    /// The same, with the warm-up turned off (`RECORD_WARM_UP=false`).
+    without_warm_up: ColdStart,
+}
+
+#[derive(Debug, Serialize)]
+struct ColdStart {
+    health_ms: Stats,
+    first_list_ms: Stats,
+    first_list_request_ms: Stats,
+}
+
+/// One start of the service: start → /health, start → first list, the list alone, idle RSS.
+#[derive(Default)]
+struct Samples {
+    health: Vec<f64>,
+    list: Vec<f64>,
+    list_request: Vec<f64>,
+    rss: Vec<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,47 +95,60 @@ impl Bench {
 
         let http = reqwest::Client::new();
         let mut auth = None;
-        let (mut health, mut list, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut warm, mut cold) = (Samples::default(), Samples::default());
         // Run 0 signs the bench user in (keys live in the emulator across runs) and warms caches.
+        // Each run starts the service twice, with and without warm-up, in turn.
         for run in 0..=self.runs {
-            let port = free_port()?;
-            let mut command: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
-                .env("PORT", port.to_string())
-                .env("RECORD_BUCKET", BUCKET)
-                .env("RECORD_TABLE_PREFIX", PREFIX)
-                .env("RECORD_ALLOW_UNVERIFIED_LOGIN", "true")
-                .env("RUST_LOG", "warn")
-                .into();
-            let started = Instant::now();
-            let spawned = crate::signals::stop_with_parent(&mut command).stdout(Stdio::null()).spawn();
-            let mut child = spawned.context("cannot start the service")?;
-            let base = format!("http://127.0.0.1:{port}");
-            let result = async {
-                let to_health = poll(&http, &format!("{base}/health"), None, started).await?;
-                let header = match &auth {
-                    Some(header) => header,
-                    None => auth.insert(crate::local::unverified_login(&http, &base, "bench").await?),
-                };
-                let to_list = poll(&http, &format!("{base}/record/list"), Some(header), started).await?;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                anyhow::Ok((to_health, to_list, idle_rss_kib(child.id())?))
-            }
-            .await;
-            let _ = child.kill();
-            let _ = child.wait();
-            let (h, l, r) = result?;
-            if run > 0 {
-                health.push(h);
-                list.push(l);
-                rss.push(r);
+            for (warm_up, samples) in [(true, &mut warm), (false, &mut cold)] {
+                let port = free_port()?;
+                let mut command: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
+                    .env("PORT", port.to_string())
+                    .env("RECORD_BUCKET", BUCKET)
+                    .env("RECORD_TABLE_PREFIX", PREFIX)
+                    .env("RECORD_ALLOW_UNVERIFIED_LOGIN", "true")
+                    .env("RECORD_WARM_UP", warm_up.to_string())
+                    .env("RUST_LOG", "warn")
+                    .into();
+                let started = Instant::now();
+                let spawned = crate::signals::stop_with_parent(&mut command).stdout(Stdio::null()).spawn();
+                let mut child = spawned.context("cannot start the service")?;
+                let base = format!("http://127.0.0.1:{port}");
+                let result = async {
+                    let to_health = poll(&http, &format!("{base}/health"), None, started).await?;
+                    let header = match &auth {
+                        Some(header) => header,
+                        None => auth.insert(crate::local::unverified_login(&http, &base, "bench").await?),
+                    };
+                    let sent = Instant::now();
+                    let to_list = poll(&http, &format!("{base}/record/list"), Some(header), started).await?;
+                    let list_request = sent.elapsed().as_secs_f64() * 1000.0;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    anyhow::Ok((to_health, to_list, list_request, idle_rss_kib(child.id())?))
+                }
+                .await;
+                let _ = child.kill();
+                let _ = child.wait();
+                let (h, l, r, m) = result?;
+                if run > 0 {
+                    samples.health.push(h);
+                    samples.list.push(l);
+                    samples.list_request.push(r);
+                    samples.rss.push(m);
+                }
             }
         }
         let report = Report {
             binary_bytes,
             runs: self.runs,
-            health_ms: Stats::of(health),
-            first_list_ms: Stats::of(list),
-            idle_rss_kib: Stats::of(rss),
+            health_ms: Stats::of(warm.health),
+            first_list_ms: Stats::of(warm.list),
+            first_list_request_ms: Stats::of(warm.list_request),
+            idle_rss_kib: Stats::of(warm.rss),
+            without_warm_up: ColdStart {
+                health_ms: Stats::of(cold.health),
+                first_list_ms: Stats::of(cold.list),
+                first_list_request_ms: Stats::of(cold.list_request),
+            },
         };
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -132,7 +166,13 @@ impl Bench {
             };
             line("start → /health 200", &report.health_ms, "ms");
             line("start → /record/list", &report.first_list_ms, "ms");
+            line("  the list alone", &report.first_list_request_ms, "ms");
             line("idle RSS", &report.idle_rss_kib, "KiB");
+            println!("without warm-up (RECORD_WARM_UP=false):");
+            let cold = &report.without_warm_up;
+            line("start → /health 200", &cold.health_ms, "ms");
+            line("start → /record/list", &cold.first_list_ms, "ms");
+            line("  the list alone", &cold.first_list_request_ms, "ms");
         }
         Ok(())
     }
