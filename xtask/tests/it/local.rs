@@ -7,8 +7,19 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// A free port below Linux's ephemeral range (32768 and up): `xtask local` binds it only after
+/// building the service, a minute or more into a loaded test run, and an ephemeral port could
+/// meanwhile be taken by any outgoing connection (it was, once).
+/// Each call starts past the previous one's pick, so two tests of this process never get the
+/// same port before either binds it.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(100, std::sync::atomic::Ordering::SeqCst);
+    let start = 20_000 + ((std::process::id() % 10_000 + u32::from(call)) % 12_000) as u16;
+    (start..32_000)
+        .chain(20_000..start)
+        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port between 20000 and 32000")
 }
 
 fn listening(port: u16) -> bool {
