@@ -55,6 +55,55 @@ impl UserId {
     }
 }
 
+/// The media types both upload routes accept: audio a phone or browser records, plus the seed's
+/// default. Anything else (HTML, SVG, scripts) would be served back from our bucket as is.
+pub const AUDIO_TYPES: &[&str] = &[
+    "audio/3gpp",
+    "audio/aac",
+    "audio/amr",
+    "audio/flac",
+    "audio/mp4",
+    "audio/mpeg",
+    "audio/ogg",
+    "audio/opus",
+    "audio/wav",
+    "audio/webm",
+    "audio/x-m4a",
+    "audio/x-wav",
+    "application/octet-stream",
+];
+
+/// The seed's only type, used when a client sends none.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// An upload's media type: `None` means the default; parameters (`; codecs=opus`) are dropped and
+/// the type is lowercased. A type outside [`AUDIO_TYPES`] is refused with 415.
+pub fn audio_type(value: Option<&str>) -> Result<String, ApiError> {
+    let Some(value) = value else { return Ok(DEFAULT_CONTENT_TYPE.to_owned()) };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match AUDIO_TYPES.iter().find(|t| **t == essence) {
+        Some(t) => Ok((*t).to_owned()),
+        None => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+/// `Content-Disposition` that makes a browser download the recording as a file named
+/// `file_name`: an ASCII fallback (`filename`) and the exact name, UTF-8 and percent-encoded
+/// (`filename*`, RFC 6266 / RFC 8187).
+pub fn attachment(file_name: &str) -> String {
+    let fallback: String =
+        file_name.chars().map(|c| if c.is_ascii() && c != '"' && c != '\\' { c } else { '_' }).collect();
+    let mut encoded = String::new();
+    for byte in file_name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -246,6 +295,27 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audio_types_are_accepted_without_parameters_and_others_refused() {
+        assert_eq!(audio_type(None).unwrap(), "application/octet-stream");
+        assert_eq!(audio_type(Some("Audio/Ogg; codecs=opus")).unwrap(), "audio/ogg");
+        for refused in ["text/html", "image/svg+xml", "application/javascript", "audio/", "", "audio/mpeg2"] {
+            assert!(matches!(audio_type(Some(refused)), Err(ApiError::UnsupportedMediaType)), "{refused}");
+        }
+    }
+
+    #[test]
+    fn attachment_names_survive_quotes_and_non_ascii() {
+        assert_eq!(
+            attachment("memo 1.m4a"),
+            "attachment; filename=\"memo 1.m4a\"; filename*=UTF-8''memo%201.m4a"
+        );
+        assert_eq!(
+            attachment("회의\"x\".mp3"),
+            "attachment; filename=\"___x_.mp3\"; filename*=UTF-8''%ED%9A%8C%EC%9D%98%22x%22.mp3"
+        );
+    }
 
     #[test]
     fn auth_keys_are_256_bit_hex_and_differ() {

@@ -30,6 +30,8 @@ pub enum ApiError {
     RouteNotFound,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    #[error("content type is not accepted: send one of audio/mpeg, audio/mp4, audio/x-m4a, audio/aac, audio/ogg, audio/opus, audio/webm, audio/wav, audio/x-wav, audio/flac, audio/3gpp, audio/amr or application/octet-stream")]
+    UnsupportedMediaType,
     #[error("recording is larger than the {limit}-byte upload limit")]
     PayloadTooLarge { limit: u64 },
     #[error("{0}")]
@@ -50,6 +52,7 @@ impl ApiError {
             ApiError::RecordNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Login(crate::oidc::OidcError::UnknownProvider) => StatusCode::BAD_REQUEST,
             ApiError::Login(crate::oidc::OidcError::InvalidToken) => StatusCode::UNAUTHORIZED,
             ApiError::Login(crate::oidc::OidcError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,

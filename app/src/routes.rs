@@ -21,7 +21,6 @@ use crate::storage::StoredRecord;
 
 const DEFAULT_PAGE: i32 = 50;
 const MAX_PAGE: i32 = 100;
-const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_upload_bytes;
@@ -179,15 +178,10 @@ async fn upload(
     Ok(Json(json!({ "result": "success", "record": record })))
 }
 
-/// The upload's media type, as sent, or `application/octet-stream` (the seed's only type).
+/// The upload's audio type, or `application/octet-stream` (the seed's only type) when none is sent.
 fn content_type(headers: &HeaderMap) -> Result<String, ApiError> {
-    let Some(value) = headers.get(CONTENT_TYPE) else {
-        return Ok(DEFAULT_CONTENT_TYPE.to_owned());
-    };
-    match value.to_str() {
-        Ok(v) if !v.is_empty() && v.len() <= 255 => Ok(v.to_owned()),
-        _ => Err(ApiError::BadRequest("content-type must be printable ASCII, at most 255 bytes".into())),
-    }
+    let value = headers.get(CONTENT_TYPE).map(|v| v.to_str().map_err(|_| ApiError::UnsupportedMediaType));
+    crate::domain::audio_type(value.transpose()?)
 }
 
 #[derive(Deserialize)]
@@ -228,7 +222,7 @@ async fn get_record(
 ) -> ApiResult {
     let id = record_id(id)?;
     let record = state.records.get_for_user(&id, &caller.user).await?.ok_or(ApiError::RecordNotFound)?;
-    let url = state.objects.download_url(&record.object_key, state.settings.download_url_ttl).await?;
+    let url = state.objects.download_url(&record, state.settings.download_url_ttl).await?;
     Ok(Json(json!({
         "record": record,
         "download_url": url,
@@ -279,15 +273,7 @@ async fn start_large_upload(
     if request.size > state.settings.max_large_upload_bytes {
         return Err(ApiError::PayloadTooLarge { limit: state.settings.max_large_upload_bytes });
     }
-    let content_type = match request.content_type {
-        None => DEFAULT_CONTENT_TYPE.to_owned(),
-        Some(t) if !t.is_empty() && t.len() <= 255 && t.bytes().all(|b| (0x20..0x7f).contains(&b)) => t,
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "content_type must be printable ASCII, at most 255 bytes".into(),
-            ))
-        }
-    };
+    let content_type = crate::domain::audio_type(request.content_type.as_deref())?;
     let record = Record::new(&caller.user, &file_name, request.size, content_type);
     let upload = state
         .objects

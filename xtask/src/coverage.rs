@@ -228,9 +228,16 @@ fn lambda_actions(operation: &str, body: &str) -> Vec<String> {
     actions
 }
 
-/// Query parameters that select nothing (listing options, the SDK's `x-id`).
+/// Query parameters that select no sub-resource (listing options, GetObject's response
+/// overrides, the SDK's `x-id`).
 const S3_LIST_PARAMETERS: &[&str] = &[
     "x-id",
+    "response-content-disposition",
+    "response-content-type",
+    "response-cache-control",
+    "response-content-encoding",
+    "response-content-language",
+    "response-expires",
     "list-type",
     "prefix",
     "delimiter",

@@ -8,6 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 
 use super::StorageError;
+use crate::domain::Record;
 
 /// A presigned PUT: the URL and the headers the client must send with it.
 #[derive(Debug, Clone)]
@@ -15,6 +16,9 @@ pub struct PresignedUpload {
     pub url: String,
     pub headers: std::collections::BTreeMap<String, String>,
 }
+
+/// How every object is stored: a download, never rendered inline.
+const STORED_DISPOSITION: &str = "attachment";
 
 #[derive(Clone, Debug)]
 pub struct ObjectStore {
@@ -39,6 +43,7 @@ impl ObjectStore {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            .content_disposition(STORED_DISPOSITION)
             .body(ByteStream::from(body))
             .send()
             .await
@@ -72,8 +77,9 @@ impl ObjectStore {
         self.size("warm-up").await.map(|_| ())
     }
 
-    /// A presigned PUT for `ttl` that only accepts exactly `size` bytes of `content_type`: both
-    /// are signed headers, so S3 rejects an upload that differs.
+    /// A presigned PUT for `ttl` that only accepts exactly `size` bytes of `content_type`, with
+    /// `Content-Disposition: attachment`: all three are signed headers, so S3 rejects an upload
+    /// that differs (an uploader cannot choose how the object is served).
     pub async fn upload_url(
         &self,
         key: &str,
@@ -90,6 +96,7 @@ impl ObjectStore {
             .key(key)
             .content_type(content_type)
             .content_length(size as i64)
+            .content_disposition(STORED_DISPOSITION)
             .presigned(presigning)
             .await
             .map_err(|e| StorageError::aws("presigning an upload URL", e))?;
@@ -99,15 +106,22 @@ impl ObjectStore {
         })
     }
 
-    /// A URL that downloads the object for `ttl`, signed locally (no network call).
-    pub async fn download_url(&self, key: &str, ttl: Duration) -> Result<String, StorageError> {
+    /// A URL that downloads the recording for `ttl`, signed locally (no network call). Its signed
+    /// overrides make S3 serve it as a file download named as uploaded, with the recorded audio
+    /// type, whatever the object's own headers say.
+    pub async fn download_url(&self, record: &Record, ttl: Duration) -> Result<String, StorageError> {
         let presigning = PresigningConfig::expires_in(ttl)
             .map_err(|e| StorageError::aws("presigning a download URL", e))?;
         let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(key)
+            .key(&record.object_key)
+            .response_content_disposition(crate::domain::attachment(&record.file_name))
+            .response_content_type(
+                crate::domain::audio_type(Some(&record.content_type))
+                    .unwrap_or_else(|_| crate::domain::DEFAULT_CONTENT_TYPE.to_owned()),
+            )
             .presigned(presigning)
             .await
             .map_err(|e| StorageError::aws("presigning a download URL", e))?;

@@ -60,7 +60,7 @@ async fn a_7_mib_recording_goes_through_a_presigned_put_and_is_listed_once_compl
 }
 
 #[tokio::test]
-async fn the_presigned_put_signs_the_content_length_and_type() {
+async fn the_presigned_put_signs_the_content_length_type_and_disposition() {
     // moto does not check presigned signatures, so this asserts on what we sign.
     let app = TestApp::spawn().await;
     let user = app.login("1").await;
@@ -69,7 +69,7 @@ async fn the_presigned_put_signs_the_content_length_and_type() {
 
     let url = upload["upload_url"].as_str().unwrap();
     let signed = url.split(['?', '&']).find_map(|p| p.strip_prefix("X-Amz-SignedHeaders=")).unwrap();
-    assert_eq!(signed, "content-length%3Bcontent-type%3Bhost");
+    assert_eq!(signed, "content-disposition%3Bcontent-length%3Bcontent-type%3Bhost");
     assert!(url.contains("X-Amz-Expires=300"), "{url}");
     assert_eq!(upload["headers"]["content-length"], "1234");
     assert_eq!(upload["headers"]["content-type"], "audio/mp4");
