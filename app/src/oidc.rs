@@ -1,6 +1,8 @@
 //! Verified social login: OpenID Connect ID tokens checked against each provider's JWKS
 //! (signature, `alg`, `iss`, `aud`, `exp`, `nbf`, `iat`). Keys are cached; an unknown `kid`
-//! triggers one refetch (at most once per interval, so forged kids cannot hammer the provider).
+//! triggers a refetch, at most once per interval and backed off while fetches fail, so forged
+//! kids cannot hammer the provider. Fetches are single-flight, and a token whose key is cached
+//! never waits on one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::OnceCell;
 
 pub use crate::providers::{parse_providers, ProviderConfig};
 
@@ -34,9 +36,64 @@ struct CachedKeys {
     fetched: Instant,
 }
 
+/// The longest wait between two fetches of a failing provider.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// What is known of one provider's keys. Held under a plain mutex, never across an await.
+#[derive(Default)]
+struct KeyState {
+    keys: Option<CachedKeys>,
+    /// When the last fetch ended (or started, while one is in flight).
+    last_attempt: Option<Instant>,
+    /// Fetches that failed in a row.
+    failures: u32,
+}
+
+impl KeyState {
+    /// A cached key, fresh or (`stale_ok`) of any age.
+    fn find(&self, kid: &str, stale_ok: bool) -> Option<Jwk> {
+        let cached = self.keys.as_ref()?;
+        (stale_ok || cached.fetched.elapsed() < KEYS_TTL).then(|| cached.keys.find(kid).cloned()).flatten()
+    }
+
+    fn may_fetch(&self, min_refetch: Duration) -> bool {
+        self.last_attempt.is_none_or(|at| at.elapsed() >= backoff(self.failures, min_refetch))
+    }
+
+    /// The answer when no fetch may be made: the provider is failing, or the kid is unknown.
+    fn refusal(&self) -> OidcError {
+        if self.failures > 0 {
+            OidcError::Unavailable
+        } else {
+            OidcError::InvalidToken
+        }
+    }
+}
+
+/// The wait after a fetch before the next: `min_refetch` after a success; after `failures`
+/// failures in a row, doubling from at least a second, up to [`MAX_BACKOFF`].
+fn backoff(failures: u32, min_refetch: Duration) -> Duration {
+    match failures {
+        0 => min_refetch,
+        n => {
+            let base = min_refetch.max(Duration::from_secs(1));
+            base.saturating_mul(1u32.checked_shl(n - 1).unwrap_or(u32::MAX)).min(MAX_BACKOFF)
+        }
+    }
+}
+
 struct Provider {
     config: ProviderConfig,
-    cache: Mutex<Option<CachedKeys>>,
+    state: std::sync::Mutex<KeyState>,
+    /// Held by the one fetch in flight.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl Provider {
+    fn state(&self) -> std::sync::MutexGuard<'_, KeyState> {
+        // A panic while holding it cannot leave the state half-updated (plain assignments).
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Verifies ID tokens for every configured provider. Built once per cold start.
@@ -66,7 +123,11 @@ impl Verifier {
     pub fn new(configs: &[ProviderConfig], min_refetch: Duration) -> Self {
         let providers = configs
             .iter()
-            .map(|c| (c.name.clone(), Provider { config: c.clone(), cache: Mutex::new(None) }))
+            .map(|c| {
+                let provider =
+                    Provider { config: c.clone(), state: Default::default(), fetching: Default::default() };
+                (c.name.clone(), provider)
+            })
             .collect();
         Verifier { providers: Arc::new(providers), http: Arc::default(), min_refetch }
     }
@@ -100,31 +161,63 @@ impl Verifier {
         Ok(claims.sub)
     }
 
-    /// The provider's key `kid`: from the cache, or after one (rate-limited) refetch.
+    /// The provider's key `kid`: from the cache, or after one (rate-limited, single-flight)
+    /// refetch. Stale keys are used while the provider cannot be reached.
     async fn key(&self, provider: &Provider, kid: &str) -> Result<Jwk, OidcError> {
-        let mut cache = provider.cache.lock().await;
-        if let Some(cached) = cache.as_ref() {
-            let fresh = cached.fetched.elapsed() < KEYS_TTL;
-            if let Some(key) = cached.keys.find(kid).filter(|_| fresh) {
-                return Ok(key.clone());
+        let stale = {
+            let state = provider.state();
+            if let Some(key) = state.find(kid, false) {
+                return Ok(key);
             }
-            if fresh && cached.fetched.elapsed() < self.min_refetch {
-                return Err(OidcError::InvalidToken);
+            if !state.may_fetch(self.min_refetch) {
+                return state.find(kid, true).ok_or_else(|| state.refusal());
             }
+            state.find(kid, true)
+        };
+        let _flight = match provider.fetching.try_lock() {
+            Ok(flight) => flight,
+            // A fetch is in flight: a key we have is served now; an unknown kid waits for the
+            // fetch's outcome instead of starting another.
+            Err(_) => {
+                if let Some(key) = stale {
+                    return Ok(key);
+                }
+                drop(provider.fetching.lock().await);
+                let state = provider.state();
+                return state.find(kid, true).ok_or_else(|| state.refusal());
+            }
+        };
+        {
+            // Another flight may have ended between the checks above and the lock.
+            let mut state = provider.state();
+            if let Some(key) = state.find(kid, false) {
+                return Ok(key);
+            }
+            if !state.may_fetch(self.min_refetch) {
+                return state.find(kid, true).ok_or_else(|| state.refusal());
+            }
+            state.last_attempt = Some(Instant::now());
         }
-        match self.fetch(&provider.config.jwks_url).await {
+        let fetched = self.fetch(&provider.config.jwks_url).await;
+        let mut state = provider.state();
+        state.last_attempt = Some(Instant::now());
+        match fetched {
             Ok(keys) => {
                 let found = keys.find(kid).cloned();
-                *cache = Some(CachedKeys { keys, fetched: Instant::now() });
+                state.keys = Some(CachedKeys { keys, fetched: Instant::now() });
+                state.failures = 0;
                 found.ok_or(OidcError::InvalidToken)
             }
             Err(err) => {
-                tracing::warn!(provider = %provider.config.name, error = %err, "could not fetch the JWKS");
-                // Stale keys are better than none while the provider is unreachable.
-                match cache.as_ref().and_then(|c| c.keys.find(kid)) {
-                    Some(key) => Ok(key.clone()),
-                    None => Err(OidcError::Unavailable),
-                }
+                state.failures = state.failures.saturating_add(1);
+                tracing::warn!(
+                    provider = %provider.config.name,
+                    error = %err,
+                    failures = state.failures,
+                    next_in_s = backoff(state.failures, self.min_refetch).as_secs(),
+                    "could not fetch the JWKS"
+                );
+                state.find(kid, true).ok_or(OidcError::Unavailable)
             }
         }
     }
@@ -166,6 +259,22 @@ fn decoding_key(jwk: &Jwk, alg: Algorithm) -> Option<DecodingKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_fetches_back_off_doubling_up_to_five_minutes() {
+        let min = Duration::from_secs(30);
+        assert_eq!(backoff(0, min), min);
+        assert_eq!(backoff(1, min), min);
+        assert_eq!(backoff(2, min), Duration::from_secs(60));
+        assert_eq!(backoff(3, min), Duration::from_secs(120));
+        assert_eq!(backoff(10, min), MAX_BACKOFF);
+        assert_eq!(backoff(200, min), MAX_BACKOFF);
+        assert_eq!(
+            backoff(1, Duration::ZERO),
+            Duration::from_secs(1),
+            "a failing provider waits at least 1 s"
+        );
+    }
 
     #[tokio::test]
     async fn none_and_hmac_tokens_are_refused_before_any_fetch() {

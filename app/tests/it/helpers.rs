@@ -22,6 +22,8 @@ pub struct Setup {
     /// still creates the tables and bucket in the emulator.
     pub backend: Option<String>,
     pub budget: app::config::AwsBudget,
+    /// Shortest time between two JWKS fetches (tests that rotate keys use zero).
+    pub oidc_min_refetch: Duration,
 }
 
 impl Default for Setup {
@@ -35,6 +37,7 @@ impl Default for Setup {
             oidc_providers: Vec::new(),
             backend: None,
             budget: app::config::AwsBudget::default(),
+            oidc_min_refetch: Duration::ZERO,
         }
     }
 }
@@ -117,8 +120,7 @@ impl TestApp {
             key_ttl: setup.key_ttl,
             download_url_ttl: Duration::from_secs(300),
             oidc_providers: setup.oidc_providers,
-            // Tests rotate keys within milliseconds.
-            oidc_min_refetch: Duration::ZERO,
+            oidc_min_refetch: setup.oidc_min_refetch,
             port: 0,
             s3_path_style: true,
             aws: setup.budget,

@@ -91,35 +91,47 @@ fn sign(signer: &Signer, claims: &Value) -> String {
     jsonwebtoken::encode(&header, claims, &signer.key).unwrap()
 }
 
-/// A JWKS endpoint whose keys the test can rotate, counting its fetches.
+/// A JWKS endpoint whose keys the test can rotate, counting its fetches. With `failing` set,
+/// it answers 500 after that long.
 struct Idp {
     url: String,
     keys: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
+    failing: Arc<Mutex<Option<std::time::Duration>>>,
 }
 
 async fn idp(keys: &[&Signer]) -> Idp {
     let keys = Arc::new(Mutex::new(keys.iter().map(|s| s.jwk.clone()).collect::<Vec<_>>()));
     let fetches = Arc::new(AtomicUsize::new(0));
-    let (served, counted) = (keys.clone(), fetches.clone());
+    let failing = Arc::new(Mutex::new(None));
+    let (served, counted, fails) = (keys.clone(), fetches.clone(), failing.clone());
     let router = axum::Router::new().route(
         "/jwks",
         axum::routing::get(move || {
-            let (served, counted) = (served.clone(), counted.clone());
+            let (served, counted, fails) = (served.clone(), counted.clone(), fails.clone());
             async move {
                 counted.fetch_add(1, Ordering::SeqCst);
+                let failing = *fails.lock().unwrap();
+                if let Some(delay) = failing {
+                    tokio::time::sleep(delay).await;
+                    return Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+                }
                 let keys = served.lock().unwrap().clone();
-                axum::Json(json!({ "keys": keys }))
+                Ok(axum::Json(json!({ "keys": keys })))
             }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/jwks", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    Idp { url, keys, fetches }
+    Idp { url, keys, fetches, failing }
 }
 
 async fn app_for(jwks_url: &str) -> TestApp {
+    app_with_refetch(jwks_url, std::time::Duration::ZERO).await
+}
+
+async fn app_with_refetch(jwks_url: &str, min_refetch: std::time::Duration) -> TestApp {
     let provider = app::oidc::ProviderConfig {
         name: "google".into(),
         issuer: ISSUER.into(),
@@ -129,6 +141,7 @@ async fn app_for(jwks_url: &str) -> TestApp {
     TestApp::spawn_with(Setup {
         oidc_providers: vec![provider],
         allow_unverified_login: false,
+        oidc_min_refetch: min_refetch,
         ..Setup::default()
     })
     .await
@@ -215,6 +228,62 @@ async fn a_rotated_key_is_picked_up_by_one_refetch() {
 
     assert_eq!(response.status(), 200);
     assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
+}
+
+/// While the provider is slow and failing, forged `kid`s can neither make it fetch more than once
+/// per backoff window nor hold up a login whose key is cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_kids_against_a_failing_provider_cause_one_fetch_and_never_delay_a_cached_key() {
+    use std::time::{Duration, Instant};
+    let (real, forged) = (rsa("real"), rsa("forged"));
+    let idp = idp(&[&real]).await;
+    // Failed fetches then back off for 2 s (the refetch interval, at least 1 s).
+    let app = app_with_refetch(&idp.url, Duration::from_secs(2)).await;
+    assert_eq!(login(&app, &sign(&real, &claims())).await.status(), 200);
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1);
+
+    // The provider now takes 3 s to fail. Past the refetch interval, 8 clients send forged kids.
+    *idp.failing.lock().unwrap() = Some(Duration::from_secs(3));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let attack = Instant::now();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    for _ in 0..8 {
+        let (app_url, http, stop) = (app.url("/login"), app.http.clone(), stop.clone());
+        let token = sign(&forged, &claims());
+        attackers.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let body = json!({"provider": "google", "id_token": token});
+                let response = http.post(&app_url).json(&body).send().await.unwrap();
+                statuses.push(response.status().as_u16());
+            }
+            statuses
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Meanwhile, logins with the cached key do not wait for the fetch in flight.
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let started = Instant::now();
+        assert_eq!(login(&app, &sign(&real, &claims())).await.status(), 200);
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("slowest cached-key login while forged kids hammered a failing provider: {slowest:?}");
+    assert!(slowest < Duration::from_secs(1), "a cached-key login waited on the fetch: {slowest:?}");
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2, "one fetch in flight, however many forged kids");
+
+    // The failed fetch ends about 3 s into the attack; until 2 s later, forged kids are refused
+    // without a fetch (backoff).
+    tokio::time::sleep((attack + Duration::from_millis(4000)).saturating_duration_since(Instant::now()))
+        .await;
+    stop.store(true, Ordering::SeqCst);
+    for attacker in attackers {
+        let statuses = attacker.await.unwrap();
+        assert!(statuses.iter().all(|s| *s == 401 || *s == 503), "{statuses:?}");
+    }
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2, "no fetch within the backoff after a failure");
+    assert_eq!(login(&app, &sign(&real, &claims())).await.status(), 200, "the cached key still works");
 }
 
 #[tokio::test]
