@@ -35,6 +35,9 @@ pub struct Config {
     pub s3_path_style: bool,
     /// Time budgets and retries of every AWS call.
     pub aws: AwsBudget,
+    /// Most live keys one user holds (`RECORD_MAX_KEYS_PER_USER`, default 20): a new login
+    /// revokes the oldest beyond it.
+    pub max_keys_per_user: usize,
     /// Open the DynamoDB and S3 connections during init, so the first request does not pay
     /// for them (`RECORD_WARM_UP`, default true).
     pub warm_up: bool,
@@ -156,6 +159,16 @@ impl Config {
                 expected: "expected a port number up to 65535".into(),
             })?,
             s3_path_style: var("AWS_ENDPOINT_URL").is_some() || var("AWS_ENDPOINT_URL_S3").is_some(),
+            max_keys_per_user: match number("RECORD_MAX_KEYS_PER_USER", 20)? {
+                n @ 1..=1000 => n as usize,
+                n => {
+                    return Err(ConfigError::Invalid {
+                        name: "RECORD_MAX_KEYS_PER_USER",
+                        value: n.to_string(),
+                        expected: "expected 1 to 1000".into(),
+                    })
+                }
+            },
             warm_up: flag("RECORD_WARM_UP", true)?,
             metrics: flag("RECORD_METRICS", on_lambda)?,
             aws: {

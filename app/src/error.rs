@@ -24,6 +24,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("unverified login is disabled here: sign in with POST /login")]
     UnverifiedLoginDisabled,
+    #[error("social_type {0} is a verified provider here: sign in with POST /login")]
+    ProviderLoginOnly(String),
     #[error("record not found")]
     RecordNotFound,
     #[error("no such route: see the README for the API")]
@@ -48,13 +50,15 @@ impl ApiError {
             | ApiError::MalformedAuthorization
             | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotAuthorized => StatusCode::UNAUTHORIZED,
-            ApiError::UnverifiedLoginDisabled => StatusCode::FORBIDDEN,
+            ApiError::UnverifiedLoginDisabled | ApiError::ProviderLoginOnly(_) => StatusCode::FORBIDDEN,
             ApiError::RecordNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Login(crate::oidc::OidcError::UnknownProvider) => StatusCode::BAD_REQUEST,
-            ApiError::Login(crate::oidc::OidcError::InvalidToken) => StatusCode::UNAUTHORIZED,
+            ApiError::Login(crate::oidc::OidcError::InvalidToken | crate::oidc::OidcError::AlreadyUsed) => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::Login(crate::oidc::OidcError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(StorageError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -24,6 +24,8 @@ pub enum OidcError {
     InvalidToken,
     #[error("the identity provider's keys could not be fetched")]
     Unavailable,
+    #[error("this id token was already exchanged for a key: get a new one from the provider")]
+    AlreadyUsed,
 }
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -116,6 +118,19 @@ impl std::fmt::Debug for Verifier {
 struct Claims {
     sub: String,
     iat: Option<u64>,
+    exp: u64,
+    jti: Option<String>,
+}
+
+/// A verified ID token: who it names, and what identifies the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub subject: String,
+    /// SHA-256 (hex) of the token's `jti`, or of the whole token when it has none: the same
+    /// token always gives the same id, two tokens never do.
+    pub token_id: String,
+    /// The token's `exp` (epoch seconds): it cannot be exchanged after that anyway.
+    pub expires_at: i64,
 }
 
 impl Verifier {
@@ -132,8 +147,13 @@ impl Verifier {
         Verifier { providers: Arc::new(providers), http: Arc::default(), min_refetch }
     }
 
-    /// The token's subject (`sub`) if `token` is a valid ID token of `provider`.
-    pub async fn verify(&self, provider: &str, token: &str) -> Result<String, OidcError> {
+    /// Whether `name` is a configured provider.
+    pub fn has_provider(&self, name: &str) -> bool {
+        self.providers.contains_key(name)
+    }
+
+    /// The token's subject (`sub`) and identity if `token` is a valid ID token of `provider`.
+    pub async fn verify(&self, provider: &str, token: &str) -> Result<VerifiedToken, OidcError> {
         let provider = self.providers.get(provider).ok_or(OidcError::UnknownProvider)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| OidcError::InvalidToken)?;
         // Only asymmetric algorithms: `none` and HMAC (e.g. HS256 keyed with the public key)
@@ -158,7 +178,16 @@ impl Verifier {
         if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS) {
             return Err(OidcError::InvalidToken);
         }
-        Ok(claims.sub)
+        use sha2::Digest;
+        let id_source =
+            claims.jti.as_deref().map_or_else(|| format!("token:{token}"), |jti| format!("jti:{jti}"));
+        let token_id =
+            sha2::Sha256::digest(id_source.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        Ok(VerifiedToken {
+            subject: claims.sub,
+            token_id,
+            expires_at: i64::try_from(claims.exp).unwrap_or(i64::MAX),
+        })
     }
 
     /// The provider's key `kid`: from the cache, or after one (rate-limited, single-flight)

@@ -54,7 +54,18 @@ pub const LAMBDA: &[&str] = &["(the function's logs, written by Lambda)"];
 pub const RUNTIME: &[Permission] = &[
     p("dynamodb:GetItem", ResourceKind::UserTable, "check a presented auth key", AUTHENTICATED),
     p("dynamodb:PutItem", ResourceKind::UserTable, "store a newly issued auth key", LOGIN),
-    p("dynamodb:DeleteItem", ResourceKind::UserTable, "revoke a key on logout", &["POST /logout"]),
+    p(
+        "dynamodb:DeleteItem",
+        ResourceKind::UserTable,
+        "revoke a key on logout, or a user's oldest keys beyond the cap on login",
+        &["POST /logout"],
+    ),
+    p(
+        "dynamodb:Query",
+        ResourceKind::UserTable,
+        "list a user's keys: cap them on login, revoke them all on logout?all=true",
+        &["GET /login", "POST /login", "POST /logout"],
+    ),
     p(
         "dynamodb:PutItem",
         ResourceKind::RecordTable,

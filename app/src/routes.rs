@@ -98,10 +98,12 @@ async fn login_unverified(
         return Err(ApiError::UnverifiedLoginDisabled);
     }
     let Query(q) = query.map_err(|_| ApiError::MissingSocialLogin)?;
-    let user = UserId::from_social(
-        q.social_type.as_deref().unwrap_or_default(),
-        q.social_id.as_deref().unwrap_or_default(),
-    )?;
+    let social_type = q.social_type.as_deref().unwrap_or_default();
+    let user = UserId::from_social(social_type, q.social_id.as_deref().unwrap_or_default())?;
+    // A provider's users sign in with its tokens only: `idp` + `u1` must not become `idp_u1`.
+    if state.oidc.has_provider(social_type) {
+        return Err(ApiError::ProviderLoginOnly(social_type.to_owned()));
+    }
     issue_key(&state, &user).await
 }
 
@@ -118,19 +120,42 @@ async fn login_verified(
 ) -> ApiResult {
     let Json(login) =
         body.map_err(|_| ApiError::BadRequest("body must be JSON {\"provider\", \"id_token\"}".into()))?;
-    let subject = state.oidc.verify(&login.provider, &login.id_token).await?;
+    let token = state.oidc.verify(&login.provider, &login.id_token).await?;
     // A subject our ids cannot hold is refused like any other bad token.
-    let user = UserId::from_social(&login.provider, &subject)
+    let user = UserId::from_social(&login.provider, &token.subject)
         .map_err(|_| ApiError::Login(crate::oidc::OidcError::InvalidToken))?;
+    // One key per token: a replayed (stolen, logged) token gets nothing.
+    if !state.users.claim_id_token(&login.provider, &token.token_id, token.expires_at).await? {
+        return Err(ApiError::Login(crate::oidc::OidcError::AlreadyUsed));
+    }
     issue_key(&state, &user).await
 }
 
-/// A new key for `user`, stored as its hash with an expiry; the seed's response shape.
+/// A new key for `user`, stored as its hash with an expiry; the seed's response shape. The
+/// user's expired keys, and the oldest beyond the per-user cap, are revoked.
 async fn issue_key(state: &AppState, user: &UserId) -> ApiResult {
     let key = AuthKey::generate();
     let now = time::OffsetDateTime::now_utc();
     let expires = now + state.settings.key_ttl;
+    let mut live: Vec<_> = state.users.list_keys(user).await?;
+    let mut revoke: Vec<String> = Vec::new();
+    live.retain(|k| {
+        let expired = k.expires_at <= now.unix_timestamp();
+        if expired {
+            revoke.push(k.hash.clone());
+        }
+        !expired
+    });
+    // Oldest first; the new key takes one of the cap's places.
+    live.sort_by_key(|k| k.created_at);
+    let excess = (live.len() + 1).saturating_sub(state.settings.max_keys_per_user);
+    revoke.extend(live.into_iter().take(excess).map(|k| k.hash));
     state.users.add_key(user, &key.hash(), now.unix_timestamp(), expires.unix_timestamp()).await?;
+    // The login itself succeeded: a failed revocation is logged (the next login retries it),
+    // not a reason to withhold the new key.
+    if let Err(err) = state.users.remove_keys(user, revoke).await {
+        crate::error::log_storage_failure(&err, "could not revoke a user's oldest or expired keys");
+    }
     Ok(Json(json!({
         "auth_key": key.expose(),
         "user_id": user.as_str(),
@@ -138,9 +163,30 @@ async fn issue_key(state: &AppState, user: &UserId) -> ApiResult {
     })))
 }
 
-async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult {
-    state.users.remove_key(&caller.user, &caller.key.hash()).await?;
-    Ok(Json(json!({ "result": "success" })))
+#[derive(Deserialize)]
+struct LogoutQuery {
+    all: Option<String>,
+}
+
+/// Revoke the presented key, or with `?all=true` every key of the caller ("sign out everywhere").
+async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<LogoutQuery>, QueryRejection>,
+) -> ApiResult {
+    let all = match query.map(|Query(q)| q.all) {
+        Ok(None) => false,
+        Ok(Some(all)) if all == "true" || all == "false" => all == "true",
+        _ => return Err(ApiError::BadRequest("all must be true or false".into())),
+    };
+    if !all {
+        state.users.remove_key(&caller.user, &caller.key.hash()).await?;
+        return Ok(Json(json!({ "result": "success", "revoked": 1 })));
+    }
+    let keys: Vec<String> = state.users.list_keys(&caller.user).await?.into_iter().map(|k| k.hash).collect();
+    let revoked = keys.len();
+    state.users.remove_keys(&caller.user, keys).await?;
+    Ok(Json(json!({ "result": "success", "revoked": revoked })))
 }
 
 async fn upload(

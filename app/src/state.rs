@@ -27,6 +27,7 @@ pub struct Settings {
     pub download_url_ttl: Duration,
     /// Print an EMF metrics line per request.
     pub metrics: bool,
+    pub max_keys_per_user: usize,
 }
 
 /// The SDK config every client is built from: the default chain (`AWS_ENDPOINT_URL` and friends
@@ -107,6 +108,7 @@ impl AppState {
                 key_ttl: config.key_ttl,
                 download_url_ttl: config.download_url_ttl,
                 metrics: config.metrics,
+                max_keys_per_user: config.max_keys_per_user,
             },
         }
     }

@@ -2,7 +2,10 @@
 
 use aws_sdk_dynamodb::Client;
 
-use super::{n, number_attr, s, StorageError};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+
+use super::{n, number_attr, s, string_attr, StorageError};
 use crate::domain::{KeyHash, UserId};
 use crate::schema::user;
 
@@ -11,6 +14,21 @@ use crate::schema::user;
 pub struct UserStore {
     client: Client,
     table: String,
+}
+
+/// One issued key of a user, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedKey {
+    /// The key's hash (the row's sort key).
+    pub hash: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// The partition of a provider's used ID tokens: no user id can have this form (user ids are
+/// `<letters or digits>_<id>`), so these rows never authorize anything.
+fn used_tokens_of(provider: &str) -> String {
+    format!("id-token#{provider}")
 }
 
 /// What is stored about one issued key.
@@ -63,6 +81,92 @@ impl UserStore {
             .item
             .map(|item| Ok(StoredKey { expires_at: number_attr(&item, user::EXPIRES_AT)? }))
             .transpose()
+    }
+
+    /// Every key issued to `user`, expired ones included (TTL deletes them within days).
+    pub async fn list_keys(&self, user: &UserId) -> Result<Vec<ListedKey>, StorageError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#u = :u")
+            .expression_attribute_names("#u", user::ID)
+            .expression_attribute_values(":u", s(user.as_str()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut keys = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| StorageError::aws("Query on the user table", e))?;
+            keys.push(ListedKey {
+                hash: string_attr(&item, user::AUTH_KEY_HASH)?,
+                created_at: number_attr(&item, user::CREATED_AT)?,
+                expires_at: number_attr(&item, user::EXPIRES_AT)?,
+            });
+        }
+        Ok(keys)
+    }
+
+    /// Revoke the keys with these hashes, concurrently (so a whole device list costs one call's
+    /// time). The first failure is returned, after every delete has finished.
+    pub async fn remove_keys(&self, user: &UserId, hashes: Vec<String>) -> Result<(), StorageError> {
+        let mut deletes = tokio::task::JoinSet::new();
+        for hash in hashes {
+            let request = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(user::ID, s(user.as_str()))
+                .key(user::AUTH_KEY_HASH, s(hash));
+            deletes.spawn(request.send());
+        }
+        let mut first_error = None;
+        while let Some(done) = deletes.join_next().await {
+            let failed = match done {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(StorageError::aws("DeleteItem on the user table", e)),
+                Err(e) => Some(StorageError::Corrupt(format!("a key revocation did not finish: {e}"))),
+            };
+            first_error = first_error.or(failed);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Mark an ID token as exchanged until it expires (`expires_at`, epoch seconds), unless it
+    /// already was: `false` then. `token_id` is the hash of its `jti` (or of the token).
+    pub async fn claim_id_token(
+        &self,
+        provider: &str,
+        token_id: &str,
+        expires_at: i64,
+    ) -> Result<bool, StorageError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(user::ID, s(used_tokens_of(provider)))
+            .item(user::AUTH_KEY_HASH, s(token_id))
+            .item(user::CREATED_AT, n(now))
+            .item(user::EXPIRES_AT, n(expires_at))
+            // An expired claim TTL has not removed yet does not block: the token itself is
+            // expired by then, and refused before this.
+            .condition_expression("attribute_not_exists(#h) OR #e < :now")
+            .expression_attribute_names("#h", user::AUTH_KEY_HASH)
+            .expression_attribute_names("#e", user::EXPIRES_AT)
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StorageError::aws("PutItem on the user table (ID token)", e)),
+        }
     }
 
     /// One cheap read that opens the table's connection (TLS included) before the first request

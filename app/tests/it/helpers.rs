@@ -24,6 +24,7 @@ pub struct Setup {
     pub budget: app::config::AwsBudget,
     /// Shortest time between two JWKS fetches (tests that rotate keys use zero).
     pub oidc_min_refetch: Duration,
+    pub max_keys_per_user: usize,
 }
 
 impl Default for Setup {
@@ -38,6 +39,7 @@ impl Default for Setup {
             backend: None,
             budget: app::config::AwsBudget::default(),
             oidc_min_refetch: Duration::ZERO,
+            max_keys_per_user: 20,
         }
     }
 }
@@ -127,6 +129,7 @@ impl TestApp {
             // main's start-up steps: the Lambda runtime tests run the binary for them.
             warm_up: false,
             metrics: false,
+            max_keys_per_user: setup.max_keys_per_user,
         };
         // The service's own SDK config (its time budget and retries), as main builds it.
         let service_sdk = app::state::sdk_config(&config.aws).await;

@@ -6,6 +6,7 @@ mod content;
 mod faults;
 mod fuzz;
 mod helpers;
+mod keys;
 mod lambda_runtime;
 mod large_upload;
 mod login;

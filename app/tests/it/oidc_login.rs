@@ -81,8 +81,12 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// A fresh token's claims: each has its own `jti`, as providers issue them.
 fn claims() -> Value {
-    json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "1234567890", "iat": now(), "nbf": now() - 5, "exp": now() + 600})
+    json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": "1234567890", "iat": now(), "nbf": now() - 5, "exp": now() + 600,
+        "jti": uuid::Uuid::new_v4().to_string(),
+    })
 }
 
 fn sign(signer: &Signer, claims: &Value) -> String {
@@ -284,6 +288,51 @@ async fn forged_kids_against_a_failing_provider_cause_one_fetch_and_never_delay_
     }
     assert_eq!(idp.fetches.load(Ordering::SeqCst), 2, "no fetch within the backoff after a failure");
     assert_eq!(login(&app, &sign(&real, &claims())).await.status(), 200, "the cached key still works");
+}
+
+/// A stolen or logged ID token is worth nothing once exchanged: by its `jti`, or by the whole
+/// token when the provider sets none.
+#[tokio::test]
+async fn an_id_token_is_exchanged_for_a_key_once() {
+    let signer = rsa("once");
+    let idp = idp(&[&signer]).await;
+    let app = app_for(&idp.url).await;
+    let used = "this id token was already exchanged for a key: get a new one from the provider";
+
+    let first = claims();
+    let token = sign(&signer, &first);
+    assert_eq!(login(&app, &token).await.status(), 200);
+    assert_error(login(&app, &token).await, 401, used).await;
+    // Another token with the same jti (issued later, so signed differently) is the same token.
+    let mut same_jti = claims();
+    same_jti["jti"] = first["jti"].clone();
+    same_jti["iat"] = json!(now() - 1);
+    assert_error(login(&app, &sign(&signer, &same_jti)).await, 401, used).await;
+
+    let mut without_jti = claims();
+    without_jti.as_object_mut().unwrap().remove("jti");
+    let token = sign(&signer, &without_jti);
+    assert_eq!(login(&app, &token).await.status(), 200);
+    assert_error(login(&app, &token).await, 401, used).await;
+    assert_eq!(login(&app, &sign(&signer, &claims())).await.status(), 200, "a new token still works");
+}
+
+/// With a provider configured, its name cannot be used as the unverified login's social_type:
+/// `GET /login?social_type=google&social_id=u1` would otherwise sign in as google's user u1.
+#[tokio::test]
+async fn the_unverified_login_refuses_a_providers_name() {
+    let provider = app::oidc::ProviderConfig {
+        name: "google".into(),
+        issuer: ISSUER.into(),
+        audiences: vec![AUDIENCE.into()],
+        jwks_url: "http://127.0.0.1:9/jwks".into(),
+    };
+    let app = TestApp::spawn_with(Setup { oidc_providers: vec![provider], ..Setup::default() }).await;
+    let response = app.http.get(app.url("/login?social_type=google&social_id=u1")).send().await.unwrap();
+    assert_error(response, 403, "social_type google is a verified provider here: sign in with POST /login")
+        .await;
+    assert!(app.rows(&app::schema::USER_TABLE).await.is_empty());
+    app.login("u1").await;
 }
 
 #[tokio::test]

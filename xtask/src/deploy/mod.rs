@@ -135,7 +135,9 @@ impl Deploy {
         };
         if self.allow_unverified_login {
             eprintln!(
-                "warning: --allow-unverified-login lets anyone who knows a social id sign in as that user"
+                "warning: --allow-unverified-login lets anyone who knows a social id sign in as that user \
+                 (GET /login refuses the social_type of a configured --oidc-providers name, so verified users \
+                 cannot be impersonated this way)"
             );
         }
         let glibc = facts.newest_glibc.map(|(major, minor)| format!("{major}.{minor}"));

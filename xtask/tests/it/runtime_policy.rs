@@ -104,6 +104,7 @@ async fn api_flow_under(policy_without: Option<&str>) -> Flow {
         aws: app::config::AwsBudget::default(),
         warm_up: false,
         metrics: false,
+        max_keys_per_user: 20,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
