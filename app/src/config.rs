@@ -7,6 +7,9 @@ use crate::schema;
 /// Everything the service needs to know about its deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// The account id that must own the bucket (`RECORD_BUCKET_OWNER`, set by `deploy`; default
+    /// none, unchecked).
+    pub bucket_owner: Option<String>,
     /// Prefix of both table names (`RECORD_TABLE_PREFIX`, default none).
     pub table_prefix: String,
     /// The private bucket holding the audio (`RECORD_BUCKET`, required).
@@ -107,6 +110,16 @@ impl Config {
         let bucket = var("RECORD_BUCKET")
             .filter(|b| !b.is_empty())
             .ok_or(ConfigError::Missing("RECORD_BUCKET", "set it to the recordings bucket name"))?;
+        let bucket_owner = var("RECORD_BUCKET_OWNER").filter(|o| !o.is_empty());
+        if let Some(owner) =
+            bucket_owner.as_ref().filter(|o| o.len() != 12 || !o.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(ConfigError::Invalid {
+                name: "RECORD_BUCKET_OWNER",
+                value: owner.clone(),
+                expected: "expected a 12-digit AWS account id".into(),
+            });
+        }
         let table_prefix = var("RECORD_TABLE_PREFIX").unwrap_or_default();
         schema::validate_prefix(&table_prefix).map_err(|expected| ConfigError::Invalid {
             name: "RECORD_TABLE_PREFIX",
@@ -143,6 +156,7 @@ impl Config {
             ConfigError::Invalid { name: "RECORD_OIDC_PROVIDERS", value: json.clone(), expected }
         })?;
         Ok(Config {
+            bucket_owner,
             table_prefix,
             bucket,
             max_upload_bytes: number("RECORD_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES as u64)? as usize,

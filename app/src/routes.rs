@@ -70,6 +70,9 @@ async fn request_id(mut request: Request, next: Next, metrics: bool) -> Response
         crate::metrics::emit_request(method.as_str(), &route, status, latency_ms);
     }
     response.headers_mut().insert("x-request-id", id);
+    // Answers carry auth keys, presigned URLs and users' records: no cache (browser, proxy or
+    // CDN) may keep them.
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -98,6 +98,10 @@ pub mod record {
     pub const BY_USER_INDEX: &str = "user_id-created_at-index";
 }
 
+/// Where presigned uploads land in the bucket until they are completed: the bucket's lifecycle
+/// rule deletes what stays there longer than a day.
+pub const STAGING_PREFIX: &str = "staging/";
+
 /// Users: one row per issued key, so a user can be signed in on several devices.
 pub const USER_TABLE: TableSpec = TableSpec {
     base_name: "record_user",

@@ -98,7 +98,11 @@ impl AppState {
         AppState {
             users: UserStore::new(dynamodb.clone(), USER_TABLE.name(&config.table_prefix)),
             records: RecordStore::new(dynamodb, RECORD_TABLE.name(&config.table_prefix)),
-            objects: ObjectStore::new(aws_sdk_s3::Client::from_conf(s3_config), config.bucket.clone()),
+            objects: ObjectStore::new(
+                aws_sdk_s3::Client::from_conf(s3_config),
+                config.bucket.clone(),
+                config.bucket_owner.clone(),
+            ),
             oidc: crate::oidc::Verifier::new(&config.oidc_providers, config.oidc_min_refetch),
             settings: Settings {
                 max_upload_bytes: config.max_upload_bytes,

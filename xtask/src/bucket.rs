@@ -1,12 +1,16 @@
-//! The recordings bucket: private, public access blocked, encrypted by default. Found by name;
-//! read first, so an up-to-date bucket costs no write call.
+//! The recordings bucket: private, public access blocked, encrypted by default, reachable only
+//! over TLS, every object owned by the bucket owner (ACLs off), staged uploads expiring. Found
+//! by name; read first, so an up-to-date bucket costs no write call.
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
+    CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+    ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
     ServerSideEncryptionRule,
 };
+use serde_json::{json, Value};
 
 use crate::aws::{Aws, ExplainExt};
 
@@ -21,11 +25,100 @@ pub enum BucketPlan {
 
 const BLOCK_PUBLIC_ACCESS: &str = "block public access";
 const DEFAULT_ENCRYPTION: &str = "default encryption";
+const TLS_ONLY: &str = "TLS-only policy";
+const OWNER_ENFORCED: &str = "bucket owner enforced";
+const LIFECYCLE: &str = "lifecycle rules";
+const ALL: [&str; 5] = [BLOCK_PUBLIC_ACCESS, DEFAULT_ENCRYPTION, TLS_ONLY, OWNER_ENFORCED, LIFECYCLE];
+
+/// Where presigned uploads land until `complete` moves them: what no record points at yet.
+pub const STAGING_PREFIX: &str = app::schema::STAGING_PREFIX;
+/// Days before a staged upload that was never completed is deleted.
+const STAGING_DAYS: i32 = 1;
+const TLS_SID: &str = "DenyInsecureTransport";
+const EXPIRE_STAGING: &str = "expire-staging";
+const ABORT_MULTIPART: &str = "abort-incomplete-multipart-uploads";
+
+/// Whether the bucket is reached over TLS: AWS, or an `https://` endpoint. A plain-HTTP endpoint
+/// (an emulator on loopback) would be locked out by the TLS-only policy, so it does not get one
+/// (moto would anyway deny everything: it ignores the policy's condition).
+fn tls_reachable(aws: &Aws) -> bool {
+    aws.endpoint.as_deref().is_none_or(|e| e.starts_with("https://"))
+}
+
+/// The statement that refuses every request not made over TLS.
+fn tls_statement(bucket: &str) -> Value {
+    json!({
+        "Sid": TLS_SID,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+        "Condition": { "Bool": { "aws:SecureTransport": "false" } },
+    })
+}
+
+/// `current` (the bucket's policy, if any) with the TLS statement in place of any of the same
+/// Sid; other statements are kept.
+fn with_tls_statement(current: Option<&str>, bucket: &str) -> Value {
+    let mut policy = current
+        .and_then(|p| serde_json::from_str::<Value>(p).ok())
+        .filter(|p| p["Statement"].is_array())
+        .unwrap_or_else(|| json!({ "Version": "2012-10-17", "Statement": [] }));
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.retain(|s| s["Sid"] != TLS_SID);
+        statements.push(tls_statement(bucket));
+    }
+    policy
+}
+
+fn has_tls_statement(policy: &str, bucket: &str) -> bool {
+    serde_json::from_str::<Value>(policy)
+        .ok()
+        .and_then(|p| p["Statement"].as_array().cloned())
+        .is_some_and(|statements| statements.iter().any(|s| *s == tls_statement(bucket)))
+}
+
+/// Our two lifecycle rules.
+fn lifecycle_rules() -> Vec<LifecycleRule> {
+    let staging = LifecycleRule::builder()
+        .id(EXPIRE_STAGING)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix(STAGING_PREFIX).build())
+        .expiration(LifecycleExpiration::builder().days(STAGING_DAYS).build())
+        .build()
+        .expect("status is set");
+    let multipart = LifecycleRule::builder()
+        .id(ABORT_MULTIPART)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .abort_incomplete_multipart_upload(
+            AbortIncompleteMultipartUpload::builder().days_after_initiation(STAGING_DAYS).build(),
+        )
+        .build()
+        .expect("status is set");
+    vec![staging, multipart]
+}
+
+/// Whether `rules` hold ours, enabled, as we write them.
+fn has_lifecycle_rules(rules: &[LifecycleRule]) -> bool {
+    lifecycle_rules().iter().all(|ours| {
+        rules.iter().any(|r| {
+            r.id == ours.id
+                && r.status == ours.status
+                && r.expiration.as_ref().and_then(|e| e.days) == ours.expiration.as_ref().and_then(|e| e.days)
+                && r.abort_incomplete_multipart_upload.as_ref().and_then(|a| a.days_after_initiation)
+                    == ours.abort_incomplete_multipart_upload.as_ref().and_then(|a| a.days_after_initiation)
+        })
+    })
+}
 
 impl BucketPlan {
     pub fn describe(&self) -> String {
         match self {
-            BucketPlan::Create => "create (private, public access blocked, encrypted)".into(),
+            BucketPlan::Create => {
+                "create (private, public access blocked, encrypted, TLS only, owner enforced, lifecycle rules)"
+                    .into()
+            }
             BucketPlan::Update(missing) => format!("update ({})", missing.join(", ")),
             BucketPlan::UpToDate => "unchanged".into(),
         }
@@ -75,6 +168,35 @@ pub async fn plan_bucket(aws: &Aws, name: &str) -> anyhow::Result<BucketPlan> {
         }
         Err(e) => return Err(crate::aws::explain(e, "s3:GetEncryptionConfiguration", &resource, aws)),
     }
+    match s3.get_bucket_policy().bucket(name).send().await {
+        _ if !tls_reachable(aws) => {}
+        Ok(output) if has_tls_statement(output.policy().unwrap_or_default(), name) => {}
+        Ok(_) => missing.push(TLS_ONLY),
+        Err(SdkError::ServiceError(e)) if e.err().code() == Some("NoSuchBucketPolicy") => {
+            missing.push(TLS_ONLY)
+        }
+        Err(e) => return Err(crate::aws::explain(e, "s3:GetBucketPolicy", &resource, aws)),
+    }
+    match s3.get_bucket_ownership_controls().bucket(name).send().await {
+        Ok(output) => {
+            let rules = output.ownership_controls.map(|c| c.rules).unwrap_or_default();
+            if !rules.iter().any(|r| r.object_ownership == ObjectOwnership::BucketOwnerEnforced) {
+                missing.push(OWNER_ENFORCED);
+            }
+        }
+        Err(SdkError::ServiceError(e)) if e.err().code() == Some("OwnershipControlsNotFoundError") => {
+            missing.push(OWNER_ENFORCED)
+        }
+        Err(e) => return Err(crate::aws::explain(e, "s3:GetBucketOwnershipControls", &resource, aws)),
+    }
+    match s3.get_bucket_lifecycle_configuration().bucket(name).send().await {
+        Ok(output) if has_lifecycle_rules(output.rules()) => {}
+        Ok(_) => missing.push(LIFECYCLE),
+        Err(SdkError::ServiceError(e)) if e.err().code() == Some("NoSuchLifecycleConfiguration") => {
+            missing.push(LIFECYCLE)
+        }
+        Err(e) => return Err(crate::aws::explain(e, "s3:GetLifecycleConfiguration", &resource, aws)),
+    }
     Ok(if missing.is_empty() { BucketPlan::UpToDate } else { BucketPlan::Update(missing) })
 }
 
@@ -96,7 +218,7 @@ pub async fn apply_bucket(aws: &Aws, name: &str, plan: &BucketPlan) -> anyhow::R
                 create = create.create_bucket_configuration(config);
             }
             create.send().await.explain("s3:CreateBucket", &resource, aws)?;
-            vec![BLOCK_PUBLIC_ACCESS, DEFAULT_ENCRYPTION]
+            ALL.into_iter().filter(|p| *p != TLS_ONLY || tls_reachable(aws)).collect()
         }
     };
     if missing.contains(&BLOCK_PUBLIC_ACCESS) {
@@ -133,6 +255,48 @@ pub async fn apply_bucket(aws: &Aws, name: &str, plan: &BucketPlan) -> anyhow::R
             .await
             .explain("s3:PutEncryptionConfiguration", &resource, aws)?;
     }
+    if missing.contains(&OWNER_ENFORCED) {
+        let rule =
+            OwnershipControlsRule::builder().object_ownership(ObjectOwnership::BucketOwnerEnforced).build();
+        let controls = OwnershipControls::builder().rules(rule.expect("ownership is set")).build();
+        s3.put_bucket_ownership_controls()
+            .bucket(name)
+            .ownership_controls(controls.expect("a rule is set"))
+            .send()
+            .await
+            .explain("s3:PutBucketOwnershipControls", &resource, aws)?;
+    }
+    if missing.contains(&TLS_ONLY) {
+        // Other statements someone added are kept.
+        let current = match s3.get_bucket_policy().bucket(name).send().await {
+            Ok(output) => output.policy,
+            Err(_) => None,
+        };
+        let policy = with_tls_statement(current.as_deref(), name);
+        s3.put_bucket_policy().bucket(name).policy(policy.to_string()).send().await.explain(
+            "s3:PutBucketPolicy",
+            &resource,
+            aws,
+        )?;
+    }
+    if missing.contains(&LIFECYCLE) {
+        // PutBucketLifecycleConfiguration replaces every rule: keep the ones that are not ours.
+        let ours = lifecycle_rules();
+        let mut rules: Vec<LifecycleRule> =
+            match s3.get_bucket_lifecycle_configuration().bucket(name).send().await {
+                Ok(output) => output.rules.unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+        rules.retain(|r| !ours.iter().any(|o| o.id == r.id));
+        rules.extend(ours);
+        let configuration = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build();
+        s3.put_bucket_lifecycle_configuration()
+            .bucket(name)
+            .lifecycle_configuration(configuration.expect("rules are set"))
+            .send()
+            .await
+            .explain("s3:PutLifecycleConfiguration", &resource, aws)?;
+    }
     Ok(())
 }
 
@@ -141,4 +305,24 @@ pub async fn ensure_private_bucket(aws: &Aws, name: &str) -> anyhow::Result<Buck
     let plan = plan_bucket(aws, name).await?;
     apply_bucket(aws, name, &plan).await?;
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tls_statement_is_added_to_other_statements_once() {
+        let other = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Theirs","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#;
+        let policy = with_tls_statement(Some(other), "b");
+        assert_eq!(policy["Statement"].as_array().unwrap().len(), 2);
+        assert!(has_tls_statement(&policy.to_string(), "b"));
+        assert!(!has_tls_statement(other, "b"));
+        let again = with_tls_statement(Some(&policy.to_string()), "b");
+        assert_eq!(again, policy, "applying twice changes nothing");
+        assert_eq!(
+            with_tls_statement(None, "b")["Statement"][0]["Condition"]["Bool"]["aws:SecureTransport"],
+            "false"
+        );
+    }
 }

@@ -24,11 +24,15 @@ const STORED_DISPOSITION: &str = "attachment";
 pub struct ObjectStore {
     client: Client,
     bucket: String,
+    /// The account that must own the bucket (`ExpectedBucketOwner`): a request to a bucket of
+    /// the same name in another account (deleted and re-created by someone else) fails instead
+    /// of writing users' audio there.
+    owner: Option<String>,
 }
 
 impl ObjectStore {
-    pub fn new(client: Client, bucket: String) -> Self {
-        ObjectStore { client, bucket }
+    pub fn new(client: Client, bucket: String, owner: Option<String>) -> Self {
+        ObjectStore { client, bucket, owner }
     }
 
     /// Store audio under `key`. No ACL is sent: the bucket's private default applies.
@@ -41,6 +45,7 @@ impl ObjectStore {
         self.client
             .put_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner.clone())
             .key(key)
             .content_type(content_type)
             .content_disposition(STORED_DISPOSITION)
@@ -55,6 +60,7 @@ impl ObjectStore {
         self.client
             .delete_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner.clone())
             .key(key)
             .send()
             .await
@@ -64,7 +70,15 @@ impl ObjectStore {
 
     /// The stored object's size, or `None` if there is no such object.
     pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
-        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner.clone())
+            .key(key)
+            .send()
+            .await
+        {
             Ok(output) => Ok(Some(output.content_length.unwrap_or_default().max(0) as u64)),
             Err(aws_sdk_s3::error::SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(None),
             Err(e) => Err(StorageError::aws("HeadObject", e)),
@@ -93,6 +107,8 @@ impl ObjectStore {
             .client
             .put_object()
             .bucket(&self.bucket)
+            // A signed header of the presigned PUT, sent by the client with the others.
+            .set_expected_bucket_owner(self.owner.clone())
             .key(key)
             .content_type(content_type)
             .content_length(size as i64)

@@ -94,3 +94,47 @@ async fn a_presigned_put_signs_a_fixed_content_disposition() {
     let signed_headers = url.split("X-Amz-SignedHeaders=").nth(1).unwrap().split('&').next().unwrap();
     assert!(signed_headers.split("%3B").any(|h| h == "content-disposition"), "{url}");
 }
+
+/// Keys, presigned URLs and records must not be kept by a browser, proxy or CDN cache.
+#[tokio::test]
+async fn answers_that_carry_a_key_or_a_url_are_never_cached() {
+    let app = TestApp::spawn().await;
+    let login = app.http.get(app.url("/login?social_type=kakao&social_id=cache")).send().await.unwrap();
+    assert_eq!(login.headers()["cache-control"], "no-store");
+    let user = app.login("cache").await;
+    let id = app.upload_ok(&user, "a.m4a", b"a").await;
+    let get = app.get(&user, &format!("/record/{id}")).await;
+    assert_eq!(get.headers()["cache-control"], "no-store");
+    let start = json!({ "file_name": "long.m4a", "content_type": "audio/mp4", "size": 3 });
+    let upload = app.post_json(&user, "/record/uploads", &start).await;
+    assert_eq!(upload.headers()["cache-control"], "no-store");
+    let refused = app.http.get(app.url("/record/list")).send().await.unwrap();
+    assert_eq!(refused.headers()["cache-control"], "no-store", "errors too");
+}
+
+/// Every S3 call of the service names the account that must own the bucket, so a bucket of the
+/// same name in another account is never written to (moto does not check it: this checks what
+/// is sent).
+#[tokio::test]
+async fn s3_calls_carry_the_expected_bucket_owner() {
+    let tap = crate::proxy::Tap::start(&crate::helpers::endpoint()).await;
+    let owner = "111122223333";
+    let setup = crate::helpers::Setup {
+        backend: Some(tap.address.clone()),
+        bucket_owner: Some(owner.into()),
+        ..crate::helpers::Setup::default()
+    };
+    let app = TestApp::spawn_with(setup).await;
+    let user = app.login("owner").await;
+    let id = app.upload_ok(&user, "a.m4a", b"a").await;
+    assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
+    let start = json!({ "file_name": "long.m4a", "content_type": "audio/mp4", "size": 3 });
+    let upload: Value = app.post_json(&user, "/record/uploads", &start).await.json().await.unwrap();
+
+    let s3: Vec<String> = ["S3(PUT)", "S3(DELETE)"].iter().flat_map(|l| tap.heads(l)).collect();
+    assert_eq!(s3.len(), 2, "{:?}", tap.requests());
+    for head in &s3 {
+        assert!(head.contains(&format!("x-amz-expected-bucket-owner: {owner}")), "{head}");
+    }
+    assert_eq!(upload["headers"]["x-amz-expected-bucket-owner"], owner, "{upload}");
+}

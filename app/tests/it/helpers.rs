@@ -25,6 +25,7 @@ pub struct Setup {
     /// Shortest time between two JWKS fetches (tests that rotate keys use zero).
     pub oidc_min_refetch: Duration,
     pub max_keys_per_user: usize,
+    pub bucket_owner: Option<String>,
 }
 
 impl Default for Setup {
@@ -40,6 +41,7 @@ impl Default for Setup {
             budget: app::config::AwsBudget::default(),
             oidc_min_refetch: Duration::ZERO,
             max_keys_per_user: 20,
+            bucket_owner: None,
         }
     }
 }
@@ -115,6 +117,7 @@ impl TestApp {
         let config = Config {
             table_prefix: prefix.clone(),
             bucket: bucket.clone(),
+            bucket_owner: setup.bucket_owner.clone(),
             max_upload_bytes: setup.max_upload_bytes,
             max_large_upload_bytes: setup.max_large_upload_bytes,
             upload_url_ttl: Duration::from_secs(300),

@@ -173,6 +173,8 @@ pub struct Tap {
     pub address: String,
     /// `(connection number, label)` per request, in arrival order.
     requests: Arc<Mutex<Vec<(usize, String)>>>,
+    /// Each request's head (start line and headers), in arrival order.
+    heads: Arc<Mutex<Vec<String>>>,
     connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -181,7 +183,8 @@ impl Tap {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
-        let tap = Tap { address, requests: Arc::default(), connections: Arc::default() };
+        let tap =
+            Tap { address, requests: Arc::default(), heads: Arc::default(), connections: Arc::default() };
         let serving = tap.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -201,6 +204,13 @@ impl Tap {
         self.requests.lock().unwrap().clone()
     }
 
+    /// The heads of the requests whose label starts with `label` (e.g. `S3(PUT)`).
+    pub fn heads(&self, label: &str) -> Vec<String> {
+        let labels = self.requests.lock().unwrap().clone();
+        let heads = self.heads.lock().unwrap().clone();
+        labels.iter().zip(heads).filter(|((_, l), _)| l.starts_with(label)).map(|(_, h)| h).collect()
+    }
+
     async fn serve(&self, n: usize, client: TcpStream, upstream: &str) {
         let mut client = BufReader::new(client);
         while let Some(head) = Head::read(&mut client).await {
@@ -214,6 +224,7 @@ impl Tap {
                 None => format!("{} {path}", head.label()),
             };
             self.requests.lock().unwrap().push((n, label));
+            self.heads.lock().unwrap().push(head.render(&[], "").to_ascii_lowercase());
             let Ok(mut server) = TcpStream::connect(upstream).await else { return };
             let mut response = Vec::new();
             if server.write_all(head.with_close().as_bytes()).await.is_err()

@@ -45,6 +45,9 @@ const AFTER_AUTHORIZATION: &[&str] = &[
     // S3, on a bucket that exists: the configuration asked for is not set.
     "NoSuchPublicAccessBlockConfiguration",
     "ServerSideEncryptionConfigurationNotFoundError",
+    "NoSuchBucketPolicy",
+    "OwnershipControlsNotFoundError",
+    "NoSuchLifecycleConfiguration",
 ];
 
 /// What probes learnt about the stage's resources: `Some(false)` only when AWS said "not
@@ -224,6 +227,13 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
         "s3:ListBucket" => outcome(action, s3.list_objects_v2().bucket(target).max_keys(1).send().await),
         "s3:GetBucketPublicAccessBlock" => outcome(action, s3.get_public_access_block().bucket(target).send().await),
         "s3:GetEncryptionConfiguration" => outcome(action, s3.get_bucket_encryption().bucket(target).send().await),
+        "s3:GetBucketPolicy" => outcome(action, s3.get_bucket_policy().bucket(target).send().await),
+        "s3:GetBucketOwnershipControls" => {
+            outcome(action, s3.get_bucket_ownership_controls().bucket(target).send().await)
+        }
+        "s3:GetLifecycleConfiguration" => {
+            outcome(action, s3.get_bucket_lifecycle_configuration().bucket(target).send().await)
+        }
         // S3 answers a missing bucket before it checks permissions, so writes on a missing
         // bucket prove nothing; on an existing one each could change it (CreateBucket in
         // us-east-1 answers 200 for a bucket you own; DeleteObject writes a delete marker on a
@@ -231,6 +241,9 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
         "s3:CreateBucket"
         | "s3:PutBucketPublicAccessBlock"
         | "s3:PutEncryptionConfiguration"
+        | "s3:PutBucketPolicy"
+        | "s3:PutBucketOwnershipControls"
+        | "s3:PutLifecycleConfiguration"
         | "s3:DeleteBucket"
         | "s3:DeleteObject" => {
             no_probe("S3 reports a missing bucket before it checks permissions, and on an existing one it could change it")

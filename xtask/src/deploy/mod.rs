@@ -113,6 +113,7 @@ impl Deploy {
         let zip = zip_bootstrap(&bytes)?;
         let mut environment = BTreeMap::from([
             ("RECORD_BUCKET".to_owned(), names.bucket.clone()),
+            ("RECORD_BUCKET_OWNER".to_owned(), names.account.clone()),
             ("RECORD_TABLE_PREFIX".to_owned(), names.table_prefix.clone()),
             ("RECORD_ALLOW_UNVERIFIED_LOGIN".to_owned(), self.allow_unverified_login.to_string()),
             ("RECORD_MAX_UPLOAD_BYTES".to_owned(), self.max_upload_bytes.to_string()),

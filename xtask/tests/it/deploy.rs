@@ -80,8 +80,25 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
     assert_eq!(config.role(), Some("arn:aws:iam::123456789012:role/recording-server-test-lambda"));
     let env = config.environment().unwrap().variables().unwrap();
     assert_eq!(env["RECORD_BUCKET"], "recording-server-test-123456789012-us-east-1");
+    assert_eq!(env["RECORD_BUCKET_OWNER"], "123456789012", "S3 calls name the owner they expect");
     assert_eq!(env["RECORD_ALLOW_UNVERIFIED_LOGIN"], "false", "unverified login must be off by default");
     assert_eq!(config.code_sha256(), report["code_sha256"].as_str());
+
+    // The bucket: objects owned by the bucket owner (ACLs off), staged uploads and abandoned
+    // multipart uploads expiring. No TLS-only policy over the emulator's plain HTTP.
+    let bucket = "recording-server-test-123456789012-us-east-1";
+    let ownership = aws.s3().get_bucket_ownership_controls().bucket(bucket).send().await.unwrap();
+    let rules = ownership.ownership_controls.unwrap().rules;
+    assert_eq!(rules[0].object_ownership.as_str(), "BucketOwnerEnforced");
+    let lifecycle = aws.s3().get_bucket_lifecycle_configuration().bucket(bucket).send().await.unwrap();
+    let staging = lifecycle.rules().iter().find(|r| r.id() == Some("expire-staging")).unwrap();
+    assert_eq!(staging.expiration().and_then(|e| e.days()), Some(1));
+    let multipart = lifecycle.rules().iter().find(|r| r.id() == Some("abort-incomplete-multipart-uploads"));
+    assert_eq!(
+        multipart.unwrap().abort_incomplete_multipart_upload().unwrap().days_after_initiation(),
+        Some(1)
+    );
+    assert!(aws.s3().get_bucket_policy().bucket(bucket).send().await.is_err());
 
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
     let inline = iam
@@ -328,6 +345,37 @@ async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_pa
 
 /// A trust policy edited by hand (Lambda no longer trusted) is put back by the next deploy, and
 /// nothing else is written.
+#[tokio::test]
+async fn bucket_protections_removed_by_hand_are_restored_by_the_next_deploy_keeping_other_rules() {
+    let moto = OwnMoto::start();
+    deploy(&moto, &bootstrap(0), &[]);
+    let aws = xtask::aws::Aws::emulator(moto.endpoint()).await;
+    let bucket = "recording-server-test-123456789012-us-east-1";
+    aws.s3().delete_bucket_ownership_controls().bucket(bucket).send().await.unwrap();
+    // Someone's own rule replaces ours: theirs must survive the repair.
+    let theirs = aws_sdk_s3::types::LifecycleRule::builder()
+        .id("theirs")
+        .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
+        .filter(aws_sdk_s3::types::LifecycleRuleFilter::builder().prefix("logs/").build())
+        .expiration(aws_sdk_s3::types::LifecycleExpiration::builder().days(30).build())
+        .build()
+        .unwrap();
+    let config = aws_sdk_s3::types::BucketLifecycleConfiguration::builder().rules(theirs).build().unwrap();
+    let put = aws.s3().put_bucket_lifecycle_configuration().bucket(bucket).lifecycle_configuration(config);
+    put.send().await.unwrap();
+
+    let report = deploy(&moto, &bootstrap(0), &[]);
+    let step =
+        report["steps"].as_array().unwrap().iter().find(|s| s["resource"] == "bucket").unwrap().clone();
+    assert_eq!(step["action"], "update");
+    assert_eq!(step["changes"], serde_json::json!(["bucket owner enforced", "lifecycle rules"]));
+    let lifecycle = aws.s3().get_bucket_lifecycle_configuration().bucket(bucket).send().await.unwrap();
+    let ids: Vec<&str> = lifecycle.rules().iter().filter_map(|r| r.id()).collect();
+    assert_eq!(ids, ["theirs", "expire-staging", "abort-incomplete-multipart-uploads"]);
+    let again = deploy(&moto, &bootstrap(0), &[]);
+    assert!(actions(&again).iter().all(|(_, a)| a == "unchanged"), "{again}");
+}
+
 #[tokio::test]
 async fn a_drifted_trust_policy_is_restored_by_the_next_deploy() {
     let moto = OwnMoto::start();

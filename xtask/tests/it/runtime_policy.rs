@@ -91,6 +91,8 @@ async fn api_flow_under(policy_without: Option<&str>) -> Flow {
     let config = Config {
         table_prefix: prefix,
         bucket: bucket.clone(),
+        // moto's account, which owns every bucket it holds.
+        bucket_owner: Some("123456789012".into()),
         max_upload_bytes: 1024,
         max_large_upload_bytes: 1 << 20,
         upload_url_ttl: Duration::from_secs(60),
