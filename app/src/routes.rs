@@ -324,11 +324,14 @@ async fn start_large_upload(
     }
     let content_type = crate::domain::audio_type(request.content_type.as_deref())?;
     let record = Record::new(&caller.user, &file_name, request.size, content_type);
+    let staged = crate::storage::staging_key(&record.object_key);
     let upload = state
         .objects
-        .upload_url(&record.object_key, record.size, &record.content_type, state.settings.upload_url_ttl)
+        .upload_url(&staged, record.size, &record.content_type, state.settings.upload_url_ttl)
         .await?;
-    state.records.insert_pending(&record).await?;
+    // The row outlives its URL by a day, as the staged object does (the bucket's lifecycle rule).
+    let expires = time::OffsetDateTime::now_utc() + state.settings.upload_url_ttl + time::Duration::days(1);
+    state.records.insert_pending(&record, expires.unix_timestamp()).await?;
     Ok(Json(json!({
         "record_id": record.id,
         "upload_url": upload.url,
@@ -353,7 +356,8 @@ async fn complete_large_upload(
         }
         Some(StoredRecord::Pending(record)) => record,
     };
-    match state.objects.size(&record.object_key).await? {
+    let staged = crate::storage::staging_key(&record.object_key);
+    match state.objects.size(&staged).await? {
         None => {
             return Err(ApiError::BadRequest(
                 "nothing was uploaded yet: PUT the file to upload_url first".into(),
@@ -367,9 +371,21 @@ async fn complete_large_upload(
         }
         Some(_) => {}
     }
+    // Published bytes are a copy: a later PUT to the upload URL only changes the staged object.
+    state.objects.copy(&staged, &record.object_key).await?;
     let created_at = crate::domain::timestamp(time::OffsetDateTime::now_utc());
-    if !state.records.publish(&record, &created_at).await? {
-        return Err(ApiError::RecordNotFound);
+    let published = state.records.publish(&record, &created_at).await;
+    if !matches!(published, Ok(true)) {
+        // Deleted meanwhile, or the row could not be written: the copy must not outlive it.
+        if let Err(cleanup) = state.objects.delete(&record.object_key).await {
+            let _key = tracing::error_span!("orphan", key = %record.object_key).entered();
+            crate::error::log_storage_failure(&cleanup, "could not remove the copy of an unpublished upload");
+        }
+        return Err(published.err().map_or(ApiError::RecordNotFound, ApiError::from));
+    }
+    // Best effort: the lifecycle rule removes what is left in staging after a day.
+    if let Err(err) = state.objects.delete(&staged).await {
+        crate::error::log_storage_failure(&err, "could not remove a completed upload's staged object");
     }
     let record = Record { created_at, ..record };
     Ok(Json(json!({ "result": "success", "record": record })))

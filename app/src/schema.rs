@@ -96,6 +96,9 @@ pub mod record {
     pub const REQUESTED_AT: &str = "requested_at";
     /// The index a user's list is queried on, newest first.
     pub const BY_USER_INDEX: &str = "user_id-created_at-index";
+    /// Epoch seconds, on pending uploads only: DynamoDB's TTL removes a pending row that was
+    /// never completed (the bucket's lifecycle rule removes its staged object). Removed on publish.
+    pub const EXPIRES_AT: &str = "expires_at";
 }
 
 /// Where presigned uploads land in the bucket until they are completed: the bucket's lifecycle
@@ -121,7 +124,7 @@ pub const RECORD_TABLE: TableSpec = TableSpec {
         hash: KeyAttr { name: record::USER_ID, ty: AttrType::S },
         range: Some(KeyAttr { name: record::CREATED_AT, ty: AttrType::S }),
     }],
-    ttl_attribute: None,
+    ttl_attribute: Some(record::EXPIRES_AT),
 };
 
 /// Both tables, in the order the original script printed them.

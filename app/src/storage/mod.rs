@@ -5,7 +5,7 @@ mod objects;
 mod records;
 mod users;
 
-pub use objects::{ObjectStore, PresignedUpload};
+pub use objects::{staging_key, ObjectStore, PresignedUpload};
 pub use records::{ListPage, RecordStore, StoredRecord};
 pub use users::{StoredKey, UserStore};
 

@@ -17,6 +17,25 @@ pub struct PresignedUpload {
     pub headers: std::collections::BTreeMap<String, String>,
 }
 
+/// Where a large upload's presigned PUT writes: under the bucket's staging prefix, which the
+/// lifecycle rule empties after a day. `complete` copies it to `object_key`, so a PUT after
+/// completion, or after a delete, never touches a published recording.
+pub fn staging_key(object_key: &str) -> String {
+    format!("{}{object_key}", crate::schema::STAGING_PREFIX)
+}
+
+/// A key as `x-amz-copy-source` wants it: percent-encoded except `/` and unreserved characters.
+fn urlencode_path(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// How every object is stored: a download, never rendered inline.
 const STORED_DISPOSITION: &str = "attachment";
 
@@ -65,6 +84,30 @@ impl ObjectStore {
             .send()
             .await
             .map_err(|e| StorageError::aws("DeleteObject", e))?;
+        Ok(())
+    }
+
+    /// Copy `from` to `to` inside the bucket (server-side: no byte passes through the service),
+    /// with its type and disposition. A copy of up to the large-upload limit may take longer than
+    /// one ordinary attempt, so its one attempt may use the whole operation budget.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let budget = self.client.config().timeout_config().and_then(|t| t.operation_timeout());
+        let mut timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder();
+        if let Some(budget) = budget {
+            timeouts = timeouts.operation_attempt_timeout(budget);
+        }
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner.clone())
+            .set_expected_source_bucket_owner(self.owner.clone())
+            .copy_source(format!("{}/{}", self.bucket, urlencode_path(from)))
+            .key(to)
+            .customize()
+            .config_override(aws_sdk_s3::config::Builder::default().timeout_config(timeouts.build()))
+            .send()
+            .await
+            .map_err(|e| StorageError::aws("CopyObject", e))?;
         Ok(())
     }
 

@@ -65,12 +65,14 @@ impl RecordStore {
     }
 
     /// Store a large upload's row before its object exists. It has no `created_at`, so the
-    /// index (and every list) leaves it out until `publish`.
-    pub async fn insert_pending(&self, r: &Record) -> Result<(), StorageError> {
+    /// index (and every list) leaves it out until `publish`; TTL removes it after `expires_at`
+    /// (epoch seconds) if it is never published.
+    pub async fn insert_pending(&self, r: &Record, expires_at: i64) -> Result<(), StorageError> {
         let mut item = to_item(r);
         if let Some(requested_at) = item.remove(record::CREATED_AT) {
             item.insert(record::REQUESTED_AT.to_owned(), requested_at);
         }
+        item.insert(record::EXPIRES_AT.to_owned(), super::n(expires_at));
         self.client
             .put_item()
             .table_name(&self.table)
@@ -91,11 +93,12 @@ impl RecordStore {
             .table_name(&self.table)
             .key(record::ID, s(&r.id))
             .key(record::USER_ID, s(&r.user_id))
-            .update_expression("SET #created = :created REMOVE #requested")
+            .update_expression("SET #created = :created REMOVE #requested, #expires")
             .condition_expression("attribute_exists(#id) AND attribute_not_exists(#created)")
             .expression_attribute_names("#id", record::ID)
             .expression_attribute_names("#created", record::CREATED_AT)
             .expression_attribute_names("#requested", record::REQUESTED_AT)
+            .expression_attribute_names("#expires", record::EXPIRES_AT)
             .expression_attribute_values(":created", s(created_at))
             .send()
             .await;

@@ -143,3 +143,51 @@ async fn sizes_over_the_large_upload_limit_or_bad_requests_are_refused() {
     assert_eq!(no_size.status(), 400);
     assert!(app.object_keys().await.is_empty());
 }
+
+async fn complete(app: &TestApp, user: &User, id: &str) -> reqwest::Response {
+    app.http
+        .post(app.url(&format!("/record/{id}/complete")))
+        .header("Authorization", user.header())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The presigned URL writes to staging; `complete` copies, so the URL can never change or
+/// resurrect a published recording. A pending row carries a TTL, a published one none.
+#[tokio::test]
+async fn the_upload_url_only_ever_touches_staging() {
+    use app::schema::{record, RECORD_TABLE};
+    let app = TestApp::spawn().await;
+    let user = app.login("staging").await;
+    let upload = start(&app, &user, 4).await;
+    let id = upload["record_id"].as_str().unwrap().to_owned();
+    assert!(upload["upload_url"].as_str().unwrap().contains("/staging/recordings/"), "{upload}");
+    let pending = app.rows(&RECORD_TABLE).await;
+    let expires: i64 = match &pending[0][record::EXPIRES_AT] {
+        aws_sdk_dynamodb::types::AttributeValue::N(n) => n.parse().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let in_a_day = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
+    assert!((in_a_day..in_a_day + 400).contains(&expires), "the row expires with its staged object");
+
+    put(&app, &upload, b"good".to_vec()).await;
+    assert_eq!(complete(&app, &user, &id).await.status(), 200);
+    let rows = app.rows(&RECORD_TABLE).await;
+    assert!(!rows[0].contains_key(record::EXPIRES_AT), "a published row never expires");
+    let key = crate::helpers::string(&rows[0], record::OBJECT_KEY);
+    assert_eq!(app.object_keys().await, std::slice::from_ref(&key), "the staged object is removed");
+
+    // A PUT after completion changes staging only; the published bytes stay.
+    put(&app, &upload, b"evil".to_vec()).await;
+    assert_eq!(app.object_bytes(&key).await, b"good");
+    assert_eq!(complete(&app, &user, &id).await.status(), 200, "completing twice is harmless");
+    assert_eq!(app.object_bytes(&key).await, b"good");
+
+    // After a delete, a PUT leaves nothing outside staging (the lifecycle rule expires it).
+    assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
+    put(&app, &upload, b"late".to_vec()).await;
+    let keys = app.object_keys().await;
+    assert!(keys.iter().all(|k| k.starts_with(app::schema::STAGING_PREFIX)), "{keys:?}");
+    assert!(app.rows(&RECORD_TABLE).await.is_empty());
+}

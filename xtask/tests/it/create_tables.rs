@@ -33,6 +33,12 @@ async fn a_fresh_create_makes_both_tables_with_keys_index_and_ttl() {
     assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
     assert_eq!(ttl.attribute_name(), Some("expires_at"));
 
+    // Pending uploads expire: TTL on the record table too.
+    let ttl = client.describe_time_to_live().table_name(&record_table).send().await.unwrap();
+    let ttl = ttl.time_to_live_description.unwrap();
+    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+
     let record = client.describe_table().table_name(&record_table).send().await.unwrap().table.unwrap();
     assert_eq!(keys(&record), [("id".into(), KeyType::Hash), ("user_id".into(), KeyType::Range)]);
     let index = &record.global_secondary_indexes()[0];
@@ -147,7 +153,7 @@ async fn a_missing_index_and_ttl_are_added() {
 
     let out = run.stdout();
     assert!(out.contains("updated (enable TTL on expires_at)"), "{out}");
-    assert!(out.contains("updated (add index user_id-created_at-index)"), "{out}");
+    assert!(out.contains("updated (add index user_id-created_at-index, enable TTL on expires_at)"), "{out}");
     let record = client.describe_table().table_name(RECORD_TABLE.name(&prefix)).send().await.unwrap();
     let indexes = record.table.unwrap().global_secondary_indexes.unwrap_or_default();
     assert_eq!(indexes.len(), 1);
