@@ -64,10 +64,11 @@ pub struct AwsBudget {
     pub max_attempts: u32,
 }
 
-/// The most AWS calls one request makes one after the other: an upload authorizes, stores the
-/// object, writes the row and, when the row fails, removes the object again; completing a large
-/// upload authorizes, reads the row, reads the object's size and publishes the row.
-pub const MAX_CALLS_PER_REQUEST: u32 = 4;
+/// The most AWS calls one request makes one after the other: completing a large upload
+/// authorizes, reads the row, reads the staged object's size, copies it, publishes the row and
+/// removes the staged object (an upload makes four: authorize, store, write the row, and remove
+/// the object when the row fails).
+pub const MAX_CALLS_PER_REQUEST: u32 = 6;
 
 impl AwsBudget {
     /// The longest a request can wait for AWS: every call in a row at its operation timeout.
@@ -241,7 +242,7 @@ mod tests {
 
     #[test]
     fn the_default_request_budget_stays_inside_the_default_function_timeout() {
-        assert_eq!(AwsBudget::default().request_budget(), Duration::from_secs(20));
+        assert_eq!(AwsBudget::default().request_budget(), Duration::from_secs(30));
     }
 
     #[test]
