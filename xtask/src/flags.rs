@@ -127,6 +127,10 @@ pub struct Deploy {
     /// calls in a row of at most 5 s each)
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(i32).range(1..=900))]
     pub timeout: i32,
+    /// Concurrent executions reserved for (and capping) the function, or `none`: bounds what a
+    /// flood of requests can cost and leaves the account's other functions their share
+    #[arg(long, default_value = "10", value_parser = parse_reserved_concurrency)]
+    pub reserved_concurrency: ReservedConcurrency,
     /// Largest upload body in bytes (Lambda's payload limit is about 6 MB)
     #[arg(long, default_value_t = 5 * 1024 * 1024)]
     pub max_upload_bytes: usize,
@@ -333,6 +337,21 @@ pub struct Explain {
 }
 
 /// `90s`, `5m`, `1h`, or plain seconds.
+/// Executions reserved for the function; `None`: no reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservedConcurrency(pub Option<i32>);
+
+/// `none`, or a number of executions from 1 to 1000 (0 would stop the function altogether).
+pub fn parse_reserved_concurrency(s: &str) -> Result<ReservedConcurrency, String> {
+    if s == "none" {
+        return Ok(ReservedConcurrency(None));
+    }
+    match s.parse::<i32>() {
+        Ok(n @ 1..=1000) => Ok(ReservedConcurrency(Some(n))),
+        _ => Err(format!("{s:?} is not 1 to 1000 or none")),
+    }
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (number, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
     let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 90s or 5m"))?;

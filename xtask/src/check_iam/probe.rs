@@ -339,6 +339,9 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
             outcome(action, lambda.get_function_configuration().function_name(target).send().await)
         }
         "lambda:GetPolicy" => outcome(action, lambda.get_policy().function_name(target).send().await),
+        "lambda:GetFunctionConcurrency" => {
+            outcome(action, lambda.get_function_concurrency().function_name(target).send().await)
+        }
         "lambda:GetFunctionUrlConfig" => {
             outcome(action, lambda.get_function_url_config().function_name(target).send().await)
         }
@@ -352,6 +355,8 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
         | "lambda:UpdateFunctionUrlConfig"
         | "lambda:AddPermission"
         | "lambda:DeleteFunctionUrlConfig"
+        | "lambda:PutFunctionConcurrency"
+        | "lambda:DeleteFunctionConcurrency"
         | "lambda:DeleteFunction" => match facts.function {
             Some(true) => unsafe_while_present("the function"),
             None => unknown_presence("the function", "lambda:GetFunction"),
@@ -421,6 +426,18 @@ async fn lambda_write_probe(
         ),
         "lambda:DeleteFunctionUrlConfig" => {
             outcome(action, lambda.delete_function_url_config().function_name(target).send().await)
+        }
+        "lambda:PutFunctionConcurrency" => outcome(
+            action,
+            lambda
+                .put_function_concurrency()
+                .function_name(target)
+                .reserved_concurrent_executions(1)
+                .send()
+                .await,
+        ),
+        "lambda:DeleteFunctionConcurrency" => {
+            outcome(action, lambda.delete_function_concurrency().function_name(target).send().await)
         }
         _ => outcome(action, lambda.delete_function().function_name(target).send().await),
     }

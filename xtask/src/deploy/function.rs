@@ -98,7 +98,8 @@ pub async fn ensure_function(
         if !dry_run {
             create(aws, desired, role_arn, role_is_new, architecture).await?;
         }
-        return Ok(vec![Step::new("function", name, "create", Vec::new())]);
+        let concurrency = ensure_concurrency(aws, name, desired.reserved_concurrency, dry_run, None).await?;
+        return Ok(vec![Step::new("function", name, "create", concurrency.into_iter().collect())]);
     };
     let code_differs = existing.code_sha256() != Some(desired.code_sha256.as_str())
         || existing.architectures() != [architecture.clone()];
@@ -137,8 +138,65 @@ pub async fn ensure_function(
         wait_until_updated(aws, name).await?;
     }
     changes.extend(config);
+    let reserved = lambda(aws)
+        .get_function_concurrency()
+        .function_name(name)
+        .send()
+        .await
+        .explain("lambda:GetFunctionConcurrency", name, aws)?
+        .reserved_concurrent_executions;
+    changes.extend(ensure_concurrency(aws, name, desired.reserved_concurrency, dry_run, reserved).await?);
     let action = if changes.is_empty() { "unchanged" } else { "update" };
     Ok(vec![Step::new("function", name, action, changes)])
+}
+
+/// Reserve `desired` concurrent executions (or none) when `current` differs; the change made.
+async fn ensure_concurrency(
+    aws: &Aws,
+    name: &str,
+    desired: Option<i32>,
+    dry_run: bool,
+    current: Option<i32>,
+) -> anyhow::Result<Option<String>> {
+    if desired == current {
+        return Ok(None);
+    }
+    let change = match desired {
+        Some(n) => format!("reserved concurrency {n}"),
+        None => "no reserved concurrency".to_owned(),
+    };
+    if dry_run {
+        return Ok(Some(change));
+    }
+    match desired {
+        Some(n) => {
+            let put =
+                lambda(aws).put_function_concurrency().function_name(name).reserved_concurrent_executions(n);
+            match put.send().await {
+                Ok(_) => {}
+                // The account must keep a minimum of unreserved executions (new accounts have
+                // no room at all).
+                Err(aws_sdk_lambda::error::SdkError::ServiceError(e))
+                    if e.err().is_invalid_parameter_value_exception() =>
+                {
+                    anyhow::bail!(
+                        "cannot reserve {n} concurrent executions for {name}: {}; pass a smaller --reserved-concurrency, \
+                         or --reserved-concurrency none, or ask AWS for a higher concurrency quota",
+                        e.err().meta().message().unwrap_or("the account's unreserved minimum would be crossed")
+                    )
+                }
+                Err(e) => return Err(crate::aws::explain(e, "lambda:PutFunctionConcurrency", name, aws)),
+            }
+        }
+        None => {
+            lambda(aws).delete_function_concurrency().function_name(name).send().await.explain(
+                "lambda:DeleteFunctionConcurrency",
+                name,
+                aws,
+            )?;
+        }
+    }
+    Ok(Some(change))
 }
 
 /// Create the function, retrying while a new role is not yet assumable by Lambda (IAM is

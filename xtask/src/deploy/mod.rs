@@ -42,6 +42,7 @@ pub struct Desired {
     pub arch: Arch,
     pub memory: i32,
     pub timeout: i32,
+    pub reserved_concurrency: Option<i32>,
     pub environment: BTreeMap<String, String>,
     pub zip: Vec<u8>,
     pub code_sha256: String,
@@ -131,6 +132,7 @@ impl Deploy {
             arch: self.arch,
             memory: self.memory,
             timeout: self.timeout,
+            reserved_concurrency: self.reserved_concurrency.0,
             environment,
             names: names.clone(),
         };

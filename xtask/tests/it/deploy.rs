@@ -35,6 +35,12 @@ fn deploy(moto: &OwnMoto, binary: &Path, extra: &[&str]) -> Value {
     xtask(moto.endpoint(), &args).ok().json()
 }
 
+/// The changes deploy reports for the function.
+fn function_step(report: &Value) -> Value {
+    report["steps"].as_array().unwrap().iter().find(|s| s["resource"] == "function").unwrap()["changes"]
+        .clone()
+}
+
 fn actions(report: &Value) -> Vec<(String, String)> {
     report["steps"]
         .as_array()
@@ -71,6 +77,9 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
     assert_eq!(config.architectures().iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["x86_64"]);
     assert_eq!(config.memory_size(), Some(256));
     assert_eq!(config.timeout(), Some(40));
+    let reserved =
+        lambda(&moto).await.get_function_concurrency().function_name("recording-server-test").send();
+    assert_eq!(reserved.await.unwrap().reserved_concurrent_executions(), Some(10), "the default cap");
     let budget = app::config::AwsBudget::default().request_budget().as_secs();
     assert_eq!(
         report["function"],
@@ -151,10 +160,6 @@ async fn a_code_change_updates_only_the_code_and_a_memory_change_only_the_config
     let memory = deploy(&moto, &bootstrap(1), &["--memory", "512"]);
     let memory_ops = moto.stop_recording().await;
 
-    let function_step = |r: &Value| {
-        r["steps"].as_array().unwrap().iter().find(|s| s["resource"] == "function").unwrap()["changes"]
-            .clone()
-    };
     assert_eq!(function_step(&code), serde_json::json!(["code"]));
     assert_eq!(function_step(&memory), serde_json::json!(["memory 512 MB"]));
     let writes = |ops: &[String]| ops.iter().filter(|o| is_write(o)).cloned().collect::<Vec<_>>();
@@ -345,6 +350,30 @@ async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_pa
 
 /// A trust policy edited by hand (Lambda no longer trusted) is put back by the next deploy, and
 /// nothing else is written.
+#[tokio::test]
+async fn reserved_concurrency_converges_and_none_removes_it() {
+    let moto = OwnMoto::start();
+    deploy(&moto, &bootstrap(0), &[]);
+    let report = deploy(&moto, &bootstrap(0), &["--reserved-concurrency", "3"]);
+    assert_eq!(function_step(&report), serde_json::json!(["reserved concurrency 3"]));
+    let current = || async {
+        let lambda = lambda(&moto).await;
+        let output = lambda.get_function_concurrency().function_name("recording-server-test").send().await;
+        output.unwrap().reserved_concurrent_executions()
+    };
+    assert_eq!(current().await, Some(3));
+    let none = deploy(&moto, &bootstrap(0), &["--reserved-concurrency", "none"]);
+    assert_eq!(function_step(&none), serde_json::json!(["no reserved concurrency"]));
+    assert_eq!(current().await, None);
+    let binary = bootstrap(0);
+    let zero = xtask(
+        moto.endpoint(),
+        &["deploy", "--stage", "test", "--reserved-concurrency", "0", "--binary", binary.to_str().unwrap()],
+    );
+    assert_eq!(zero.code(), 4, "0 would stop the function: refused as usage");
+    assert!(zero.stderr().contains("is not 1 to 1000 or none"), "{}", zero.stderr());
+}
+
 #[tokio::test]
 async fn bucket_protections_removed_by_hand_are_restored_by_the_next_deploy_keeping_other_rules() {
     let moto = OwnMoto::start();
