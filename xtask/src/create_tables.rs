@@ -465,6 +465,9 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         assert_eq!(post_create_changes(&USER_TABLE, &options(false)), [Change::EnableTtl("expires_at")]);
-        assert_eq!(post_create_changes(&RECORD_TABLE, &options(true)), [Change::EnablePointInTimeRecovery]);
+        assert_eq!(
+            post_create_changes(&RECORD_TABLE, &options(true)),
+            [Change::EnableTtl("expires_at"), Change::EnablePointInTimeRecovery]
+        );
     }
 }
