@@ -126,10 +126,12 @@ impl BucketPlan {
 }
 
 /// Read the bucket's state: HeadBucket, then its public-access block and encryption.
-pub async fn plan_bucket(aws: &Aws, name: &str) -> anyhow::Result<BucketPlan> {
+/// `owner`: the account that must own the bucket (`ExpectedBucketOwner` on every call but
+/// CreateBucket), so a same-named bucket of another account is neither read nor changed.
+pub async fn plan_bucket(aws: &Aws, name: &str, owner: Option<&str>) -> anyhow::Result<BucketPlan> {
     let s3 = aws.s3();
     let resource = format!("bucket {name}");
-    match s3.head_bucket().bucket(name).send().await {
+    match s3.head_bucket().bucket(name).set_expected_bucket_owner(owner.map(str::to_owned)).send().await {
         Ok(_) => {}
         Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => return Ok(BucketPlan::Create),
         Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 403 => anyhow::bail!(
@@ -138,7 +140,13 @@ pub async fn plan_bucket(aws: &Aws, name: &str) -> anyhow::Result<BucketPlan> {
         Err(e) => return Err(crate::aws::explain(e, "s3:ListBucket", &resource, aws)),
     }
     let mut missing = Vec::new();
-    match s3.get_public_access_block().bucket(name).send().await {
+    match s3
+        .get_public_access_block()
+        .bucket(name)
+        .set_expected_bucket_owner(owner.map(str::to_owned))
+        .send()
+        .await
+    {
         Ok(output) => {
             let all = output.public_access_block_configuration.is_some_and(|c| {
                 [c.block_public_acls, c.ignore_public_acls, c.block_public_policy, c.restrict_public_buckets]
@@ -154,7 +162,13 @@ pub async fn plan_bucket(aws: &Aws, name: &str) -> anyhow::Result<BucketPlan> {
         }
         Err(e) => return Err(crate::aws::explain(e, "s3:GetBucketPublicAccessBlock", &resource, aws)),
     }
-    match s3.get_bucket_encryption().bucket(name).send().await {
+    match s3
+        .get_bucket_encryption()
+        .bucket(name)
+        .set_expected_bucket_owner(owner.map(str::to_owned))
+        .send()
+        .await
+    {
         Ok(output) => {
             let rules = output.server_side_encryption_configuration.map(|c| c.rules).unwrap_or_default();
             if rules.is_empty() {
@@ -168,7 +182,8 @@ pub async fn plan_bucket(aws: &Aws, name: &str) -> anyhow::Result<BucketPlan> {
         }
         Err(e) => return Err(crate::aws::explain(e, "s3:GetEncryptionConfiguration", &resource, aws)),
     }
-    match s3.get_bucket_policy().bucket(name).send().await {
+    match s3.get_bucket_policy().bucket(name).set_expected_bucket_owner(owner.map(str::to_owned)).send().await
+    {
         _ if !tls_reachable(aws) => {}
         Ok(output) if has_tls_statement(output.policy().unwrap_or_default(), name) => {}
         Ok(_) => missing.push(TLS_ONLY),
@@ -177,7 +192,13 @@ pub async fn plan_bucket(aws: &Aws, name: &str) -> anyhow::Result<BucketPlan> {
         }
         Err(e) => return Err(crate::aws::explain(e, "s3:GetBucketPolicy", &resource, aws)),
     }
-    match s3.get_bucket_ownership_controls().bucket(name).send().await {
+    match s3
+        .get_bucket_ownership_controls()
+        .bucket(name)
+        .set_expected_bucket_owner(owner.map(str::to_owned))
+        .send()
+        .await
+    {
         Ok(output) => {
             let rules = output.ownership_controls.map(|c| c.rules).unwrap_or_default();
             if !rules.iter().any(|r| r.object_ownership == ObjectOwnership::BucketOwnerEnforced) {
@@ -189,7 +210,13 @@ pub async fn plan_bucket(aws: &Aws, name: &str) -> anyhow::Result<BucketPlan> {
         }
         Err(e) => return Err(crate::aws::explain(e, "s3:GetBucketOwnershipControls", &resource, aws)),
     }
-    match s3.get_bucket_lifecycle_configuration().bucket(name).send().await {
+    match s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(name)
+        .set_expected_bucket_owner(owner.map(str::to_owned))
+        .send()
+        .await
+    {
         Ok(output) if has_lifecycle_rules(output.rules()) => {}
         Ok(_) => missing.push(LIFECYCLE),
         Err(SdkError::ServiceError(e)) if e.err().code() == Some("NoSuchLifecycleConfiguration") => {
@@ -201,7 +228,12 @@ pub async fn plan_bucket(aws: &Aws, name: &str) -> anyhow::Result<BucketPlan> {
 }
 
 /// Carry out a plan.
-pub async fn apply_bucket(aws: &Aws, name: &str, plan: &BucketPlan) -> anyhow::Result<()> {
+pub async fn apply_bucket(
+    aws: &Aws,
+    name: &str,
+    owner: Option<&str>,
+    plan: &BucketPlan,
+) -> anyhow::Result<()> {
     let s3 = aws.s3();
     let resource = format!("bucket {name}");
     let missing = match plan {
@@ -230,6 +262,7 @@ pub async fn apply_bucket(aws: &Aws, name: &str, plan: &BucketPlan) -> anyhow::R
             .build();
         s3.put_public_access_block()
             .bucket(name)
+            .set_expected_bucket_owner(owner.map(str::to_owned))
             .public_access_block_configuration(block_all)
             .send()
             .await
@@ -250,6 +283,7 @@ pub async fn apply_bucket(aws: &Aws, name: &str, plan: &BucketPlan) -> anyhow::R
             .expect("one rule is set");
         s3.put_bucket_encryption()
             .bucket(name)
+            .set_expected_bucket_owner(owner.map(str::to_owned))
             .server_side_encryption_configuration(sse)
             .send()
             .await
@@ -261,6 +295,7 @@ pub async fn apply_bucket(aws: &Aws, name: &str, plan: &BucketPlan) -> anyhow::R
         let controls = OwnershipControls::builder().rules(rule.expect("ownership is set")).build();
         s3.put_bucket_ownership_controls()
             .bucket(name)
+            .set_expected_bucket_owner(owner.map(str::to_owned))
             .ownership_controls(controls.expect("a rule is set"))
             .send()
             .await
@@ -268,30 +303,44 @@ pub async fn apply_bucket(aws: &Aws, name: &str, plan: &BucketPlan) -> anyhow::R
     }
     if missing.contains(&TLS_ONLY) {
         // Other statements someone added are kept.
-        let current = match s3.get_bucket_policy().bucket(name).send().await {
+        let current = match s3
+            .get_bucket_policy()
+            .bucket(name)
+            .set_expected_bucket_owner(owner.map(str::to_owned))
+            .send()
+            .await
+        {
             Ok(output) => output.policy,
             Err(_) => None,
         };
         let policy = with_tls_statement(current.as_deref(), name);
-        s3.put_bucket_policy().bucket(name).policy(policy.to_string()).send().await.explain(
-            "s3:PutBucketPolicy",
-            &resource,
-            aws,
-        )?;
+        s3.put_bucket_policy()
+            .bucket(name)
+            .set_expected_bucket_owner(owner.map(str::to_owned))
+            .policy(policy.to_string())
+            .send()
+            .await
+            .explain("s3:PutBucketPolicy", &resource, aws)?;
     }
     if missing.contains(&LIFECYCLE) {
         // PutBucketLifecycleConfiguration replaces every rule: keep the ones that are not ours.
         let ours = lifecycle_rules();
-        let mut rules: Vec<LifecycleRule> =
-            match s3.get_bucket_lifecycle_configuration().bucket(name).send().await {
-                Ok(output) => output.rules.unwrap_or_default(),
-                Err(_) => Vec::new(),
-            };
+        let mut rules: Vec<LifecycleRule> = match s3
+            .get_bucket_lifecycle_configuration()
+            .bucket(name)
+            .set_expected_bucket_owner(owner.map(str::to_owned))
+            .send()
+            .await
+        {
+            Ok(output) => output.rules.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
         rules.retain(|r| !ours.iter().any(|o| o.id == r.id));
         rules.extend(ours);
         let configuration = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build();
         s3.put_bucket_lifecycle_configuration()
             .bucket(name)
+            .set_expected_bucket_owner(owner.map(str::to_owned))
             .lifecycle_configuration(configuration.expect("rules are set"))
             .send()
             .await
@@ -302,8 +351,8 @@ pub async fn apply_bucket(aws: &Aws, name: &str, plan: &BucketPlan) -> anyhow::R
 
 /// Plan and apply; returns what was done.
 pub async fn ensure_private_bucket(aws: &Aws, name: &str) -> anyhow::Result<BucketPlan> {
-    let plan = plan_bucket(aws, name).await?;
-    apply_bucket(aws, name, &plan).await?;
+    let plan = plan_bucket(aws, name, None).await?;
+    apply_bucket(aws, name, None, &plan).await?;
     Ok(plan)
 }
 

@@ -58,7 +58,7 @@ impl Destroy {
             for table in [names.user_table(), names.record_table()] {
                 report("table", &table, delete_table(&aws, &table).await?);
             }
-            report("bucket", &names.bucket, delete_bucket(&aws, &names.bucket).await?);
+            report("bucket", &names.bucket, delete_bucket(&aws, &names.bucket, &names.account).await?);
         } else {
             println!(
                 "kept     tables {} and {}, bucket {} (pass --include-data to delete them)",
@@ -160,9 +160,9 @@ async fn delete_table(aws: &Aws, table: &str) -> anyhow::Result<bool> {
     )
 }
 
-async fn delete_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<bool> {
+async fn delete_bucket(aws: &Aws, bucket: &str, owner: &str) -> anyhow::Result<bool> {
     let s3 = aws.s3();
-    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
+    let mut pages = s3.list_objects_v2().bucket(bucket).expected_bucket_owner(owner).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = match page {
             Ok(page) => page,
@@ -173,12 +173,17 @@ async fn delete_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<bool> {
         };
         for object in page.contents() {
             let key = object.key().unwrap_or_default();
-            s3.delete_object().bucket(bucket).key(key).send().await.explain(
+            s3.delete_object().bucket(bucket).expected_bucket_owner(owner).key(key).send().await.explain(
                 "s3:DeleteObject",
                 bucket,
                 aws,
             )?;
         }
     }
-    gone_if_missing(s3.delete_bucket().bucket(bucket).send().await, "s3:DeleteBucket", bucket, aws)
+    gone_if_missing(
+        s3.delete_bucket().bucket(bucket).expected_bucket_owner(owner).send().await,
+        "s3:DeleteBucket",
+        bucket,
+        aws,
+    )
 }

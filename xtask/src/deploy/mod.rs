@@ -161,9 +161,9 @@ impl Deploy {
         }
 
         let mut steps = Vec::new();
-        let bucket = plan_bucket(&aws, &names.bucket).await?;
+        let bucket = plan_bucket(&aws, &names.bucket, Some(&names.account)).await?;
         if !self.dry_run {
-            apply_bucket(&aws, &names.bucket, &bucket).await?;
+            apply_bucket(&aws, &names.bucket, Some(&names.account), &bucket).await?;
         }
         let action = match &bucket {
             crate::bucket::BucketPlan::Create => "create",

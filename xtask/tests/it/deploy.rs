@@ -461,3 +461,31 @@ async fn the_function_is_created_and_updated_with_json_logging() {
     assert_eq!(sent("POST", "/2015-03-31/functions")["LoggingConfig"], want);
     assert_eq!(sent("PUT", "/configuration")["LoggingConfig"], want);
 }
+
+/// deploy's and destroy's bucket calls name the account that must own the bucket, so a
+/// same-named bucket in another account is neither read, changed nor emptied (moto does not
+/// check the header: this checks what is sent).
+#[tokio::test]
+async fn the_tooling_s3_calls_carry_the_expected_bucket_owner() {
+    let moto = OwnMoto::start();
+    moto.start_recording().await;
+    deploy(&moto, &bootstrap(0), &[]);
+    xtask(moto.endpoint(), &["destroy", "--stage", "test", "--include-data", "--yes"]).ok();
+    let requests = moto.recorded_requests().await;
+    let bucket_calls: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["url"].as_str().unwrap().contains("/recording-server-test-123456789012-us-east-1"))
+        .collect();
+    assert!(bucket_calls.len() >= 8, "{bucket_calls:?}");
+    for request in bucket_calls {
+        let create = request["method"] == "PUT" && !request["url"].as_str().unwrap().contains('?');
+        let owner = request["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("x-amz-expected-bucket-owner"))
+            .map(|(_, v)| v.as_str().unwrap().to_owned());
+        let expected = if create { None } else { Some("123456789012".to_owned()) };
+        assert_eq!(owner, expected, "{} {}", request["method"], request["url"]);
+    }
+}
