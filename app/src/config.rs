@@ -41,6 +41,9 @@ pub struct Config {
     /// Most live keys one user holds (`RECORD_MAX_KEYS_PER_USER`, default 20): a new login
     /// revokes the oldest beyond it.
     pub max_keys_per_user: usize,
+    /// Per-user quotas: live pending uploads (`RECORD_MAX_PENDING_UPLOADS`, 5), recordings
+    /// (`RECORD_MAX_RECORDINGS`, 10000) and stored bytes (`RECORD_MAX_BYTES_PER_USER`, 2 GiB).
+    pub quotas: crate::storage::Limits,
     /// Open the DynamoDB and S3 connections during init, so the first request does not pay
     /// for them (`RECORD_WARM_UP`, default true).
     pub warm_up: bool,
@@ -65,10 +68,10 @@ pub struct AwsBudget {
 }
 
 /// The most AWS calls one request makes one after the other: completing a large upload
-/// authorizes, reads the row, reads the staged object's size, copies it, publishes the row and
-/// removes the staged object (an upload makes four: authorize, store, write the row, and remove
+/// authorizes, reads the row, reads the staged object's size, moves the quota charge, copies the
+/// object, publishes the row and removes the staged object (an upload makes four: authorize, store, write the row, and remove
 /// the object when the row fails).
-pub const MAX_CALLS_PER_REQUEST: u32 = 6;
+pub const MAX_CALLS_PER_REQUEST: u32 = 7;
 
 impl AwsBudget {
     /// The longest a request can wait for AWS: every call in a row at its operation timeout.
@@ -184,6 +187,11 @@ impl Config {
                     })
                 }
             },
+            quotas: crate::storage::Limits {
+                pending_uploads: number("RECORD_MAX_PENDING_UPLOADS", 5)?,
+                recordings: number("RECORD_MAX_RECORDINGS", 10_000)?,
+                bytes: number("RECORD_MAX_BYTES_PER_USER", 2 << 30)?,
+            },
             warm_up: flag("RECORD_WARM_UP", true)?,
             metrics: flag("RECORD_METRICS", on_lambda)?,
             aws: {
@@ -242,7 +250,7 @@ mod tests {
 
     #[test]
     fn the_default_request_budget_stays_inside_the_default_function_timeout() {
-        assert_eq!(AwsBudget::default().request_budget(), Duration::from_secs(30));
+        assert_eq!(AwsBudget::default().request_budget(), Duration::from_secs(35));
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("content type is not accepted: send one of audio/mpeg, audio/mp4, audio/x-m4a, audio/aac, audio/ogg, audio/opus, audio/webm, audio/wav, audio/x-wav, audio/flac, audio/3gpp, audio/amr or application/octet-stream")]
     UnsupportedMediaType,
+    #[error("quota reached: at most {0} pending uploads per user; complete or delete one first")]
+    TooManyPendingUploads(u64),
+    #[error("quota reached: at most {0} recordings per user; delete one first")]
+    TooManyRecordings(u64),
+    #[error("quota reached: at most {0} bytes stored per user; delete recordings first")]
+    StorageQuota(u64),
     #[error("recording is larger than the {limit}-byte upload limit")]
     PayloadTooLarge { limit: u64 },
     #[error("{0}")]
@@ -55,6 +61,10 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyPendingUploads(_) | ApiError::TooManyRecordings(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::StorageQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Login(crate::oidc::OidcError::UnknownProvider) => StatusCode::BAD_REQUEST,
             ApiError::Login(crate::oidc::OidcError::InvalidToken | crate::oidc::OidcError::AlreadyUsed) => {
                 StatusCode::UNAUTHORIZED
@@ -108,6 +118,16 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+impl From<crate::storage::Exceeded> for ApiError {
+    fn from(exceeded: crate::storage::Exceeded) -> Self {
+        match exceeded {
+            crate::storage::Exceeded::PendingUploads(n) => ApiError::TooManyPendingUploads(n),
+            crate::storage::Exceeded::Recordings(n) => ApiError::TooManyRecordings(n),
+            crate::storage::Exceeded::Bytes(n) => ApiError::StorageQuota(n),
+        }
     }
 }
 

@@ -61,6 +61,17 @@ pub const RUNTIME: &[Permission] = &[
         &["POST /logout"],
     ),
     p(
+        "dynamodb:UpdateItem",
+        ResourceKind::UserTable,
+        "charge and refund the per-user quotas (pending uploads, recordings, bytes)",
+        &[
+            "PUT /upload/record/{file_name}",
+            "POST /record/uploads",
+            "POST /record/{record_id}/complete",
+            "DELETE /record/{record_id}",
+        ],
+    ),
+    p(
         "dynamodb:Query",
         ResourceKind::UserTable,
         "list a user's keys: cap them on login, revoke them all on logout?all=true",

@@ -213,18 +213,33 @@ async fn upload(
     }
     let content_type = content_type(&headers)?;
     let record = Record::new(&caller.user, &file_name, body.len() as u64, content_type);
+    state.quotas.reserve_published(&caller.user, record.size).await??;
 
     // Object first, then the row: a row never points at a missing object. If the row cannot be
-    // written, the object is removed again so nothing is orphaned.
-    state.objects.put(&record.object_key, body, &record.content_type).await?;
-    if let Err(err) = state.records.insert(&record).await {
-        if let Err(cleanup) = state.objects.delete(&record.object_key).await {
-            let _key = tracing::error_span!("orphan", key = %record.object_key).entered();
-            crate::error::log_storage_failure(&cleanup, "could not remove the object of a failed upload");
+    // written, the object is removed again so nothing is orphaned, and the charge given back.
+    let stored = match state.objects.put(&record.object_key, body, &record.content_type).await {
+        Ok(()) => state.records.insert(&record).await.map_err(|e| (e, true)),
+        Err(err) => Err((err, false)),
+    };
+    if let Err((err, object_written)) = stored {
+        if object_written {
+            if let Err(cleanup) = state.objects.delete(&record.object_key).await {
+                let _key = tracing::error_span!("orphan", key = %record.object_key).entered();
+                crate::error::log_storage_failure(&cleanup, "could not remove the object of a failed upload");
+            }
         }
+        release(state.quotas.release_published(&caller.user, record.size).await);
         return Err(err.into());
     }
     Ok(Json(json!({ "result": "success", "record": record })))
+}
+
+/// Log a quota refund that failed: the user is charged for nothing until an operator fixes the
+/// usage row, which is better than failing the request it belongs to.
+fn release(result: Result<(), crate::storage::StorageError>) {
+    if let Err(err) = result {
+        crate::error::log_storage_failure(&err, "could not give back a quota charge");
+    }
 }
 
 /// The upload's audio type, or `application/octet-stream` (the seed's only type) when none is sent.
@@ -285,7 +300,17 @@ async fn delete_record(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let id = record_id(id)?;
-    let record = state.records.delete_for_user(&id, &caller.user).await?.ok_or(ApiError::RecordNotFound)?;
+    let stored = state.records.delete_for_user(&id, &caller.user).await?.ok_or(ApiError::RecordNotFound)?;
+    let record = match stored {
+        StoredRecord::Published(record) => {
+            release(state.quotas.release_published(&caller.user, record.size).await);
+            record
+        }
+        StoredRecord::Pending(record) => {
+            release(state.quotas.release_pending(&caller.user, &record.id, record.size).await);
+            record
+        }
+    };
     // The row is gone, so the record is deleted for the user; a failure here leaves an object no
     // row points at, which is logged for cleanup rather than reported as a failed delete.
     if let Err(err) = state.objects.delete(&record.object_key).await {
@@ -329,9 +354,15 @@ async fn start_large_upload(
         .objects
         .upload_url(&staged, record.size, &record.content_type, state.settings.upload_url_ttl)
         .await?;
-    // The row outlives its URL by a day, as the staged object does (the bucket's lifecycle rule).
-    let expires = time::OffsetDateTime::now_utc() + state.settings.upload_url_ttl + time::Duration::days(1);
-    state.records.insert_pending(&record, expires.unix_timestamp()).await?;
+    // The row outlives its URL by a day, as the staged object does (the bucket's lifecycle rule);
+    // so does the quota's charge for it.
+    let expires = (time::OffsetDateTime::now_utc() + state.settings.upload_url_ttl + time::Duration::days(1))
+        .unix_timestamp();
+    state.quotas.reserve_pending(&caller.user, &record.id, record.size, expires).await??;
+    if let Err(err) = state.records.insert_pending(&record, expires).await {
+        release(state.quotas.release_pending(&caller.user, &record.id, record.size).await);
+        return Err(err.into());
+    }
     Ok(Json(json!({
         "record_id": record.id,
         "upload_url": upload.url,
@@ -371,11 +402,16 @@ async fn complete_large_upload(
         }
         Some(_) => {}
     }
+    state.quotas.publish_pending(&caller.user, &record.id, record.size).await??;
     // Published bytes are a copy: a later PUT to the upload URL only changes the staged object.
-    state.objects.copy(&staged, &record.object_key).await?;
+    if let Err(err) = state.objects.copy(&staged, &record.object_key).await {
+        release(state.quotas.release_published(&caller.user, record.size).await);
+        return Err(err.into());
+    }
     let created_at = crate::domain::timestamp(time::OffsetDateTime::now_utc());
     let published = state.records.publish(&record, &created_at).await;
     if !matches!(published, Ok(true)) {
+        release(state.quotas.release_published(&caller.user, record.size).await);
         // Deleted meanwhile, or the row could not be written: the copy must not outlive it.
         if let Err(cleanup) = state.objects.delete(&record.object_key).await {
             let _key = tracing::error_span!("orphan", key = %record.object_key).entered();

@@ -12,6 +12,7 @@ pub struct AppState {
     pub users: UserStore,
     pub records: RecordStore,
     pub objects: ObjectStore,
+    pub quotas: crate::storage::QuotaStore,
     pub oidc: crate::oidc::Verifier,
     pub settings: Settings,
 }
@@ -97,6 +98,11 @@ impl AppState {
         let s3_config = s3.app_name(app_name()).build();
         AppState {
             users: UserStore::new(dynamodb.clone(), USER_TABLE.name(&config.table_prefix)),
+            quotas: crate::storage::QuotaStore::new(
+                dynamodb.clone(),
+                USER_TABLE.name(&config.table_prefix),
+                config.quotas,
+            ),
             records: RecordStore::new(dynamodb, RECORD_TABLE.name(&config.table_prefix)),
             objects: ObjectStore::new(
                 aws_sdk_s3::Client::from_conf(s3_config),

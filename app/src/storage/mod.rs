@@ -2,10 +2,12 @@
 //! it uses; item ⇄ domain conversion happens here and nowhere else.
 
 mod objects;
+mod quotas;
 mod records;
 mod users;
 
 pub use objects::{staging_key, ObjectStore, PresignedUpload};
+pub use quotas::{Exceeded, Limits, QuotaStore};
 pub use records::{ListPage, RecordStore, StoredRecord};
 pub use users::{StoredKey, UserStore};
 

@@ -146,7 +146,7 @@ impl RecordStore {
         &self,
         id: &RecordId,
         owner: &UserId,
-    ) -> Result<Option<Record>, StorageError> {
+    ) -> Result<Option<StoredRecord>, StorageError> {
         let result = self
             .client
             .delete_item()
@@ -159,14 +159,7 @@ impl RecordStore {
             .send()
             .await;
         match result {
-            Ok(output) => output
-                .attributes
-                .map(|item| {
-                    stored_from_item(&item).map(|stored| match stored {
-                        StoredRecord::Published(r) | StoredRecord::Pending(r) => r,
-                    })
-                })
-                .transpose(),
+            Ok(output) => output.attributes.map(|item| stored_from_item(&item)).transpose(),
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
             {

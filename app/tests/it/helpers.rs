@@ -26,6 +26,7 @@ pub struct Setup {
     pub oidc_min_refetch: Duration,
     pub max_keys_per_user: usize,
     pub bucket_owner: Option<String>,
+    pub quotas: app::storage::Limits,
 }
 
 impl Default for Setup {
@@ -42,6 +43,7 @@ impl Default for Setup {
             oidc_min_refetch: Duration::ZERO,
             max_keys_per_user: 20,
             bucket_owner: None,
+            quotas: app::storage::Limits { pending_uploads: 100, recordings: 10_000, bytes: 1 << 40 },
         }
     }
 }
@@ -133,6 +135,7 @@ impl TestApp {
             warm_up: false,
             metrics: false,
             max_keys_per_user: setup.max_keys_per_user,
+            quotas: setup.quotas,
         };
         // The service's own SDK config (its time budget and retries), as main builds it.
         let service_sdk = app::state::sdk_config(&config.aws).await;

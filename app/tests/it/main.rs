@@ -13,5 +13,6 @@ mod login;
 mod logs;
 mod oidc_login;
 mod proxy;
+mod quotas;
 mod records;
 mod upload;

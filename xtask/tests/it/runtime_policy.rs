@@ -107,6 +107,7 @@ async fn api_flow_under(policy_without: Option<&str>) -> Flow {
         warm_up: false,
         metrics: false,
         max_keys_per_user: 20,
+        quotas: app::storage::Limits { pending_uploads: 5, recordings: 100, bytes: 1 << 30 },
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -1,0 +1,324 @@
+//! Per-user quotas, kept in one usage row of `record_user` (id `usage#<user id>`, which no user
+//! id can be). Every charge is one conditional `UpdateItem`: the limit is checked by DynamoDB in
+//! the same write, so concurrent requests cannot together pass it (no read-then-write).
+//!
+//! The row holds `pending` (live pending uploads), `published` (recordings), `bytes` (both
+//! together), and one `p_<record id>` map per pending upload with its `size` and `expires`, so an
+//! upload that expires without being completed is refunded by the next start.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use super::{n, s, StorageError};
+use crate::domain::UserId;
+use crate::schema::user;
+
+/// The limits of one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub pending_uploads: u64,
+    pub recordings: u64,
+    pub bytes: u64,
+}
+
+/// Which limit a charge would cross.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exceeded {
+    PendingUploads(u64),
+    Recordings(u64),
+    Bytes(u64),
+}
+
+const PENDING: &str = "pending";
+const PUBLISHED: &str = "published";
+const BYTES: &str = "bytes";
+const USAGE_SORT_KEY: &str = "usage";
+
+fn entry_name(record_id: &str) -> String {
+    format!("p_{}", record_id.replace('-', ""))
+}
+
+/// The usage rows of every user.
+#[derive(Clone, Debug)]
+pub struct QuotaStore {
+    client: Client,
+    table: String,
+    limits: Limits,
+}
+
+impl QuotaStore {
+    pub fn new(client: Client, table: String, limits: Limits) -> Self {
+        QuotaStore { client, table, limits }
+    }
+
+    fn update(
+        &self,
+        user: &UserId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(user::ID, s(format!("usage#{user}")))
+            .key(user::AUTH_KEY_HASH, s(USAGE_SORT_KEY))
+    }
+
+    /// Charge a new pending upload of `size` bytes, expiring at `expires` (epoch seconds). When
+    /// a limit stands in the way, expired pending uploads are refunded and the charge retried
+    /// once.
+    pub async fn reserve_pending(
+        &self,
+        user: &UserId,
+        record_id: &str,
+        size: u64,
+        expires: i64,
+    ) -> Result<Result<(), Exceeded>, StorageError> {
+        let Some(room) = self.limits.bytes.checked_sub(size) else {
+            return Ok(Err(Exceeded::Bytes(self.limits.bytes)));
+        };
+        for attempt in 0..2 {
+            let entry = AttributeValue::M(HashMap::from([
+                ("size".to_owned(), n(size)),
+                ("expires".to_owned(), n(expires)),
+            ]));
+            let result = self
+                .update(user)
+                .expression_attribute_names("#pending", PENDING)
+                .expression_attribute_names("#bytes", BYTES)
+                .update_expression("SET #entry = :entry ADD #pending :one, #bytes :size")
+                .condition_expression(
+                    "(attribute_not_exists(#pending) OR #pending < :max_pending) AND (attribute_not_exists(#bytes) OR #bytes <= :room)",
+                )
+                .expression_attribute_names("#entry", entry_name(record_id))
+                .expression_attribute_values(":entry", entry)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":size", n(size))
+                .expression_attribute_values(":max_pending", n(self.limits.pending_uploads))
+                .expression_attribute_values(":room", n(room))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Ok(())),
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {}
+                Err(e) => return Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
+            }
+            let usage = self.usage(user).await?;
+            if attempt == 0 && self.refund_expired(user, &usage).await? {
+                continue;
+            }
+            let number = |name: &str| match usage.get(name) {
+                Some(AttributeValue::N(v)) => v.parse::<u64>().unwrap_or(0),
+                _ => 0,
+            };
+            return Ok(Err(if number(PENDING) >= self.limits.pending_uploads {
+                Exceeded::PendingUploads(self.limits.pending_uploads)
+            } else {
+                Exceeded::Bytes(self.limits.bytes)
+            }));
+        }
+        Ok(Err(Exceeded::PendingUploads(self.limits.pending_uploads)))
+    }
+
+    async fn usage(&self, user: &UserId) -> Result<HashMap<String, AttributeValue>, StorageError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(user::ID, s(format!("usage#{user}")))
+            .key(user::AUTH_KEY_HASH, s(USAGE_SORT_KEY))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StorageError::aws("GetItem on the user table (quota)", e))?;
+        Ok(output.item.unwrap_or_default())
+    }
+
+    /// Refund every pending upload of `usage` past its expiry, in one conditional write (each
+    /// entry must still be there, so a concurrent refund is never counted twice). Whether any was.
+    async fn refund_expired(
+        &self,
+        user: &UserId,
+        usage: &HashMap<String, AttributeValue>,
+    ) -> Result<bool, StorageError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let number = |v: Option<&AttributeValue>| match v {
+            Some(AttributeValue::N(v)) => v.parse::<i64>().ok(),
+            _ => None,
+        };
+        let expired: Vec<(&String, i64)> = usage
+            .iter()
+            .filter(|(name, _)| name.starts_with("p_"))
+            .filter_map(|(name, value)| {
+                let AttributeValue::M(entry) = value else { return None };
+                let expires = number(entry.get("expires"))?;
+                (expires < now).then(|| (name, number(entry.get("size")).unwrap_or(0)))
+            })
+            .collect();
+        if expired.is_empty() {
+            return Ok(false);
+        }
+        let mut request = self
+            .update(user)
+            .expression_attribute_names("#pending", PENDING)
+            .expression_attribute_names("#bytes", BYTES);
+        let mut removed = Vec::new();
+        for (i, (name, _)) in expired.iter().enumerate() {
+            request = request.expression_attribute_names(format!("#e{i}"), name.as_str());
+            removed.push(format!("#e{i}"));
+        }
+        let bytes: i64 = expired.iter().map(|(_, size)| size).sum();
+        let condition: Vec<String> = removed.iter().map(|r| format!("attribute_exists({r})")).collect();
+        let result = request
+            .update_expression(format!("REMOVE {} ADD #pending :minus, #bytes :bytes", removed.join(", ")))
+            .condition_expression(condition.join(" AND "))
+            .expression_attribute_values(":minus", n(-(expired.len() as i64)))
+            .expression_attribute_values(":bytes", n(-bytes))
+            .send()
+            .await;
+        match result {
+            // Refunded by someone else meanwhile: either way they are refunded.
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(true)
+            }
+            Err(e) => Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
+        }
+    }
+
+    /// Charge a directly uploaded recording of `size` bytes.
+    pub async fn reserve_published(
+        &self,
+        user: &UserId,
+        size: u64,
+    ) -> Result<Result<(), Exceeded>, StorageError> {
+        let Some(room) = self.limits.bytes.checked_sub(size) else {
+            return Ok(Err(Exceeded::Bytes(self.limits.bytes)));
+        };
+        let result = self
+            .update(user)
+            .expression_attribute_names("#published", PUBLISHED)
+            .expression_attribute_names("#bytes", BYTES)
+            .update_expression("ADD #published :one, #bytes :size")
+            .condition_expression(
+                "(attribute_not_exists(#published) OR #published < :max) AND (attribute_not_exists(#bytes) OR #bytes <= :room)",
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":size", n(size))
+            .expression_attribute_values(":max", n(self.limits.recordings))
+            .expression_attribute_values(":room", n(room))
+            .send()
+            .await;
+        self.exceeded_or(result, user, false).await
+    }
+
+    /// Turn a pending upload into a recording: its bytes stay charged. One refunded as expired
+    /// meanwhile is charged afresh.
+    pub async fn publish_pending(
+        &self,
+        user: &UserId,
+        record_id: &str,
+        size: u64,
+    ) -> Result<Result<(), Exceeded>, StorageError> {
+        let result = self
+            .update(user)
+            .expression_attribute_names("#pending", PENDING)
+            .expression_attribute_names("#published", PUBLISHED)
+            .update_expression("REMOVE #entry ADD #pending :minus, #published :one")
+            .condition_expression(
+                "attribute_exists(#entry) AND (attribute_not_exists(#published) OR #published < :max)",
+            )
+            .expression_attribute_names("#entry", entry_name(record_id))
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(self.limits.recordings))
+            .send()
+            .await;
+        match result {
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_))
+                    && !self.usage(user).await?.contains_key(&entry_name(record_id)) =>
+            {
+                self.reserve_published(user, size).await
+            }
+            other => self.exceeded_or(other, user, true).await,
+        }
+    }
+
+    async fn exceeded_or(
+        &self,
+        result: Result<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+            SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
+        >,
+        user: &UserId,
+        publishing: bool,
+    ) -> Result<Result<(), Exceeded>, StorageError> {
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                let usage = self.usage(user).await?;
+                let published = match usage.get(PUBLISHED) {
+                    Some(AttributeValue::N(v)) => v.parse::<u64>().unwrap_or(0),
+                    _ => 0,
+                };
+                Ok(Err(if published >= self.limits.recordings || publishing {
+                    Exceeded::Recordings(self.limits.recordings)
+                } else {
+                    Exceeded::Bytes(self.limits.bytes)
+                }))
+            }
+            Err(e) => Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
+        }
+    }
+
+    /// Give back a recording's charge (deleted, or its upload failed).
+    pub async fn release_published(&self, user: &UserId, size: u64) -> Result<(), StorageError> {
+        self.update(user)
+            .expression_attribute_names("#published", PUBLISHED)
+            .expression_attribute_names("#bytes", BYTES)
+            .update_expression("ADD #published :minus, #bytes :bytes")
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":bytes", n(-(size as i64)))
+            .send()
+            .await
+            .map_err(|e| StorageError::aws("UpdateItem on the user table (quota)", e))?;
+        Ok(())
+    }
+
+    /// Give back a pending upload's charge, once (an expired one may already be refunded).
+    pub async fn release_pending(
+        &self,
+        user: &UserId,
+        record_id: &str,
+        size: u64,
+    ) -> Result<(), StorageError> {
+        let result = self
+            .update(user)
+            .expression_attribute_names("#pending", PENDING)
+            .expression_attribute_names("#bytes", BYTES)
+            .update_expression("REMOVE #entry ADD #pending :minus, #bytes :bytes")
+            .condition_expression("attribute_exists(#entry)")
+            .expression_attribute_names("#entry", entry_name(record_id))
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":bytes", n(-(size as i64)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Per-user quotas, enforced by conditional writes: concurrent requests cannot together pass a
+//! limit, and every charge is given back on delete or expiry.
+
+use app::schema::RECORD_TABLE;
+use app::storage::Limits;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, Setup, TestApp, User};
+
+async fn app_with(limits: Limits) -> TestApp {
+    TestApp::spawn_with(Setup { quotas: limits, ..Setup::default() }).await
+}
+
+async fn start(app: &TestApp, user: &User, size: u64) -> reqwest::Response {
+    let body = json!({ "file_name": "long.m4a", "content_type": "audio/mp4", "size": size });
+    app.post_json(user, "/record/uploads", &body).await
+}
+
+const MANY: Limits = Limits { pending_uploads: 1000, recordings: 1000, bytes: 1 << 40 };
+
+#[tokio::test]
+async fn fifty_concurrent_upload_starts_against_a_limit_of_five_give_exactly_five() {
+    let app = app_with(Limits { pending_uploads: 5, ..MANY }).await;
+    let user = app.login("rush").await;
+    let statuses: Vec<u16> = futures::future::join_all((0..50).map(|_| start(&app, &user, 10)))
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 45, "{statuses:?}");
+    assert_eq!(app.rows(&RECORD_TABLE).await.len(), 5);
+    assert_error(
+        start(&app, &user, 10).await,
+        429,
+        "quota reached: at most 5 pending uploads per user; complete or delete one first",
+    )
+    .await;
+    // Another user has a quota of their own.
+    assert_eq!(start(&app, &app.login("calm").await, 10).await.status(), 200);
+}
+
+#[tokio::test]
+async fn bytes_are_charged_at_start_and_refunded_on_delete() {
+    let app = app_with(Limits { bytes: 1000, ..MANY }).await;
+    let user = app.login("bytes").await;
+    let first: Value = start(&app, &user, 600).await.json().await.unwrap();
+    let over = "quota reached: at most 1000 bytes stored per user; delete recordings first";
+    assert_error(start(&app, &user, 500).await, 413, over).await;
+    assert_error(start(&app, &user, 1001).await, 413, over).await;
+    let pending = first["record_id"].as_str().unwrap();
+    assert_eq!(app.delete(&user, &format!("/record/{pending}")).await.status(), 200);
+    assert_eq!(start(&app, &user, 500).await.status(), 200, "the deleted upload's bytes came back");
+    // Direct uploads count too.
+    let direct = app
+        .http
+        .put(app.url("/upload/record/a.m4a"))
+        .header("Authorization", user.header())
+        .body(vec![0u8; 501])
+        .send()
+        .await
+        .unwrap();
+    assert_error(direct, 413, over).await;
+    assert_eq!(app.rows(&RECORD_TABLE).await.len(), 1);
+    assert!(app.object_keys().await.is_empty());
+}
+
+#[tokio::test]
+async fn recordings_are_capped_and_a_delete_makes_room() {
+    let app = app_with(Limits { recordings: 2, ..MANY }).await;
+    let user = app.login("many").await;
+    let first = app.upload_ok(&user, "1.m4a", b"1").await;
+    app.upload_ok(&user, "2.m4a", b"2").await;
+    let full = "quota reached: at most 2 recordings per user; delete one first";
+    assert_error(app.upload(&user, "3.m4a", &b"3"[..]).await, 429, full).await;
+    assert_eq!(app.object_keys().await.len(), 2, "a refused upload stores nothing");
+    // Completing a large upload publishes a recording too.
+    let pending: Value = start(&app, &user, 1).await.json().await.unwrap();
+    let id = pending["record_id"].as_str().unwrap();
+    let key = format!("{}recordings/kakao_many/{id}", app::schema::STAGING_PREFIX);
+    app.s3.put_object().bucket(&app.bucket).key(key).body(vec![7u8].into()).send().await.unwrap();
+    let complete =
+        app.http.post(app.url(&format!("/record/{id}/complete"))).header("Authorization", user.header());
+    assert_error(complete.send().await.unwrap(), 429, full).await;
+
+    assert_eq!(app.delete(&user, &format!("/record/{first}")).await.status(), 200);
+    let complete =
+        app.http.post(app.url(&format!("/record/{id}/complete"))).header("Authorization", user.header());
+    assert_eq!(complete.send().await.unwrap().status(), 200, "the delete made room");
+    assert_error(app.upload(&user, "4.m4a", &b"4"[..]).await, 429, full).await;
+}
+
+/// An upload that is never completed is refunded once it expires (its row and staged object go
+/// by TTL and the lifecycle rule; the quota by the next start). The expiry is moved into the past
+/// in the usage row, as a day passing would.
+#[tokio::test]
+async fn an_expired_pending_upload_is_refunded_by_the_next_start() {
+    let app = app_with(Limits { pending_uploads: 1, ..MANY }).await;
+    let user = app.login("late").await;
+    assert_eq!(start(&app, &user, 10).await.status(), 200);
+    assert_eq!(start(&app, &user, 10).await.status(), 429);
+
+    let table = app::schema::USER_TABLE.name(&app.prefix);
+    let usage = aws_sdk_dynamodb::types::AttributeValue::S("usage#kakao_late".into());
+    let row = app
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("id", usage.clone())
+        .key("auth_key", aws_sdk_dynamodb::types::AttributeValue::S("usage".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let entry = row.keys().find(|k| k.starts_with("p_")).unwrap().clone();
+    app.dynamodb
+        .update_item()
+        .table_name(&table)
+        .key("id", usage)
+        .key("auth_key", aws_sdk_dynamodb::types::AttributeValue::S("usage".into()))
+        .update_expression("SET #e.expires = :past")
+        .expression_attribute_names("#e", entry)
+        .expression_attribute_values(":past", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(start(&app, &user, 10).await.status(), 200, "the expired upload was refunded");
+    assert_eq!(start(&app, &user, 10).await.status(), 429, "and counted only once");
+}
