@@ -155,6 +155,15 @@ fn number_attr(item: &Item, name: &str) -> Result<i64, StorageError> {
     }
 }
 
+/// Whether a DynamoDB write failed only its condition (the item was not as the write required),
+/// which each caller turns into an answer of its own.
+fn condition_failed<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    matches!(err, aws_sdk_dynamodb::error::SdkError::ServiceError(e) if e.err().code() == Some("ConditionalCheckFailedException"))
+}
+
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
@@ -192,14 +201,18 @@ mod tests {
     //! The IAM catalogue must cover every call the storage code makes, and nothing it doesn't.
     use crate::permissions::{ResourceKind, RUNTIME};
 
-    const SOURCES: [(&str, &str); 3] = [
+    const SOURCES: [(&str, &str); 4] = [
         ("users.rs", include_str!("users.rs")),
+        ("quotas.rs", include_str!("quotas.rs")),
         ("records.rs", include_str!("records.rs")),
         ("objects.rs", include_str!("objects.rs")),
     ];
 
-    /// SDK builder method → IAM action. HeadObject and presigned GETs are `s3:GetObject`.
-    const CALLS: [(&str, &str); 10] = [
+    /// SDK builder method → IAM action. HeadObject and presigned GETs are `s3:GetObject`;
+    /// CopyObject needs both object actions.
+    const CALLS: [(&str, &str); 12] = [
+        (".copy_object()", "s3:GetObject"),
+        (".copy_object()", "s3:PutObject"),
         (".get_item()", "dynamodb:GetItem"),
         (".put_item()", "dynamodb:PutItem"),
         (".delete_item()", "dynamodb:DeleteItem"),
@@ -214,7 +227,7 @@ mod tests {
 
     fn resource_of(file: &str, action: &str) -> ResourceKind {
         match (file, action) {
-            ("users.rs", _) => ResourceKind::UserTable,
+            ("users.rs" | "quotas.rs", _) => ResourceKind::UserTable,
             ("records.rs", "dynamodb:Query") => ResourceKind::RecordIndex,
             ("records.rs", _) => ResourceKind::RecordTable,
             _ => ResourceKind::BucketObjects,

@@ -102,8 +102,7 @@ impl QuotaStore {
                 .await;
             match result {
                 Ok(_) => return Ok(Ok(())),
-                Err(SdkError::ServiceError(e))
-                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {}
+                Err(e) if super::condition_failed(&e) => {}
                 Err(e) => return Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
             }
             let usage = self.usage(user).await?;
@@ -182,11 +181,7 @@ impl QuotaStore {
         match result {
             // Refunded by someone else meanwhile: either way they are refunded.
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(true)
-            }
+            Err(e) if super::condition_failed(&e) => Ok(true),
             Err(e) => Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
         }
     }
@@ -240,8 +235,8 @@ impl QuotaStore {
             .send()
             .await;
         match result {
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_))
+            Err(e)
+                if super::condition_failed(&e)
                     && !self.usage(user).await?.contains_key(&entry_name(record_id)) =>
             {
                 self.reserve_published(user, size).await
@@ -261,9 +256,7 @@ impl QuotaStore {
     ) -> Result<Result<(), Exceeded>, StorageError> {
         match result {
             Ok(_) => Ok(Ok(())),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
+            Err(e) if super::condition_failed(&e) => {
                 let usage = self.usage(user).await?;
                 let published = match usage.get(PUBLISHED) {
                     Some(AttributeValue::N(v)) => v.parse::<u64>().unwrap_or(0),
@@ -313,11 +306,7 @@ impl QuotaStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(())
-            }
+            Err(e) if super::condition_failed(&e) => Ok(()),
             Err(e) => Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
         }
     }

@@ -2,10 +2,6 @@
 //! the `user_id-created_at-index` GSI. Every read and delete names the owner in the key, so a
 //! user can never reach another user's record.
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 
@@ -55,9 +51,7 @@ impl RecordStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
+            Err(e) if super::condition_failed(&e) => {
                 Err(StorageError::Corrupt(format!("record id {} already exists", r.id)))
             }
             Err(e) => Err(StorageError::aws("PutItem on the record table", e)),
@@ -104,11 +98,7 @@ impl RecordStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(false)
-            }
+            Err(e) if super::condition_failed(&e) => Ok(false),
             Err(e) => Err(StorageError::aws("UpdateItem on the record table", e)),
         }
     }
@@ -160,11 +150,7 @@ impl RecordStore {
             .await;
         match result {
             Ok(output) => output.attributes.map(|item| stored_from_item(&item)).transpose(),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(None)
-            }
+            Err(e) if super::condition_failed(&e) => Ok(None),
             Err(e) => Err(StorageError::aws("DeleteItem on the record table", e)),
         }
     }

@@ -2,9 +2,6 @@
 
 use aws_sdk_dynamodb::Client;
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-
 use super::{n, number_attr, s, string_attr, StorageError};
 use crate::domain::{KeyHash, UserId};
 use crate::schema::user;
@@ -160,11 +157,7 @@ impl UserStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(false)
-            }
+            Err(e) if super::condition_failed(&e) => Ok(false),
             Err(e) => Err(StorageError::aws("PutItem on the user table (ID token)", e)),
         }
     }
