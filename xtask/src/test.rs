@@ -19,7 +19,7 @@ impl Test {
         // The build tests use zig and cargo-lambda; installed here so tests never reach PyPI.
         let zig = crate::deploy::build::ZIG.install(sh, &target)?;
         // The load test's DynamoDB emulator, likewise installed before any test runs.
-        crate::emulator::install_dynalite(sh, &target)?;
+        let dynalite = crate::emulator::install_dynalite(sh, &target)?;
         // Every emulator of the run records every request here, for the catalogue coverage check.
         let calls = target.join("tmp").join(format!("calls-{}", std::process::id()));
         sh.create_dir(&calls)?;
@@ -43,6 +43,7 @@ impl Test {
             with_emulator_env(cmd!(sh, "{cargo} test --workspace {args...}"), &endpoint)
                 .env("RECORDING_MOTO_SERVER", &server)
                 .env("RECORDING_ZIG_TOOLS", &zig)
+                .env("RECORDING_DYNALITE", &dynalite)
                 .env("TMPDIR", &scratch)
                 .env("RECORDING_CALLS_DIR", &calls)
                 .into();

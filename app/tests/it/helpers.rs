@@ -27,6 +27,8 @@ pub struct Setup {
     pub max_keys_per_user: usize,
     pub bucket_owner: Option<String>,
     pub quotas: app::storage::Limits,
+    /// Keep the tables on this DynamoDB emulator instead (S3 stays on moto).
+    pub dynamodb_endpoint: Option<String>,
 }
 
 impl Default for Setup {
@@ -44,6 +46,7 @@ impl Default for Setup {
             max_keys_per_user: 20,
             bucket_owner: None,
             quotas: app::storage::Limits { pending_uploads: 100, recordings: 10_000, bytes: 1 << 40 },
+            dynamodb_endpoint: None,
         }
     }
 }
@@ -106,7 +109,11 @@ impl TestApp {
         let unique = uuid::Uuid::new_v4().simple().to_string();
         let prefix = format!("t{}-", &unique[..12]);
         let bucket = format!("test-{}", &unique[..20]);
-        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let mut admin = aws_sdk_dynamodb::config::Builder::from(&sdk);
+        if let Some(endpoint) = &setup.dynamodb_endpoint {
+            admin = admin.endpoint_url(endpoint);
+        }
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(admin.build());
         create_table(&dynamodb, &USER_TABLE, &prefix).await;
         if !setup.without_record_table {
             create_table(&dynamodb, &RECORD_TABLE, &prefix).await;
@@ -144,6 +151,9 @@ impl TestApp {
         if let Some(backend) = &setup.backend {
             dynamodb_config = dynamodb_config.endpoint_url(backend);
             s3_config = s3_config.endpoint_url(backend);
+        }
+        if let Some(endpoint) = &setup.dynamodb_endpoint {
+            dynamodb_config = dynamodb_config.endpoint_url(endpoint);
         }
         let router = app::router(AppState::with_clients(dynamodb_config, s3_config, &config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -309,5 +319,40 @@ impl Logs {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {l}")))
             .collect()
+    }
+}
+
+/// A dynalite (DynamoDB emulator) of the test's own, stopped on drop. moto applies a conditional
+/// write in steps other requests can interleave with; dynalite, like DynamoDB, does not, so tests
+/// of concurrent conditional writes run on it.
+pub struct Dynalite {
+    pub endpoint: String,
+    child: std::process::Child,
+}
+
+impl Dynalite {
+    pub fn start() -> Dynalite {
+        let executable = std::env::var("RECORDING_DYNALITE").expect(
+            "RECORDING_DYNALITE is not set: run the tests with `cargo xtask test`, which installs dynalite",
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(executable)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--createTableMs", "0"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start dynalite");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "dynalite did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Dynalite { endpoint: format!("http://127.0.0.1:{port}"), child }
+    }
+}
+
+impl Drop for Dynalite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
