@@ -87,20 +87,27 @@ pub fn audio_type(value: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
+/// `text` with every byte that `keep` refuses written as `%XX`.
+pub fn percent_encode(text: &str, keep: impl Fn(u8) -> bool) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if keep(byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 /// `Content-Disposition` that makes a browser download the recording as a file named
 /// `file_name`: an ASCII fallback (`filename`) and the exact name, UTF-8 and percent-encoded
 /// (`filename*`, RFC 6266 / RFC 8187).
 pub fn attachment(file_name: &str) -> String {
     let fallback: String =
         file_name.chars().map(|c| if c.is_ascii() && c != '"' && c != '\\' { c } else { '_' }).collect();
-    let mut encoded = String::new();
-    for byte in file_name.bytes() {
-        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
+    // RFC 8187's attr-char are kept.
+    let encoded = percent_encode(file_name, |b| b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b));
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 

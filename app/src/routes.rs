@@ -140,19 +140,13 @@ async fn issue_key(state: &AppState, user: &UserId) -> ApiResult {
     let key = AuthKey::generate();
     let now = time::OffsetDateTime::now_utc();
     let expires = now + state.settings.key_ttl;
-    let mut live: Vec<_> = state.users.list_keys(user).await?;
-    let mut revoke: Vec<String> = Vec::new();
-    live.retain(|k| {
-        let expired = k.expires_at <= now.unix_timestamp();
-        if expired {
-            revoke.push(k.hash.clone());
-        }
-        !expired
-    });
+    let (expired, mut live): (Vec<_>, Vec<_>) =
+        state.users.list_keys(user).await?.into_iter().partition(|k| k.expires_at <= now.unix_timestamp());
     // Oldest first; the new key takes one of the cap's places.
     live.sort_by_key(|k| k.created_at);
     let excess = (live.len() + 1).saturating_sub(state.settings.max_keys_per_user);
-    revoke.extend(live.into_iter().take(excess).map(|k| k.hash));
+    let revoke: Vec<String> =
+        expired.into_iter().chain(live.into_iter().take(excess)).map(|k| k.hash).collect();
     state.users.add_key(user, &key.hash(), now.unix_timestamp(), expires.unix_timestamp()).await?;
     // The login itself succeeded: a failed revocation is logged (the next login retries it),
     // not a reason to withhold the new key.

@@ -26,14 +26,7 @@ pub fn staging_key(object_key: &str) -> String {
 
 /// A key as `x-amz-copy-source` wants it: percent-encoded except `/` and unreserved characters.
 fn urlencode_path(key: &str) -> String {
-    key.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                char::from(b).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
+    crate::domain::percent_encode(key, |b| b.is_ascii_alphanumeric() || b"-_.~/".contains(&b))
 }
 
 /// How every object is stored: a download, never rendered inline.

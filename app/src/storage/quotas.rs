@@ -8,12 +8,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::{n, s, StorageError};
+use super::{n, number_attr, s, StorageError};
 use crate::domain::UserId;
 use crate::schema::user;
 
@@ -37,6 +35,11 @@ const PENDING: &str = "pending";
 const PUBLISHED: &str = "published";
 const BYTES: &str = "bytes";
 const USAGE_SORT_KEY: &str = "usage";
+
+/// A counter of the usage row (absent: never charged, 0).
+fn count(usage: &HashMap<String, AttributeValue>, name: &str) -> u64 {
+    number_attr(usage, name).map_or(0, |n| u64::try_from(n).unwrap_or(0))
+}
 
 fn entry_name(record_id: &str) -> String {
     format!("p_{}", record_id.replace('-', ""))
@@ -109,16 +112,13 @@ impl QuotaStore {
             if attempt == 0 && self.refund_expired(user, &usage).await? {
                 continue;
             }
-            let number = |name: &str| match usage.get(name) {
-                Some(AttributeValue::N(v)) => v.parse::<u64>().unwrap_or(0),
-                _ => 0,
-            };
-            return Ok(Err(if number(PENDING) >= self.limits.pending_uploads {
+            return Ok(Err(if count(&usage, PENDING) >= self.limits.pending_uploads {
                 Exceeded::PendingUploads(self.limits.pending_uploads)
             } else {
                 Exceeded::Bytes(self.limits.bytes)
             }));
         }
+        // The second attempt always returns above.
         Ok(Err(Exceeded::PendingUploads(self.limits.pending_uploads)))
     }
 
@@ -144,17 +144,13 @@ impl QuotaStore {
         usage: &HashMap<String, AttributeValue>,
     ) -> Result<bool, StorageError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let number = |v: Option<&AttributeValue>| match v {
-            Some(AttributeValue::N(v)) => v.parse::<i64>().ok(),
-            _ => None,
-        };
         let expired: Vec<(&String, i64)> = usage
             .iter()
             .filter(|(name, _)| name.starts_with("p_"))
             .filter_map(|(name, value)| {
                 let AttributeValue::M(entry) = value else { return None };
-                let expires = number(entry.get("expires"))?;
-                (expires < now).then(|| (name, number(entry.get("size")).unwrap_or(0)))
+                let expires = number_attr(entry, "expires").ok()?;
+                (expires < now).then(|| (name, number_attr(entry, "size").unwrap_or(0)))
             })
             .collect();
         if expired.is_empty() {
@@ -209,7 +205,18 @@ impl QuotaStore {
             .expression_attribute_values(":room", n(room))
             .send()
             .await;
-        self.exceeded_or(result, user, false).await
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(e) if super::condition_failed(&e) => {
+                let usage = self.usage(user).await?;
+                Ok(Err(if count(&usage, PUBLISHED) >= self.limits.recordings {
+                    Exceeded::Recordings(self.limits.recordings)
+                } else {
+                    Exceeded::Bytes(self.limits.bytes)
+                }))
+            }
+            Err(e) => Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
+        }
     }
 
     /// Turn a pending upload into a recording: its bytes stay charged. One refunded as expired
@@ -235,38 +242,13 @@ impl QuotaStore {
             .send()
             .await;
         match result {
-            Err(e)
-                if super::condition_failed(&e)
-                    && !self.usage(user).await?.contains_key(&entry_name(record_id)) =>
-            {
-                self.reserve_published(user, size).await
-            }
-            other => self.exceeded_or(other, user, true).await,
-        }
-    }
-
-    async fn exceeded_or(
-        &self,
-        result: Result<
-            aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
-            SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
-        >,
-        user: &UserId,
-        publishing: bool,
-    ) -> Result<Result<(), Exceeded>, StorageError> {
-        match result {
             Ok(_) => Ok(Ok(())),
             Err(e) if super::condition_failed(&e) => {
-                let usage = self.usage(user).await?;
-                let published = match usage.get(PUBLISHED) {
-                    Some(AttributeValue::N(v)) => v.parse::<u64>().unwrap_or(0),
-                    _ => 0,
-                };
-                Ok(Err(if published >= self.limits.recordings || publishing {
-                    Exceeded::Recordings(self.limits.recordings)
+                if self.usage(user).await?.contains_key(&entry_name(record_id)) {
+                    Ok(Err(Exceeded::Recordings(self.limits.recordings)))
                 } else {
-                    Exceeded::Bytes(self.limits.bytes)
-                }))
+                    self.reserve_published(user, size).await
+                }
             }
             Err(e) => Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
         }
