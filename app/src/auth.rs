@@ -33,16 +33,48 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Claimed::from_request_parts(parts, state).await?.verify(state).await
+    }
+}
+
+/// A well-formed `Authorization` header whose key is not checked yet. A read by the claimed
+/// user (the list) can run alongside the check, so the request waits for one DynamoDB
+/// round trip instead of two; its result must only be returned once [`Claimed::verify`] passed.
+#[derive(Debug)]
+pub struct Claimed {
+    user: UserId,
+    key: AuthKey,
+    /// The access line's slot for the user, filled once the key checks out.
+    slot: Option<crate::routes::AuthenticatedUser>,
+}
+
+impl FromRequestParts<AppState> for Claimed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
         let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::MissingAuthorization)?;
         let (user, key) = parse_header(header.as_bytes())?;
-        let stored = state.users.find_key(&user, &key.hash()).await?;
+        let slot = parts.extensions.get::<crate::routes::AuthenticatedUser>().cloned();
+        Ok(Claimed { user, key, slot })
+    }
+}
+
+impl Claimed {
+    /// The user the header names: not yet authenticated.
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
+
+    /// The caller, if the key is one we issued to this user and it has not expired.
+    pub async fn verify(self, state: &AppState) -> Result<Caller, ApiError> {
+        let stored = state.users.find_key(&self.user, &self.key.hash()).await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         match stored {
             Some(k) if k.expires_at > now => {
-                if let Some(slot) = parts.extensions.get::<crate::routes::AuthenticatedUser>() {
-                    let _ = slot.0.set(user.clone());
+                if let Some(slot) = self.slot {
+                    let _ = slot.0.set(self.user.clone());
                 }
-                Ok(Caller { user, key })
+                Ok(Caller { user: self.user, key: self.key })
             }
             _ => Err(ApiError::NotAuthorized),
         }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Claimed};
 use crate::domain::{AuthKey, Cursor, FileName, Record, RecordId, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -76,7 +76,7 @@ async fn request_id(mut request: Request, next: Next, metrics: bool) -> Response
     response
 }
 
-/// Where the `Caller` extractor leaves the authenticated user for the access line.
+/// Where the key check (`Caller`, `Claimed::verify`) leaves the authenticated user for the access line.
 #[derive(Debug, Clone, Default)]
 pub struct AuthenticatedUser(pub std::sync::Arc<std::sync::OnceLock<UserId>>);
 
@@ -250,9 +250,30 @@ struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    claimed: Claimed,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
+    let page_args = list_args(query);
+    let (limit, after) = match page_args {
+        Ok(args) => args,
+        // A caller who is not signed in hears that first, whatever the query.
+        Err(err) => return Err(claimed.verify(&state).await.err().unwrap_or(err)),
+    };
+    // The key check and the claimed user's query together; the page only goes out once the key
+    // checked out, and a failed check wins over a failed query.
+    let user = claimed.user().clone();
+    let (caller, page) =
+        tokio::join!(claimed.verify(&state), state.records.list_for_user(&user, limit, after.as_ref()));
+    caller?;
+    let page = page?;
+    Ok(Json(json!({
+        "records": page.records,
+        "next": page.next.map(|c| c.to_token()),
+    })))
+}
+
+/// The page size and cursor of a list request.
+fn list_args(query: Result<Query<ListQuery>, QueryRejection>) -> Result<(i32, Option<Cursor>), ApiError> {
     let Query(q) = query.map_err(|_| ApiError::BadRequest("query string is not valid".into()))?;
     let limit = match q.limit.as_deref() {
         None => DEFAULT_PAGE,
@@ -261,11 +282,7 @@ async fn list(
         })?,
     };
     let after = q.next.as_deref().map(Cursor::from_token).transpose()?;
-    let page = state.records.list_for_user(&caller.user, limit, after.as_ref()).await?;
-    Ok(Json(json!({
-        "records": page.records,
-        "next": page.next.map(|c| c.to_token()),
-    })))
+    Ok((limit, after))
 }
 
 /// Ids are opaque to clients: one that cannot be ours is as absent as one that is not theirs.

@@ -202,3 +202,43 @@ async fn a_delete_whose_delete_object_fails_is_done_for_the_user_and_leaves_the_
     assert_eq!(app.object_keys().await.len(), 1, "the object is left for cleanup");
     assert_eq!(app.get(&user, &format!("/record/{id}")).await.status(), 404);
 }
+
+/// A list waits for one DynamoDB round trip, not two: the claimed user's Query goes out while
+/// the key check's GetItem is still on its way (held here), and the page goes out only once the
+/// key checked out: a wrong key gets 401 and no records, though its Query ran.
+#[tokio::test]
+async fn a_list_queries_while_the_key_is_checked_and_answers_only_a_valid_key() {
+    let (app, proxy, user) = behind_proxy().await;
+    app.upload_ok(&user, "memo.m4a", b"audio bytes").await;
+    let order = |calls: &[String]| {
+        let at = |label: &str| calls.iter().position(|c| c == label).unwrap_or(usize::MAX);
+        (at("Dynamo(Query)"), at("Dynamo(GetItem)"))
+    };
+
+    // Held for less than the tight budget's attempt timeout, so it is not retried.
+    let held = Fault::Delay(Duration::from_millis(300));
+    let before = proxy.forwarded().len();
+    proxy.inject(Call::Dynamo("GetItem"), held.clone(), Some(1));
+    let response = app.get(&user, "/record/list").await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["records"].as_array().map(Vec::len), Some(1), "{body}");
+    let calls = proxy.forwarded().split_off(before);
+    let (query, key_check) = order(&calls);
+    assert!(query < key_check && key_check != usize::MAX, "the query waited for the key check: {calls:?}");
+
+    let forged = User { id: user.id.clone(), key: "0a".repeat(32) };
+    let before = proxy.forwarded().len();
+    proxy.inject(Call::Dynamo("GetItem"), held, Some(1));
+    let response = app.get(&forged, "/record/list").await;
+    assert_eq!(response.status(), 401);
+    let body = response.text().await.unwrap();
+    assert!(!body.contains("memo.m4a") && !body.contains("records"), "{body}");
+    let calls = proxy.forwarded().split_off(before);
+    let (query, key_check) = order(&calls);
+    assert!(query < key_check && key_check != usize::MAX, "{calls:?}");
+
+    // A bad query string is the signed-in caller's mistake; anyone else hears 401 first.
+    assert_eq!(app.get(&user, "/record/list?limit=0").await.status(), 400);
+    assert_eq!(app.get(&forged, "/record/list?limit=0").await.status(), 401);
+}
