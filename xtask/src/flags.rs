@@ -146,6 +146,11 @@ pub struct Deploy {
     /// How to build the service (ignored with --binary)
     #[arg(long, value_enum, default_value = "zig")]
     pub builder: Builder,
+    /// Cargo profile of the build (ignored with --binary): `release` is the smallest, fastest
+    /// starting binary; `quick` (no LTO, opt-level 1) builds in a fraction of the time, for trial
+    /// stages and the tests
+    #[arg(long, default_value = "release", value_parser = ["release", "quick"])]
+    pub build_profile: String,
     /// Package this prebuilt binary instead of building the service
     #[arg(long)]
     pub binary: Option<PathBuf>,

@@ -38,9 +38,11 @@ pub struct BuildSpec {
     /// The cargo target directory; zig builds go to its `lambda-zig` subdirectory, so switching
     /// builders never invalidates the other's artifacts.
     pub target_dir: PathBuf,
+    /// The cargo profile (`release`, or a profile inheriting it).
+    pub profile: String,
 }
 
-/// Build `spec` in release mode; returns the binary's path. `zig_venv` is the installed [`ZIG`]
+/// Build `spec` with its (release-like) profile; returns the binary's path. `zig_venv` is the installed [`ZIG`]
 /// tool (see [`Tool::install`]), required by the zig builder.
 pub fn build(sh: &Shell, spec: &BuildSpec, zig_venv: Option<&Path>) -> anyhow::Result<PathBuf> {
     let target = spec.arch.rust_target();
@@ -51,17 +53,18 @@ pub fn build(sh: &Shell, spec: &BuildSpec, zig_venv: Option<&Path>) -> anyhow::R
         Builder::Zig => "cargo-lambda and zig",
         Builder::Cargo => "cargo",
     };
-    eprintln!("building {package} for {target} with {with} (release; a cold build takes several minutes)...");
+    let profile = &spec.profile;
+    eprintln!("building {package} for {target} with {with} (profile {profile}; a cold build takes several minutes)...");
     match spec.builder {
         Builder::Cargo => {
             let target_dir = &spec.target_dir;
             cmd!(
                 sh,
-                "{cargo} build --release --manifest-path {manifest} --package {package} --target {target} --target-dir {target_dir}"
+                "{cargo} build --profile {profile} --manifest-path {manifest} --package {package} --target {target} --target-dir {target_dir}"
             )
             .run()
             .context("building the service failed; the compiler's message is above")?;
-            Ok(spec.target_dir.join(target).join("release").join(&spec.bin))
+            Ok(spec.target_dir.join(target).join(profile).join(&spec.bin))
         }
         Builder::Zig => {
             let venv = zig_venv.context("the zig builder needs its tools installed first")?;
@@ -76,12 +79,12 @@ pub fn build(sh: &Shell, spec: &BuildSpec, zig_venv: Option<&Path>) -> anyhow::R
             let cargo_lambda = bin_dir.join("cargo-lambda");
             // cargo-lambda moves the binary out of cargo's directory to <lambda-dir>/<bin>/bootstrap.
             let lambda_dir = target_dir.join("lambda");
-            // --disable-optimizations: the workspace's release profile decides, as for `cargo`.
+            // --disable-optimizations: the workspace's profile decides, as for `cargo`.
             // The target directory goes by environment: cargo-lambda passes --target-dir on to
             // `cargo metadata`, which rejects it.
             cmd!(
                 sh,
-                "{cargo_lambda} lambda build --release --disable-optimizations --manifest-path {manifest} --package {package} --target {old_glibc} --lambda-dir {lambda_dir}"
+                "{cargo_lambda} lambda build --profile {profile} --disable-optimizations --manifest-path {manifest} --package {package} --target {old_glibc} --lambda-dir {lambda_dir}"
             )
             .env("PATH", path)
             .env("CARGO", &cargo)

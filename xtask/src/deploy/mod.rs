@@ -103,6 +103,7 @@ impl Deploy {
                     arch: self.arch,
                     builder: self.builder,
                     target_dir,
+                    profile: self.build_profile.clone(),
                 };
                 build::build(sh, &spec, zig.as_deref())?
             }

@@ -42,6 +42,7 @@ fn spec(crate_dir: &Path, arch: Arch, builder: Builder) -> BuildSpec {
         arch,
         builder,
         target_dir: crate_dir.join("target"),
+        profile: "release".into(),
     }
 }
 

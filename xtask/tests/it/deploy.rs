@@ -247,12 +247,17 @@ async fn a_binary_needing_a_newer_glibc_or_another_arch_or_a_too_short_timeout_i
 }
 
 /// The real service, built by deploy's default builder (cargo-lambda with zig): the slowest test
-/// here, a release build (minutes on a cold cache, reused afterwards from `<target>/lambda-zig`).
+/// here, a release-like build (reused afterwards from `<target>/lambda-zig`). With
+/// `--build-profile quick`: what this checks is the link against glibc 2.17 and a binary that
+/// serves, not the release profile's size, whose LTO would take minutes after every change.
 #[tokio::test]
 async fn deploy_builds_the_real_service_with_zig_for_an_old_glibc_and_the_binary_serves() {
     let moto = OwnMoto::start();
 
-    let report = xtask(moto.endpoint(), &["deploy", "--stage", "built", "--json"]).ok().json();
+    let report =
+        xtask(moto.endpoint(), &["deploy", "--stage", "built", "--build-profile", "quick", "--json"])
+            .ok()
+            .json();
 
     let glibc = report["binary"]["newest_glibc"].as_str().unwrap();
     assert_eq!(glibc, xtask::deploy::build::ZIG_GLIBC, "{report}");

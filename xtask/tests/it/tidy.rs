@@ -60,23 +60,29 @@ fn features(args: &[&str]) -> std::collections::BTreeMap<String, String> {
     map
 }
 
-/// `cargo xtask` builds xtask alone; `cargo xtask test` then builds the workspace with its
-/// dev-dependencies. A dependency resolved with other features in the second build is compiled
-/// twice (every SDK crate was, once).
+/// `cargo xtask` builds xtask alone; `cargo build`, `cargo xtask local` (`--workspace --bin app`)
+/// and `cargo clippy --workspace` the workspace without dev-dependencies; `cargo xtask test`,
+/// `cargo test` and `cargo clippy --all-targets` the workspace with them. A dependency resolved
+/// with other features in one of these builds is compiled twice (every SDK crate was, once).
 #[test]
 fn one_feature_set_per_dependency() {
-    let xtask_alone = features(&["-p", "xtask", "-e", "normal,build"]);
     let workspace_tests = features(&["--workspace", "-e", "normal,build,dev"]);
-    let differing: Vec<String> = xtask_alone
-        .iter()
-        .filter_map(|(package, alone)| {
-            let tests = workspace_tests.get(package)?;
-            (tests != alone).then(|| format!("{package}: [{alone}] alone, [{tests}] in the tests"))
-        })
-        .collect();
+    let mut differing = Vec::new();
+    for (build, args) in [
+        ("cargo xtask", &["-p", "xtask", "-e", "normal,build"][..]),
+        ("cargo build", &["--workspace", "-e", "normal,build"][..]),
+    ] {
+        let resolved = features(args);
+        assert!(resolved.len() > 100, "{build}: cargo tree listed too little: {resolved:?}");
+        for (package, alone) in &resolved {
+            if let Some(tests) = workspace_tests.get(package).filter(|tests| *tests != alone) {
+                differing.push(format!("{package}: [{alone}] in {build}, [{tests}] in the tests"));
+            }
+        }
+    }
     assert!(
         differing.is_empty(),
-        "compiled twice, once per feature set: give xtask's own dependencies the test build's features\n{}",
+        "compiled twice, once per feature set: give the dependencies the test build's features\n{}",
         differing.join("\n")
     );
 }
