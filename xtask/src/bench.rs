@@ -61,12 +61,16 @@ impl Stats {
     }
 }
 
+mod build;
 mod load;
 
 impl Bench {
     pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {
         if self.load {
             return load::run(self, sh).await;
+        }
+        if self.build {
+            return build::run(&self, sh).await;
         }
         if self.runs == 0 {
             bail!("--runs must be at least 1");

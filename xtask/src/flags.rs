@@ -89,6 +89,12 @@ pub struct Bench {
     /// build; the figures are then not the production ones)
     #[arg(long, requires = "load")]
     pub debug: bool,
+    /// Time the newcomer's path instead, from a fresh clone of HEAD with no target directory:
+    /// `cargo xtask local` to its first /health 200, `cargo xtask test` right after, after a
+    /// one-line change to the service and with nothing changed, and the target directory's
+    /// size (about 20 minutes on 2 cores; needs the disk for a second target directory)
+    #[arg(long, conflicts_with = "load")]
+    pub build: bool,
 }
 
 /// Which stage's resources a task acts on.
@@ -147,7 +153,7 @@ pub struct Deploy {
     #[arg(long, value_enum, default_value = "zig")]
     pub builder: Builder,
     /// Cargo profile of the build (ignored with --binary): `release` is the smallest, fastest
-    /// starting binary; `quick` (no LTO, opt-level 1) builds in a fraction of the time, for trial
+    /// starting binary; `quick` (unoptimised, no LTO) builds in a fraction of the time, for trial
     /// stages and the tests
     #[arg(long, default_value = "release", value_parser = ["release", "quick"])]
     pub build_profile: String,
