@@ -155,13 +155,25 @@ fn number_attr(item: &Item, name: &str) -> Result<i64, StorageError> {
     }
 }
 
-/// Whether a DynamoDB write failed only its condition (the item was not as the write required),
-/// which each caller turns into an answer of its own.
-fn condition_failed<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+/// The outcome of a conditional DynamoDB write: `Some(output)` if it was applied, `None` if only
+/// its condition failed (the item was not as the write required), which each caller turns into
+/// an answer of its own; any other failure is `operation`'s error.
+fn conditional<O, E>(
+    result: Result<O, aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
+    operation: &'static str,
+) -> Result<Option<O>, StorageError>
 where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    matches!(err, aws_sdk_dynamodb::error::SdkError::ServiceError(e) if e.err().code() == Some("ConditionalCheckFailedException"))
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e))
+            if e.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(StorageError::aws(operation, e)),
+    }
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {

@@ -35,6 +35,7 @@ const PENDING: &str = "pending";
 const PUBLISHED: &str = "published";
 const BYTES: &str = "bytes";
 const USAGE_SORT_KEY: &str = "usage";
+const UPDATE: &str = "UpdateItem on the user table (quota)";
 
 /// A counter of the usage row (absent: never charged, 0).
 fn count(usage: &HashMap<String, AttributeValue>, name: &str) -> u64 {
@@ -103,10 +104,8 @@ impl QuotaStore {
                 .expression_attribute_values(":room", n(room))
                 .send()
                 .await;
-            match result {
-                Ok(_) => return Ok(Ok(())),
-                Err(e) if super::condition_failed(&e) => {}
-                Err(e) => return Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
+            if super::conditional(result, UPDATE)?.is_some() {
+                return Ok(Ok(()));
             }
             let usage = self.usage(user).await?;
             if attempt == 0 && self.refund_expired(user, &usage).await? {
@@ -174,12 +173,9 @@ impl QuotaStore {
             .expression_attribute_values(":bytes", n(-bytes))
             .send()
             .await;
-        match result {
-            // Refunded by someone else meanwhile: either way they are refunded.
-            Ok(_) => Ok(true),
-            Err(e) if super::condition_failed(&e) => Ok(true),
-            Err(e) => Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
-        }
+        // Applied, or refunded by someone else meanwhile: either way they are refunded.
+        super::conditional(result, UPDATE)?;
+        Ok(true)
     }
 
     /// Charge a directly uploaded recording of `size` bytes.
@@ -205,18 +201,15 @@ impl QuotaStore {
             .expression_attribute_values(":room", n(room))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Ok(())),
-            Err(e) if super::condition_failed(&e) => {
-                let usage = self.usage(user).await?;
-                Ok(Err(if count(&usage, PUBLISHED) >= self.limits.recordings {
-                    Exceeded::Recordings(self.limits.recordings)
-                } else {
-                    Exceeded::Bytes(self.limits.bytes)
-                }))
-            }
-            Err(e) => Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
+        if super::conditional(result, UPDATE)?.is_some() {
+            return Ok(Ok(()));
         }
+        let usage = self.usage(user).await?;
+        Ok(Err(if count(&usage, PUBLISHED) >= self.limits.recordings {
+            Exceeded::Recordings(self.limits.recordings)
+        } else {
+            Exceeded::Bytes(self.limits.bytes)
+        }))
     }
 
     /// Turn a pending upload into a recording: its bytes stay charged. One refunded as expired
@@ -241,16 +234,12 @@ impl QuotaStore {
             .expression_attribute_values(":max", n(self.limits.recordings))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Ok(())),
-            Err(e) if super::condition_failed(&e) => {
-                if self.usage(user).await?.contains_key(&entry_name(record_id)) {
-                    Ok(Err(Exceeded::Recordings(self.limits.recordings)))
-                } else {
-                    self.reserve_published(user, size).await
-                }
-            }
-            Err(e) => Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
+        if super::conditional(result, UPDATE)?.is_some() {
+            Ok(Ok(()))
+        } else if self.usage(user).await?.contains_key(&entry_name(record_id)) {
+            Ok(Err(Exceeded::Recordings(self.limits.recordings)))
+        } else {
+            self.reserve_published(user, size).await
         }
     }
 
@@ -264,7 +253,7 @@ impl QuotaStore {
             .expression_attribute_values(":bytes", n(-(size as i64)))
             .send()
             .await
-            .map_err(|e| StorageError::aws("UpdateItem on the user table (quota)", e))?;
+            .map_err(|e| StorageError::aws(UPDATE, e))?;
         Ok(())
     }
 
@@ -286,10 +275,8 @@ impl QuotaStore {
             .expression_attribute_values(":bytes", n(-(size as i64)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if super::condition_failed(&e) => Ok(()),
-            Err(e) => Err(StorageError::aws("UpdateItem on the user table (quota)", e)),
-        }
+        // Not there: already refunded as expired.
+        super::conditional(result, UPDATE)?;
+        Ok(())
     }
 }

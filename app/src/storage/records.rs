@@ -49,12 +49,9 @@ impl RecordStore {
             .expression_attribute_names("#id", record::ID)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if super::condition_failed(&e) => {
-                Err(StorageError::Corrupt(format!("record id {} already exists", r.id)))
-            }
-            Err(e) => Err(StorageError::aws("PutItem on the record table", e)),
+        match super::conditional(result, "PutItem on the record table")? {
+            Some(_) => Ok(()),
+            None => Err(StorageError::Corrupt(format!("record id {} already exists", r.id))),
         }
     }
 
@@ -96,11 +93,7 @@ impl RecordStore {
             .expression_attribute_values(":created", s(created_at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if super::condition_failed(&e) => Ok(false),
-            Err(e) => Err(StorageError::aws("UpdateItem on the record table", e)),
-        }
+        Ok(super::conditional(result, "UpdateItem on the record table")?.is_some())
     }
 
     /// The row `id` if `owner` owns it, published or pending.
@@ -148,11 +141,10 @@ impl RecordStore {
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        match result {
-            Ok(output) => output.attributes.map(|item| stored_from_item(&item)).transpose(),
-            Err(e) if super::condition_failed(&e) => Ok(None),
-            Err(e) => Err(StorageError::aws("DeleteItem on the record table", e)),
-        }
+        super::conditional(result, "DeleteItem on the record table")?
+            .and_then(|output| output.attributes)
+            .map(|item| stored_from_item(&item))
+            .transpose()
     }
 
     /// One page of `owner`'s records, newest first: a Query on the owner's partition of the

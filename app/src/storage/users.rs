@@ -155,11 +155,7 @@ impl UserStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if super::condition_failed(&e) => Ok(false),
-            Err(e) => Err(StorageError::aws("PutItem on the user table (ID token)", e)),
-        }
+        Ok(super::conditional(result, "PutItem on the user table (ID token)")?.is_some())
     }
 
     /// One cheap read that opens the table's connection (TLS included) before the first request
