@@ -69,8 +69,9 @@ pub struct AwsBudget {
 
 /// The most AWS calls one request makes one after the other: completing a large upload
 /// authorizes, reads the row, reads the staged object's size, moves the quota charge, copies the
-/// object, publishes the row and removes the staged object (an upload makes four: authorize, store, write the row, and remove
-/// the object when the row fails).
+/// object, publishes the row and removes the staged object (an upload makes at most six:
+/// authorize, charge the quota, store, write the row, and when the row fails remove the object
+/// and give the charge back).
 pub const MAX_CALLS_PER_REQUEST: u32 = 7;
 
 impl AwsBudget {

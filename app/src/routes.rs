@@ -76,7 +76,8 @@ async fn request_id(mut request: Request, next: Next, metrics: bool) -> Response
     response
 }
 
-/// Where the key check (`Caller`, `Claimed::verify`) leaves the authenticated user for the access line.
+/// Where the key check (`Caller`, `Claimed::verify`) leaves the authenticated user for the
+/// access line.
 #[derive(Debug, Clone, Default)]
 pub struct AuthenticatedUser(pub std::sync::Arc<std::sync::OnceLock<UserId>>);
 
@@ -253,8 +254,7 @@ async fn list(
     claimed: Claimed,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
-    let page_args = list_args(query);
-    let (limit, after) = match page_args {
+    let (limit, after) = match list_args(query) {
         Ok(args) => args,
         // A caller who is not signed in hears that first, whatever the query.
         Err(err) => return Err(claimed.verify(&state).await.err().unwrap_or(err)),

@@ -46,14 +46,15 @@ pub async fn run(bench: &Bench, sh: &Shell) -> anyhow::Result<()> {
         .prefix("recording-server-bench-build-")
         .tempdir()
         .context("could not create a scratch directory in the system's temp directory")?;
-    let result = measure(sh, &workspace, scratch.path()).await;
-    if result.is_err() {
-        // The logs say what failed; keep them (and the clone) for the developer to read.
-        let kept = scratch.keep();
-        eprintln!("kept the clone, its target directory and the logs in {}", kept.display());
-        return result.map(|_| ());
-    }
-    let report = result?;
+    let report = match measure(sh, &workspace, scratch.path()).await {
+        Ok(report) => report,
+        Err(err) => {
+            // The logs say what failed; keep them (and the clone) for the developer to read.
+            let kept = scratch.keep();
+            eprintln!("kept the clone, its target directory and the logs in {}", kept.display());
+            return Err(err);
+        }
+    };
     if bench.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
