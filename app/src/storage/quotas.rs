@@ -31,6 +31,15 @@ pub enum Exceeded {
     Bytes(u64),
 }
 
+impl Exceeded {
+    /// The limit itself.
+    fn value(self) -> u64 {
+        match self {
+            Exceeded::PendingUploads(n) | Exceeded::Recordings(n) | Exceeded::Bytes(n) => n,
+        }
+    }
+}
+
 const PENDING: &str = "pending";
 const PUBLISHED: &str = "published";
 const BYTES: &str = "bytes";
@@ -80,42 +89,23 @@ impl QuotaStore {
         size: u64,
         expires: i64,
     ) -> Result<Result<(), Exceeded>, StorageError> {
-        let Some(room) = self.limits.bytes.checked_sub(size) else {
-            return Ok(Err(Exceeded::Bytes(self.limits.bytes)));
-        };
-        for attempt in 0..2 {
-            let entry = AttributeValue::M(HashMap::from([
+        let entry = || {
+            let value = AttributeValue::M(HashMap::from([
                 ("size".to_owned(), n(size)),
                 ("expires".to_owned(), n(expires)),
             ]));
-            let result = self
-                .update(user)
-                .expression_attribute_names("#pending", PENDING)
-                .expression_attribute_names("#bytes", BYTES)
-                .update_expression("SET #entry = :entry ADD #pending :one, #bytes :size")
-                .condition_expression(
-                    "(attribute_not_exists(#pending) OR #pending < :max_pending) AND (attribute_not_exists(#bytes) OR #bytes <= :room)",
-                )
-                .expression_attribute_names("#entry", entry_name(record_id))
-                .expression_attribute_values(":entry", entry)
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":size", n(size))
-                .expression_attribute_values(":max_pending", n(self.limits.pending_uploads))
-                .expression_attribute_values(":room", n(room))
-                .send()
-                .await;
-            if super::conditional(result, UPDATE)?.is_some() {
-                return Ok(Ok(()));
-            }
-            let usage = self.usage(user).await?;
+            Some((entry_name(record_id), value))
+        };
+        for attempt in 0..2 {
+            let limit = Exceeded::PendingUploads(self.limits.pending_uploads);
+            let (exceeded, usage) = match self.charge(user, PENDING, limit, size, entry()).await? {
+                Ok(()) => return Ok(Ok(())),
+                Err(refused) => refused,
+            };
             if attempt == 0 && self.refund_expired(user, &usage).await? {
                 continue;
             }
-            return Ok(Err(if count(&usage, PENDING) >= self.limits.pending_uploads {
-                Exceeded::PendingUploads(self.limits.pending_uploads)
-            } else {
-                Exceeded::Bytes(self.limits.bytes)
-            }));
+            return Ok(Err(exceeded));
         }
         // The second attempt always returns above.
         Ok(Err(Exceeded::PendingUploads(self.limits.pending_uploads)))
@@ -184,32 +174,50 @@ impl QuotaStore {
         user: &UserId,
         size: u64,
     ) -> Result<Result<(), Exceeded>, StorageError> {
+        let limit = Exceeded::Recordings(self.limits.recordings);
+        Ok(self.charge(user, PUBLISHED, limit, size, None).await?.map_err(|(exceeded, _)| exceeded))
+    }
+
+    /// One conditional charge of a new item: `counter` + 1 while below `limit`, and `size` bytes
+    /// while they fit the bytes limit; `entry` (name, value) set in the same write. When refused,
+    /// the limit it met and the usage row as it is now (empty when `size` alone is too large).
+    async fn charge(
+        &self,
+        user: &UserId,
+        counter: &str,
+        limit: Exceeded,
+        size: u64,
+        entry: Option<(String, AttributeValue)>,
+    ) -> Result<Result<(), (Exceeded, HashMap<String, AttributeValue>)>, StorageError> {
+        let bytes_limit = Exceeded::Bytes(self.limits.bytes);
         let Some(room) = self.limits.bytes.checked_sub(size) else {
-            return Ok(Err(Exceeded::Bytes(self.limits.bytes)));
+            // Too large for the limit whatever the usage: refused without a write.
+            return Ok(Err((bytes_limit, HashMap::new())));
         };
-        let result = self
+        let set = if entry.is_some() { "SET #entry = :entry " } else { "" };
+        let mut request = self
             .update(user)
-            .expression_attribute_names("#published", PUBLISHED)
+            .expression_attribute_names("#counter", counter)
             .expression_attribute_names("#bytes", BYTES)
-            .update_expression("ADD #published :one, #bytes :size")
+            .update_expression(format!("{set}ADD #counter :one, #bytes :size"))
             .condition_expression(
-                "(attribute_not_exists(#published) OR #published < :max) AND (attribute_not_exists(#bytes) OR #bytes <= :room)",
+                "(attribute_not_exists(#counter) OR #counter < :max) AND (attribute_not_exists(#bytes) OR #bytes <= :room)",
             )
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":size", n(size))
-            .expression_attribute_values(":max", n(self.limits.recordings))
-            .expression_attribute_values(":room", n(room))
-            .send()
-            .await;
-        if super::conditional(result, UPDATE)?.is_some() {
+            .expression_attribute_values(":max", n(limit.value()))
+            .expression_attribute_values(":room", n(room));
+        if let Some((name, value)) = entry {
+            request = request
+                .expression_attribute_names("#entry", name)
+                .expression_attribute_values(":entry", value);
+        }
+        if super::conditional(request.send().await, UPDATE)?.is_some() {
             return Ok(Ok(()));
         }
         let usage = self.usage(user).await?;
-        Ok(Err(if count(&usage, PUBLISHED) >= self.limits.recordings {
-            Exceeded::Recordings(self.limits.recordings)
-        } else {
-            Exceeded::Bytes(self.limits.bytes)
-        }))
+        let exceeded = if count(&usage, counter) >= limit.value() { limit } else { bytes_limit };
+        Ok(Err((exceeded, usage)))
     }
 
     /// Turn a pending upload into a recording: its bytes stay charged. One refunded as expired
