@@ -16,7 +16,7 @@ use xtask::catalogue::{deployer_needs, render_policy, Task};
 use xtask::check_iam::{resolve_role_arn, simulate, Check, Decision, Denial};
 use xtask::names::Names;
 
-use crate::helpers::{aws_as, is_write, xtask_as, Keys, OwnMoto, Run};
+use crate::helpers::{aws_as, is_write, xtask_as, xtask_command, Keys, OwnMoto, Run};
 
 // ---- the command as a developer types it, against moto enforcing IAM ----
 //
@@ -27,6 +27,15 @@ use crate::helpers::{aws_as, is_write, xtask_as, Keys, OwnMoto, Run};
 // UNKNOWN, and the caller's own policies settle them where the caller may read them.
 
 const ACCOUNT: &str = "123456789012";
+
+/// `xtask <args>` as the holder of `keys`, each AWS call tried once: moto answers
+/// `iam:SimulatePrincipalPolicy` with a 500 (not implemented), which the SDK's default policy
+/// retries with backoff, about 2.5 s of waiting per run and no other effect (the verdicts come
+/// from the probes either way). The retries themselves are the SDK's, not check-iam's.
+fn run_as(endpoint: &str, keys: &Keys, args: &[&str]) -> Run {
+    let mut command = xtask_command(endpoint, keys, args);
+    Run(command.env("AWS_MAX_ATTEMPTS", "1").output().expect("run the xtask binary"))
+}
 
 fn names() -> Names {
     Names::new("dev", ACCOUNT, "us-east-1", "", None)
@@ -67,8 +76,8 @@ struct Runs {
 }
 
 fn check_iam(moto: &OwnMoto, keys: &Keys, extra: &[&str]) -> Runs {
-    let text = xtask_as(moto.endpoint(), keys, &[&["check-iam"], extra].concat());
-    let json_run = xtask_as(moto.endpoint(), keys, &[&["check-iam", "--json"], extra].concat());
+    let text = run_as(moto.endpoint(), keys, &[&["check-iam"], extra].concat());
+    let json_run = run_as(moto.endpoint(), keys, &[&["check-iam", "--json"], extra].concat());
     for run in [&text, &json_run] {
         let all = format!("{}{}", run.stdout(), run.stderr());
         for dump in ["ServiceError {", "Extensions {", "SdkBody", "DispatchFailure"] {
@@ -201,7 +210,7 @@ async fn a_user_holding_the_rendered_deployer_policy_is_ok_everywhere() {
     assert!(runs.json["fix"]["statement"].is_null());
     // ALLOW rows are counted, not listed, unless --all.
     assert!(!runs.text.stdout().contains(" ALLOW "), "{}", runs.text.stdout());
-    let all = xtask_as(moto.endpoint(), &keys, &["check-iam", "--all"]);
+    let all = run_as(moto.endpoint(), &keys, &["check-iam", "--all"]);
     assert!(all.stdout().contains(" ALLOW "), "{}", all.stdout());
     assert_no_unknown_probe(&runs);
 }
@@ -397,10 +406,10 @@ async fn a_denied_deploy_piped_into_explain_names_the_step_and_the_fix() {
     assert!(out.contains("attach this statement to arn:aws:iam::123456789012:user/half-deployer"), "{out}");
     assert!(out.contains("\"arn:aws:iam::123456789012:role/recording-server-dev-lambda\""), "{out}");
     // Nothing to explain: exit 0.
-    let clean = xtask_as(moto.endpoint(), &keys, &["check-iam", "explain", "deployed fine"]);
+    let clean = run_as(moto.endpoint(), &keys, &["check-iam", "explain", "deployed fine"]);
     assert_eq!(clean.code(), 0, "{}", clean.stdout());
     // No message at all is a usage error.
-    assert_eq!(xtask_as(moto.endpoint(), &keys, &["check-iam", "explain"]).code(), 4);
+    assert_eq!(run_as(moto.endpoint(), &keys, &["check-iam", "explain"]).code(), 4);
 }
 
 #[tokio::test]
@@ -431,7 +440,7 @@ async fn explain_reads_the_denials_in_the_functions_log_group() {
     put.send().await.unwrap();
     let keys = Keys { id: "local".into(), secret: "local".into() };
 
-    let run = xtask_as(
+    let run = run_as(
         moto.endpoint(),
         &keys,
         &["check-iam", "explain", "--stage", "dev", "--since", "1h", "--json"],
@@ -466,7 +475,7 @@ async fn unknown_credentials_exit_3_with_the_fix() {
     moto.enforce_iam().await;
     let keys = Keys { id: "AKIANOTAREALKEY00000".into(), secret: "nope".into() };
 
-    let run = xtask_as(moto.endpoint(), &keys, &["check-iam"]);
+    let run = run_as(moto.endpoint(), &keys, &["check-iam"]);
 
     assert_eq!(run.code(), 3, "{}\n{}", run.stdout(), run.stderr());
     assert!(run.stderr().contains("sts:GetCallerIdentity failed"), "{}", run.stderr());
@@ -477,7 +486,7 @@ async fn print_policy_renders_concrete_arns_from_the_account() {
     let moto = OwnMoto::start();
     let keys = Keys { id: "local".into(), secret: "local".into() };
     let run =
-        xtask_as(moto.endpoint(), &keys, &["check-iam", "--print-policy", "runtime", "--stage", "prod"]).ok();
+        run_as(moto.endpoint(), &keys, &["check-iam", "--print-policy", "runtime", "--stage", "prod"]).ok();
     let policy: Value = run.json();
     let text = policy.to_string();
     assert!(text.contains("arn:aws:dynamodb:us-east-1:123456789012:table/record_user"), "{text}");

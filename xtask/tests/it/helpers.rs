@@ -124,13 +124,109 @@ impl Run {
 /// A moto instance of the test's own, for counting requests with moto's recorder (which is
 /// global to an instance, so it cannot be shared by tests running in parallel).
 pub struct OwnMoto {
-    pub moto: Moto,
+    /// Taken out on drop, to go back to the pool.
+    moto: Option<Moto>,
     http: reqwest::Client,
     /// Recorded requests before this index belong to earlier phases of the test.
     recorded_before: std::sync::atomic::AtomicUsize,
     /// Its log (and recording, outside `cargo xtask test`); removed after the emulator stops
-    /// (fields drop in order).
-    _dir: Scratch,
+    /// (fields drop in order), or back to the pool with it.
+    dir: Option<Scratch>,
+}
+
+/// Emulators whose tests are done, reset to a blank account without IAM enforcement.
+static POOL: std::sync::Mutex<Vec<Pooled>> = std::sync::Mutex::new(Vec::new());
+
+/// An emulator that outlives the test that started it, with its directory.
+struct Pooled {
+    moto: Moto,
+    dir: Scratch,
+}
+
+impl Pooled {
+    /// Start a new instance on the one thread that lives as long as the test binary: moto is
+    /// told to stop when the thread that started it ends (xtask's `stop_with_parent` sets
+    /// Linux's parent-death signal, which follows the thread, not the process), and each test
+    /// runs on a thread of its own.
+    fn start() -> Pooled {
+        type Reply = std::sync::mpsc::Sender<anyhow::Result<Pooled>>;
+        static STARTER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Reply>>> =
+            std::sync::OnceLock::new();
+        let starter = STARTER.get_or_init(|| {
+            // The test harness exits without dropping statics: stop the idle instances and
+            // remove their directories then (`cargo xtask test` fails on leftovers).
+            extern "C" fn stop_idle() {
+                let idle =
+                    std::mem::take(&mut *POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+                drop(idle);
+            }
+            // SAFETY: registers a plain function with no arguments, which the C runtime calls
+            // once at exit.
+            unsafe { libc::atexit(stop_idle) };
+            let (requests, incoming) = std::sync::mpsc::channel::<Reply>();
+            std::thread::spawn(move || {
+                for reply in incoming {
+                    let _ = reply.send(Pooled::start_here());
+                }
+            });
+            std::sync::Mutex::new(requests)
+        });
+        let (reply, answer) = std::sync::mpsc::channel();
+        starter.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(reply).unwrap();
+        answer.recv().unwrap().expect("start a private moto")
+    }
+
+    fn start_here() -> anyhow::Result<Pooled> {
+        use anyhow::Context;
+        let server = PathBuf::from(std::env::var("RECORDING_MOTO_SERVER").context(
+            "RECORDING_MOTO_SERVER is not set: run the tests with `cargo xtask test`, which installs moto",
+        )?);
+        let sh = xshell::Shell::new()?;
+        let dir = Scratch::dir("moto");
+        // Every request is recorded, into the run's directory for the catalogue coverage check.
+        let calls =
+            std::env::var_os("RECORDING_CALLS_DIR").map(PathBuf::from).unwrap_or_else(|| dir.to_path_buf());
+        let recording = calls.join(format!("own-{}.jsonl", uuid::Uuid::new_v4().simple()));
+        let options = MotoOptions { recording: Some(recording), ..MotoOptions::default() };
+        let moto = Moto::start(&sh, &server, &dir, &options)?;
+        Ok(Pooled { moto, dir })
+    }
+}
+
+impl Drop for OwnMoto {
+    /// Back to the pool, blank: IAM enforcement off, every resource and user gone. Not after a
+    /// failed test (its emulator may be in any state, and its log is worth keeping): then it stops.
+    fn drop(&mut self) {
+        let Some(moto) = self.moto.take() else { return };
+        if std::thread::panicking() {
+            return;
+        }
+        let reset = moto_api(&moto.endpoint, "POST", "reset-auth", "inf")
+            .and_then(|_| moto_api(&moto.endpoint, "POST", "reset", ""));
+        if let (Ok(_), Some(dir)) = (reset, self.dir.take()) {
+            POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Pooled { moto, dir });
+        }
+    }
+}
+
+/// One request to moto's own API (`/moto-api/<path>`) over a plain socket; the body of a 200.
+fn moto_api(endpoint: &str, method: &str, path: &str, body: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let addr = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    let length = body.len();
+    write!(
+        stream,
+        "{method} /moto-api/{path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: text/plain\r\nContent-Length: {length}\r\n\r\n{body}"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(std::io::Error::other(format!("moto answered {path}: {head}")));
+    }
+    Ok(body.to_owned())
 }
 
 impl OwnMoto {
@@ -154,7 +250,7 @@ impl OwnMoto {
     pub async fn enforce_iam(&self) {
         let response = self
             .http
-            .post(format!("{}/moto-api/reset-auth", self.moto.endpoint))
+            .post(format!("{}/moto-api/reset-auth", self.moto().endpoint))
             .header("Content-Type", "text/plain")
             .body("0")
             .send()
@@ -163,27 +259,41 @@ impl OwnMoto {
         response.expect("moto turns on IAM enforcement");
     }
 
+    /// A moto of this test's own: an idle one from the pool, or a new one. Starting moto costs
+    /// about a second of CPU; the suite used to start one per test, and per matrix case.
     pub fn start() -> OwnMoto {
-        let server = PathBuf::from(std::env::var("RECORDING_MOTO_SERVER").expect(
-            "RECORDING_MOTO_SERVER is not set: run the tests with `cargo xtask test`, which installs moto",
-        ));
-        let sh = xshell::Shell::new().unwrap();
-        let dir = Scratch::dir("moto");
-        // Every request is recorded, into the run's directory for the catalogue coverage check.
-        let calls =
-            std::env::var_os("RECORDING_CALLS_DIR").map(PathBuf::from).unwrap_or_else(|| dir.to_path_buf());
-        let recording = calls.join(format!("own-{}.jsonl", uuid::Uuid::new_v4().simple()));
-        let options = MotoOptions { recording: Some(recording), ..MotoOptions::default() };
-        let moto = Moto::start(&sh, &server, &dir, &options).expect("start a private moto");
-        OwnMoto { moto, http: reqwest::Client::new(), recorded_before: 0.into(), _dir: dir }
+        let idle = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let Pooled { moto, dir } = idle.unwrap_or_else(Pooled::start);
+        let own = OwnMoto {
+            moto: Some(moto),
+            http: reqwest::Client::new(),
+            recorded_before: 0.into(),
+            dir: Some(dir),
+        };
+        // An instance from the pool recorded its earlier tests' requests (which the run's
+        // coverage check reads); this test's start after them.
+        let before = own.recorder_blocking();
+        own.recorded_before.store(before, std::sync::atomic::Ordering::SeqCst);
+        own
+    }
+
+    /// How many requests the instance has recorded, read without an async runtime (for
+    /// `start`, which tests call from both sync and async code).
+    fn recorder_blocking(&self) -> usize {
+        let body = moto_api(self.endpoint(), "GET", "recorder/download-recording", "");
+        body.expect("moto's recorder answers").lines().filter(|l| !l.trim().is_empty()).count()
     }
 
     pub fn endpoint(&self) -> &str {
-        &self.moto.endpoint
+        &self.moto().endpoint
+    }
+
+    pub fn moto(&self) -> &Moto {
+        self.moto.as_ref().expect("the emulator is only taken on drop")
     }
 
     async fn recorder(&self, action: &str) -> String {
-        let url = format!("{}/moto-api/recorder/{action}", self.moto.endpoint);
+        let url = format!("{}/moto-api/recorder/{action}", self.moto().endpoint);
         let request = if action == "download-recording" { self.http.get(url) } else { self.http.post(url) };
         let response = request.send().await.and_then(|r| r.error_for_status());
         response.expect("moto's recorder answers").text().await.unwrap()
