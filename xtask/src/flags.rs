@@ -214,7 +214,8 @@ pub struct Test {
     /// Use this endpoint instead of starting moto (IAM-enforcement tests still start their own)
     #[arg(long, env = "RECORDING_TEST_ENDPOINT")]
     pub endpoint_url: Option<String>,
-    /// Arguments passed to `cargo test` after `--`, e.g. a test name filter
+    /// Run `cargo test --workspace <args>` instead of every test binary side by side, e.g.
+    /// `-- -p xtask check_iam` for one module
     #[arg(last = true)]
     pub cargo_test_args: Vec<String>,
 }

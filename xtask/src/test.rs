@@ -1,7 +1,9 @@
-//! `cargo xtask test`: the one command that runs every test. Starts moto, runs
-//! `cargo test --workspace` against it, stops it; fails if anything is missing or fails.
+//! `cargo xtask test`: the one command that runs every test. Starts moto, builds every test
+//! target of the workspace once and runs the test binaries side by side against it, stops it;
+//! fails if anything is missing or fails. With arguments it is `cargo test --workspace <args>`.
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
@@ -39,29 +41,27 @@ impl Test {
         // The tests' own temporary directory: whatever they leave there is found, then removed.
         let scratch = target.join("tmp").join(format!("test-{}", std::process::id()));
         sh.create_dir(&scratch)?;
-        let mut command: Command =
-            with_emulator_env(cmd!(sh, "{cargo} test --workspace {args...}"), &endpoint)
-                .env("RECORDING_MOTO_SERVER", &server)
-                .env("RECORDING_ZIG_TOOLS", &zig)
-                .env("RECORDING_DYNALITE", &dynalite)
-                .env("TMPDIR", &scratch)
-                .env("RECORDING_CALLS_DIR", &calls)
-                .into();
-        crate::signals::stop_with_parent(&mut command);
-        let mut child = tokio::process::Command::from(command)
-            .kill_on_drop(true)
-            .spawn()
-            .context("could not run cargo test")?;
-        let status = tokio::select! {
-            status = child.wait() => status?,
+        let env = TestEnv { endpoint, server, zig, dynalite, scratch: scratch.clone(), calls: calls.clone() };
+        let run = async {
+            if args.is_empty() {
+                side_by_side(sh, &cargo, &env).await
+            } else {
+                // A focused run is `cargo test` itself, so every cargo test argument works.
+                let mut command = env.apply(cmd!(sh, "{cargo} test --workspace {args...}"));
+                let status = spawn(&mut command, "cargo test")?.wait().await?;
+                Ok(status.success())
+            }
+        };
+        let passed = tokio::select! {
+            passed = run => passed?,
             signal = crate::signals::stop_requested() => bail!("{signal}: tests stopped, emulator stopped"),
         };
         let left_behind = ours_left_in(&scratch);
         let _ = std::fs::remove_dir_all(&scratch);
         let recorded = crate::coverage::read_recordings(&calls);
         let _ = std::fs::remove_dir_all(&calls);
-        if !status.success() {
-            bail!("tests failed ({status})");
+        if !passed {
+            bail!("tests failed (above)");
         }
         let (recorded, garbled) = recorded?;
         let coverage = crate::coverage::Coverage::of(&recorded, crate::coverage::catalogue_of);
@@ -83,6 +83,129 @@ impl Test {
     }
 }
 
+/// What every test process is given: the emulator, the installed tools, a temporary directory
+/// and where emulators record their requests.
+struct TestEnv {
+    endpoint: String,
+    server: PathBuf,
+    zig: PathBuf,
+    dynalite: PathBuf,
+    scratch: PathBuf,
+    calls: PathBuf,
+}
+
+impl TestEnv {
+    fn apply(&self, command: xshell::Cmd<'_>) -> Command {
+        with_emulator_env(command, &self.endpoint)
+            .env("RECORDING_MOTO_SERVER", &self.server)
+            .env("RECORDING_ZIG_TOOLS", &self.zig)
+            .env("RECORDING_DYNALITE", &self.dynalite)
+            .env("TMPDIR", &self.scratch)
+            .env("RECORDING_CALLS_DIR", &self.calls)
+            .into()
+    }
+}
+
+/// Start `command`, stopped with xtask (on drop, and by the kernel if xtask dies).
+fn spawn(command: &mut Command, what: &str) -> anyhow::Result<tokio::process::Child> {
+    crate::signals::stop_with_parent(command);
+    let mut command = tokio::process::Command::from(std::mem::replace(command, Command::new("true")));
+    command.kill_on_drop(true).spawn().with_context(|| format!("could not run {what}"))
+}
+
+/// The whole suite: every test target built once by `cargo test --no-run`, then every test
+/// binary run at the same time (cargo runs them one after another, leaving a core idle while a
+/// suite waits on its emulators), plus the doctests. Each binary's output is printed whole when
+/// it finishes. Returns whether all passed.
+async fn side_by_side(sh: &Shell, cargo: &str, env: &TestEnv) -> anyhow::Result<bool> {
+    let build = cmd!(sh, "{cargo} test --workspace --no-run --message-format json-render-diagnostics");
+    let mut build: Command = build.into();
+    build.stdout(Stdio::piped());
+    let output = spawn(&mut build, "cargo test --no-run")?.wait_with_output().await?;
+    if !output.status.success() {
+        eprintln!("the test build failed (above)");
+        return Ok(false);
+    }
+    let binaries = test_binaries(&String::from_utf8_lossy(&output.stdout))?;
+    let mut jobs = tokio::task::JoinSet::new();
+    for binary in &binaries {
+        let executable = &binary.executable;
+        let mut command = piped(env.apply(cmd!(sh, "{executable}")));
+        command.current_dir(&binary.package_dir).env("CARGO_MANIFEST_DIR", &binary.package_dir);
+        jobs.spawn(finish(binary.label.clone(), spawn(&mut command, &binary.label)?));
+    }
+    let doc = env.apply(cmd!(sh, "{cargo} test --workspace --doc --quiet"));
+    jobs.spawn(finish("doctests".to_owned(), spawn(&mut piped(doc), "cargo test --doc")?));
+    eprintln!("running {} test binaries and the doctests side by side...", binaries.len());
+    let mut failed = Vec::new();
+    while let Some(done) = jobs.join_next().await {
+        let (label, output, elapsed) = done??;
+        eprintln!("     Finished {label} in {:.1} s", elapsed.as_secs_f64());
+        std::io::Write::write_all(&mut std::io::stderr(), &output.stderr)?;
+        std::io::Write::write_all(&mut std::io::stdout(), &output.stdout)?;
+        if !output.status.success() {
+            failed.push(label);
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("failed: {}", failed.join(", "));
+    }
+    Ok(failed.is_empty())
+}
+
+fn piped(mut command: Command) -> Command {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+}
+
+/// Wait for a test process started with piped output, and time it.
+async fn finish(
+    label: String,
+    child: tokio::process::Child,
+) -> anyhow::Result<(String, std::process::Output, std::time::Duration)> {
+    let started = std::time::Instant::now();
+    let output = child.wait_with_output().await.with_context(|| format!("waiting for {label} failed"))?;
+    Ok((label, output, started.elapsed()))
+}
+
+/// A test executable from cargo's build messages.
+#[derive(Debug, PartialEq)]
+struct TestBinary {
+    /// As cargo prints it, e.g. `xtask tests/it/main.rs`.
+    label: String,
+    executable: PathBuf,
+    /// cargo runs tests in their package's directory.
+    package_dir: PathBuf,
+}
+
+/// The test executables in `cargo test --no-run --message-format json` output.
+fn test_binaries(messages: &str) -> anyhow::Result<Vec<TestBinary>> {
+    let mut binaries = Vec::new();
+    for line in messages.lines().filter(|l| l.starts_with('{')) {
+        let message: serde_json::Value =
+            serde_json::from_str(line).context("cargo printed a garbled build message")?;
+        let (Some(executable), Some(true)) =
+            (message["executable"].as_str(), message["profile"]["test"].as_bool())
+        else {
+            continue;
+        };
+        let manifest = PathBuf::from(message["manifest_path"].as_str().unwrap_or_default());
+        let package_dir = manifest.parent().context("cargo named no manifest for a test")?.to_owned();
+        let source = Path::new(message["target"]["src_path"].as_str().unwrap_or_default());
+        let source = source.strip_prefix(&package_dir).unwrap_or(source);
+        let package = package_dir.file_name().unwrap_or_default().to_string_lossy();
+        binaries.push(TestBinary {
+            label: format!("{package} {}", source.display()),
+            executable: PathBuf::from(executable),
+            package_dir,
+        });
+    }
+    if binaries.is_empty() {
+        bail!("cargo built no test binaries: nothing would run");
+    }
+    Ok(binaries)
+}
+
 /// The project's own temporary entries (`recording-server-*`) left in `dir`.
 fn ours_left_in(dir: &std::path::Path) -> Vec<String> {
     let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
@@ -90,4 +213,36 @@ fn ours_left_in(dir: &std::path::Path) -> Vec<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| name.starts_with("recording-server-"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_binaries_are_the_test_profile_artifacts_with_an_executable() {
+        let messages = [
+            r#"{"reason":"compiler-artifact","manifest_path":"/w/app/Cargo.toml","target":{"kind":["lib"],"src_path":"/w/app/src/lib.rs"},"profile":{"test":false},"executable":null}"#,
+            r#"{"reason":"compiler-artifact","manifest_path":"/w/app/Cargo.toml","target":{"kind":["test"],"src_path":"/w/app/tests/it/main.rs"},"profile":{"test":true},"executable":"/t/debug/deps/it-1"}"#,
+            r#"{"reason":"compiler-artifact","manifest_path":"/w/xtask/Cargo.toml","target":{"kind":["bin"],"src_path":"/w/xtask/src/main.rs"},"profile":{"test":false},"executable":"/t/debug/xtask"}"#,
+            r#"{"reason":"build-finished","success":true}"#,
+        ]
+        .join("\n");
+        let binaries = test_binaries(&messages).unwrap();
+        assert_eq!(
+            binaries,
+            [TestBinary {
+                label: "app tests/it/main.rs".into(),
+                executable: "/t/debug/deps/it-1".into(),
+                package_dir: "/w/app".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_build_without_test_binaries_is_an_error_not_an_empty_pass() {
+        let only_a_lib = r#"{"reason":"compiler-artifact","manifest_path":"/w/app/Cargo.toml","target":{"src_path":"/w/app/src/lib.rs"},"profile":{"test":false},"executable":null}"#;
+        let error = test_binaries(only_a_lib).unwrap_err().to_string();
+        assert!(error.contains("no test binaries"), "{error}");
+    }
 }
