@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
 use crate::aws::with_emulator_env;
+use crate::deploy::package::Arch;
 use crate::emulator::{install_moto, Moto, MotoOptions};
 use crate::flags::{target_dir, Test};
 
@@ -42,6 +43,13 @@ impl Test {
         let scratch = target.join("tmp").join(format!("test-{}", std::process::id()));
         sh.create_dir(&scratch)?;
         let env = TestEnv { endpoint, server, zig, dynalite, scratch: scratch.clone(), calls: calls.clone() };
+        // The full run's slowest test deploys the service built with zig: that build (every
+        // dependency once more, for the old-glibc target) starts now, beside the test build and
+        // the other suites; the test then finds it done or waits on cargo's lock.
+        let _prebuild = match args.is_empty() {
+            true => Some(Prebuild::start(sh, &target, &env.zig, &target.join("tmp"))?),
+            false => None,
+        };
         let run = async {
             if args.is_empty() {
                 side_by_side(sh, &cargo, &env).await
@@ -80,6 +88,47 @@ impl Test {
             );
         }
         Ok(())
+    }
+}
+
+/// The zig test's build of the service (`deploy --build-profile quick` with deploy's default
+/// builder and architecture), its output in a log; stopped, with its compilers, when dropped.
+struct Prebuild {
+    child: tokio::process::Child,
+}
+
+impl Prebuild {
+    fn start(sh: &Shell, target: &Path, zig: &Path, log_dir: &Path) -> anyhow::Result<Prebuild> {
+        use crate::deploy::build::{build_command, BuildSpec, Builder, QUICK_PROFILE};
+        let spec = BuildSpec::service(
+            &sh.current_dir(),
+            target.to_owned(),
+            Arch::X86_64,
+            Builder::Zig,
+            QUICK_PROFILE,
+        );
+        let (command, _) = build_command(sh, &spec, Some(zig))?;
+        let log = log_dir.join("lambda-build.log");
+        let file = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let mut command: Command = command.into();
+        command.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
+        // A group of its own, so that stopping it stops cargo and the compilers too.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        crate::signals::stop_with_parent(&mut command);
+        let child = tokio::process::Command::from(command).spawn().context("could not start cargo-lambda")?;
+        eprintln!("building the service for the zig deploy test in the background (log: {})", log.display());
+        Ok(Prebuild { child })
+    }
+}
+
+impl Drop for Prebuild {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let (Ok(None), Some(pid)) = (self.child.try_wait(), self.child.id()) {
+            // SAFETY: kill(2) on the process group this build leads; no memory is involved.
+            unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
+        }
     }
 }
 

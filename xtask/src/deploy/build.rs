@@ -25,6 +25,9 @@ pub const ZIG_GLIBC: &str = "2.17";
 
 pub use crate::flags::Builder;
 
+/// `deploy --build-profile quick`: unoptimised, no LTO (the tests' and trial stages' profile).
+pub const QUICK_PROFILE: &str = "quick";
+
 /// What to build, and where.
 #[derive(Debug, Clone)]
 pub struct BuildSpec {
@@ -45,26 +48,41 @@ pub struct BuildSpec {
 /// Build `spec` with its (release-like) profile; returns the binary's path. `zig_venv` is the installed [`ZIG`]
 /// tool (see [`Tool::install`]), required by the zig builder.
 pub fn build(sh: &Shell, spec: &BuildSpec, zig_venv: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let (command, binary) = build_command(sh, spec, zig_venv)?;
     let target = spec.arch.rust_target();
-    ensure_target_installed(sh, spec.arch)?;
-    let cargo = crate::flags::cargo();
-    let (manifest, package) = (&spec.manifest, &spec.package);
+    let (package, profile) = (&spec.package, &spec.profile);
     let with = match spec.builder {
         Builder::Zig => "cargo-lambda and zig",
         Builder::Cargo => "cargo",
     };
-    let profile = &spec.profile;
     eprintln!("building {package} for {target} with {with} (profile {profile}; a cold build takes several minutes)...");
+    command.run().with_context(|| match spec.builder {
+        Builder::Zig => "building the service with cargo-lambda and zig failed; its message is above",
+        Builder::Cargo => "building the service failed; the compiler's message is above",
+    })?;
+    Ok(binary)
+}
+
+/// The command that builds `spec`, and where the binary will be (`cargo xtask test` starts the
+/// zig test's build early with it).
+pub fn build_command<'a>(
+    sh: &'a Shell,
+    spec: &BuildSpec,
+    zig_venv: Option<&Path>,
+) -> anyhow::Result<(xshell::Cmd<'a>, PathBuf)> {
+    let target = spec.arch.rust_target();
+    ensure_target_installed(sh, spec.arch)?;
+    let cargo = crate::flags::cargo();
+    let (manifest, package) = (&spec.manifest, &spec.package);
+    let profile = &spec.profile;
     match spec.builder {
         Builder::Cargo => {
             let target_dir = &spec.target_dir;
-            cmd!(
+            let command = cmd!(
                 sh,
                 "{cargo} build --profile {profile} --manifest-path {manifest} --package {package} --target {target} --target-dir {target_dir}"
-            )
-            .run()
-            .context("building the service failed; the compiler's message is above")?;
-            Ok(spec.target_dir.join(target).join(profile).join(&spec.bin))
+            );
+            Ok((command, spec.target_dir.join(target).join(profile).join(&spec.bin)))
         }
         Builder::Zig => {
             let venv = zig_venv.context("the zig builder needs its tools installed first")?;
@@ -82,16 +100,35 @@ pub fn build(sh: &Shell, spec: &BuildSpec, zig_venv: Option<&Path>) -> anyhow::R
             // --disable-optimizations: the workspace's profile decides, as for `cargo`.
             // The target directory goes by environment: cargo-lambda passes --target-dir on to
             // `cargo metadata`, which rejects it.
-            cmd!(
+            let command = cmd!(
                 sh,
                 "{cargo_lambda} lambda build --profile {profile} --disable-optimizations --manifest-path {manifest} --package {package} --target {old_glibc} --lambda-dir {lambda_dir}"
             )
             .env("PATH", path)
             .env("CARGO", &cargo)
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .run()
-            .context("building the service with cargo-lambda and zig failed; its message is above")?;
-            Ok(lambda_dir.join(&spec.bin).join("bootstrap"))
+            .env("CARGO_TARGET_DIR", &target_dir);
+            Ok((command, lambda_dir.join(&spec.bin).join("bootstrap")))
+        }
+    }
+}
+
+impl BuildSpec {
+    /// The service's binary in the workspace at `root`, as deploy builds it.
+    pub fn service(
+        root: &Path,
+        target_dir: PathBuf,
+        arch: Arch,
+        builder: Builder,
+        profile: &str,
+    ) -> BuildSpec {
+        BuildSpec {
+            manifest: root.join("Cargo.toml"),
+            package: "app".into(),
+            bin: "app".into(),
+            arch,
+            builder,
+            target_dir,
+            profile: profile.to_owned(),
         }
     }
 }

@@ -96,15 +96,13 @@ impl Deploy {
                     Builder::Zig => Some(build::ZIG.install(sh, &target_dir)?),
                     Builder::Cargo => None,
                 };
-                let spec = BuildSpec {
-                    manifest: sh.current_dir().join("Cargo.toml"),
-                    package: "app".into(),
-                    bin: "app".into(),
-                    arch: self.arch,
-                    builder: self.builder,
+                let spec = BuildSpec::service(
+                    &sh.current_dir(),
                     target_dir,
-                    profile: self.build_profile.clone(),
-                };
+                    self.arch,
+                    self.builder,
+                    &self.build_profile,
+                );
                 build::build(sh, &spec, zig.as_deref())?
             }
         };

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use xtask::catalogue::{render_policy, runtime_needs};
+use xtask::deploy::build::QUICK_PROFILE;
 use xtask::names::Names;
 
 use crate::helpers::{is_write, xtask, OwnMoto, Scratch};
@@ -255,7 +256,7 @@ async fn deploy_builds_the_real_service_with_zig_for_an_old_glibc_and_the_binary
     let moto = OwnMoto::start();
 
     let report =
-        xtask(moto.endpoint(), &["deploy", "--stage", "built", "--build-profile", "quick", "--json"])
+        xtask(moto.endpoint(), &["deploy", "--stage", "built", "--build-profile", QUICK_PROFILE, "--json"])
             .ok()
             .json();
 
