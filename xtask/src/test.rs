@@ -43,16 +43,9 @@ impl Test {
         let scratch = target.join("tmp").join(format!("test-{}", std::process::id()));
         sh.create_dir(&scratch)?;
         let env = TestEnv { endpoint, server, zig, dynalite, scratch: scratch.clone(), calls: calls.clone() };
-        // The full run's slowest test deploys the service built with zig: that build (every
-        // dependency once more, for the old-glibc target) starts now, beside the test build and
-        // the other suites; the test then finds it done or waits on cargo's lock.
-        let _prebuild = match args.is_empty() {
-            true => Some(Prebuild::start(sh, &target, &env.zig, &target.join("tmp"))?),
-            false => None,
-        };
         let run = async {
             if args.is_empty() {
-                side_by_side(sh, &cargo, &env).await
+                side_by_side(sh, &cargo, &env, &target).await
             } else {
                 // A focused run is `cargo test` itself, so every cargo test argument works.
                 let mut command = env.apply(cmd!(sh, "{cargo} test --workspace {args...}"));
@@ -95,6 +88,7 @@ impl Test {
 /// builder and architecture), its output in a log; stopped, with its compilers, when dropped.
 struct Prebuild {
     child: tokio::process::Child,
+    log: PathBuf,
 }
 
 impl Prebuild {
@@ -117,8 +111,23 @@ impl Prebuild {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         crate::signals::stop_with_parent(&mut command);
         let child = tokio::process::Command::from(command).spawn().context("could not start cargo-lambda")?;
-        eprintln!("building the service for the zig deploy test in the background (log: {})", log.display());
-        Ok(Prebuild { child })
+        eprintln!("building the service for the zig deploy test alongside (log: {})", log.display());
+        Ok(Prebuild { child, log })
+    }
+
+    /// Wait for the build. A failure is the zig test's to report (with the compiler's message);
+    /// here it is only pointed at.
+    async fn finish(&mut self) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        let status = self.child.wait().await.context("waiting for the Lambda build failed")?;
+        match status.success() {
+            true if started.elapsed().as_secs() >= 1 => {
+                eprintln!("waited {:.0} s for the Lambda build", started.elapsed().as_secs_f64())
+            }
+            true => {}
+            false => eprintln!("the Lambda build failed ({status}); its log: {}", self.log.display()),
+        }
+        Ok(())
     }
 }
 
@@ -166,7 +175,12 @@ fn spawn(command: &mut Command, what: &str) -> anyhow::Result<tokio::process::Ch
 /// binary run at the same time (cargo runs them one after another, leaving a core idle while a
 /// suite waits on its emulators), plus the doctests. Each binary's output is printed whole when
 /// it finishes. Returns whether all passed.
-async fn side_by_side(sh: &Shell, cargo: &str, env: &TestEnv) -> anyhow::Result<bool> {
+async fn side_by_side(sh: &Shell, cargo: &str, env: &TestEnv, target: &Path) -> anyhow::Result<bool> {
+    // The slowest test deploys the service built with zig: that build (every dependency once
+    // more, for the old-glibc target) runs beside the test build, and is done before any test
+    // starts. (Not beside the tests: cargo-lambda moves the binary out of cargo's directory, so
+    // two of its runs finishing together can leave one without it.)
+    let mut prebuild = Prebuild::start(sh, target, &env.zig, &target.join("tmp"))?;
     let build = cmd!(sh, "{cargo} test --workspace --no-run --message-format json-render-diagnostics");
     let mut build: Command = build.into();
     build.stdout(Stdio::piped());
@@ -175,6 +189,7 @@ async fn side_by_side(sh: &Shell, cargo: &str, env: &TestEnv) -> anyhow::Result<
         eprintln!("the test build failed (above)");
         return Ok(false);
     }
+    prebuild.finish().await?;
     let binaries = test_binaries(&String::from_utf8_lossy(&output.stdout))?;
     let mut jobs = tokio::task::JoinSet::new();
     for binary in &binaries {

@@ -56,10 +56,16 @@ pub fn build(sh: &Shell, spec: &BuildSpec, zig_venv: Option<&Path>) -> anyhow::R
         Builder::Cargo => "cargo",
     };
     eprintln!("building {package} for {target} with {with} (profile {profile}; a cold build takes several minutes)...");
-    command.run().with_context(|| match spec.builder {
-        Builder::Zig => "building the service with cargo-lambda and zig failed; its message is above",
-        Builder::Cargo => "building the service failed; the compiler's message is above",
-    })?;
+    let mut command: std::process::Command = command.into();
+    // The build tools' stdout goes to stderr (cargo-lambda warns on stdout): stdout is deploy's
+    // report, which `--json` callers parse.
+    let status = command.stdout(std::io::stderr()).status().context("could not start the build")?;
+    if !status.success() {
+        bail!(match spec.builder {
+            Builder::Zig => "building the service with cargo-lambda and zig failed; its message is above",
+            Builder::Cargo => "building the service failed; the compiler's message is above",
+        });
+    }
     Ok(binary)
 }
 
