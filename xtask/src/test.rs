@@ -119,6 +119,9 @@ impl Prebuild {
     /// here it is only pointed at.
     async fn finish(&mut self) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
+        if self.child.try_wait()?.is_none() {
+            eprintln!("the tests are built; waiting for the Lambda build (log: {})...", self.log.display());
+        }
         let status = self.child.wait().await.context("waiting for the Lambda build failed")?;
         match status.success() {
             true if started.elapsed().as_secs() >= 1 => {
@@ -177,9 +180,9 @@ fn spawn(command: &mut Command, what: &str) -> anyhow::Result<tokio::process::Ch
 /// it finishes. Returns whether all passed.
 async fn side_by_side(sh: &Shell, cargo: &str, env: &TestEnv, target: &Path) -> anyhow::Result<bool> {
     // The slowest test deploys the service built with zig: that build (every dependency once
-    // more, for the old-glibc target) runs beside the test build, and is done before any test
-    // starts. (Not beside the tests: cargo-lambda moves the binary out of cargo's directory, so
-    // two of its runs finishing together can leave one without it.)
+    // more, for the old-glibc target) runs beside the test build and the service's tests, and
+    // is done before xtask's tests start. (Not beside those: cargo-lambda moves the binary out
+    // of cargo's directory, so two of its runs finishing together can leave one without it.)
     let mut prebuild = Prebuild::start(sh, target, &env.zig, &target.join("tmp"))?;
     let build = cmd!(sh, "{cargo} test --workspace --no-run --message-format json-render-diagnostics");
     let mut build: Command = build.into();
@@ -189,26 +192,46 @@ async fn side_by_side(sh: &Shell, cargo: &str, env: &TestEnv, target: &Path) -> 
         eprintln!("the test build failed (above)");
         return Ok(false);
     }
-    prebuild.finish().await?;
     let binaries = test_binaries(&String::from_utf8_lossy(&output.stdout))?;
-    let mut jobs = tokio::task::JoinSet::new();
-    for binary in &binaries {
+    let command = |binary: &TestBinary| {
         let executable = &binary.executable;
         let mut command = piped(env.apply(cmd!(sh, "{executable}")));
         command.current_dir(&binary.package_dir).env("CARGO_MANIFEST_DIR", &binary.package_dir);
-        jobs.spawn(finish(binary.label.clone(), spawn(&mut command, &binary.label)?));
+        (binary.label.clone(), command)
+    };
+    // xtask's tests deploy the service built with zig; the others start at once.
+    let (late, early): (Vec<_>, Vec<_>) = binaries.iter().partition(|b| b.package == "xtask");
+    let mut jobs = tokio::task::JoinSet::new();
+    for (label, mut command) in early.into_iter().map(command) {
+        let child = spawn(&mut command, &label)?;
+        jobs.spawn(async move { Ok(vec![finish(label, child).await?]) });
     }
     let doc = env.apply(cmd!(sh, "{cargo} test --workspace --doc --quiet"));
-    jobs.spawn(finish("doctests".to_owned(), spawn(&mut piped(doc), "cargo test --doc")?));
+    let child = spawn(&mut piped(doc), "cargo test --doc")?;
+    jobs.spawn(async move { Ok(vec![finish("doctests".to_owned(), child).await?]) });
+    let late: Vec<_> = late.into_iter().map(command).collect();
+    jobs.spawn(async move {
+        prebuild.finish().await?;
+        let mut children = Vec::new();
+        for (label, mut command) in late {
+            children.push((spawn(&mut command, &label)?, label));
+        }
+        let mut done = Vec::new();
+        for (child, label) in children {
+            done.push(finish(label, child).await?);
+        }
+        anyhow::Ok(done)
+    });
     eprintln!("running {} test binaries and the doctests side by side...", binaries.len());
     let mut failed = Vec::new();
     while let Some(done) = jobs.join_next().await {
-        let (label, output, elapsed) = done??;
-        eprintln!("     Finished {label} in {:.1} s", elapsed.as_secs_f64());
-        std::io::Write::write_all(&mut std::io::stderr(), &output.stderr)?;
-        std::io::Write::write_all(&mut std::io::stdout(), &output.stdout)?;
-        if !output.status.success() {
-            failed.push(label);
+        for (label, output, elapsed) in done?? {
+            eprintln!("     Finished {label} in {:.1} s", elapsed.as_secs_f64());
+            std::io::Write::write_all(&mut std::io::stderr(), &output.stderr)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &output.stdout)?;
+            if !output.status.success() {
+                failed.push(label);
+            }
         }
     }
     if !failed.is_empty() {
@@ -237,6 +260,8 @@ async fn finish(
 struct TestBinary {
     /// As cargo prints it, e.g. `xtask tests/it/main.rs`.
     label: String,
+    /// The package's directory name (`app`, `xtask`).
+    package: String,
     executable: PathBuf,
     /// cargo runs tests in their package's directory.
     package_dir: PathBuf,
@@ -257,9 +282,10 @@ fn test_binaries(messages: &str) -> anyhow::Result<Vec<TestBinary>> {
         let package_dir = manifest.parent().context("cargo named no manifest for a test")?.to_owned();
         let source = Path::new(message["target"]["src_path"].as_str().unwrap_or_default());
         let source = source.strip_prefix(&package_dir).unwrap_or(source);
-        let package = package_dir.file_name().unwrap_or_default().to_string_lossy();
+        let package = package_dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
         binaries.push(TestBinary {
             label: format!("{package} {}", source.display()),
+            package,
             executable: PathBuf::from(executable),
             package_dir,
         });
@@ -297,6 +323,7 @@ mod tests {
             binaries,
             [TestBinary {
                 label: "app tests/it/main.rs".into(),
+                package: "app".into(),
                 executable: "/t/debug/deps/it-1".into(),
                 package_dir: "/w/app".into(),
             }]
