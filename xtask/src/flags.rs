@@ -155,7 +155,7 @@ pub struct Deploy {
     /// Cargo profile of the build (ignored with --binary): `release` is the smallest, fastest
     /// starting binary; `quick` (unoptimised, no LTO) builds in a fraction of the time, for trial
     /// stages and the tests
-    #[arg(long, default_value = "release", value_parser = ["release", "quick"])]
+    #[arg(long, default_value = "release", value_parser = ["release", crate::deploy::build::QUICK_PROFILE])]
     pub build_profile: String,
     /// Package this prebuilt binary instead of building the service
     #[arg(long)]

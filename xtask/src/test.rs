@@ -48,8 +48,8 @@ impl Test {
                 side_by_side(sh, &cargo, &env, &target).await
             } else {
                 // A focused run is `cargo test` itself, so every cargo test argument works.
-                let mut command = env.apply(cmd!(sh, "{cargo} test --workspace {args...}"));
-                let status = spawn(&mut command, "cargo test")?.wait().await?;
+                let command = env.apply(cmd!(sh, "{cargo} test --workspace {args...}"));
+                let status = spawn(command, "cargo test")?.wait().await?;
                 Ok(status.success())
             }
         };
@@ -168,9 +168,9 @@ impl TestEnv {
 }
 
 /// Start `command`, stopped with xtask (on drop, and by the kernel if xtask dies).
-fn spawn(command: &mut Command, what: &str) -> anyhow::Result<tokio::process::Child> {
-    crate::signals::stop_with_parent(command);
-    let mut command = tokio::process::Command::from(std::mem::replace(command, Command::new("true")));
+fn spawn(mut command: Command, what: &str) -> anyhow::Result<tokio::process::Child> {
+    crate::signals::stop_with_parent(&mut command);
+    let mut command = tokio::process::Command::from(command);
     command.kill_on_drop(true).spawn().with_context(|| format!("could not run {what}"))
 }
 
@@ -187,7 +187,7 @@ async fn side_by_side(sh: &Shell, cargo: &str, env: &TestEnv, target: &Path) -> 
     let build = cmd!(sh, "{cargo} test --workspace --no-run --message-format json-render-diagnostics");
     let mut build: Command = build.into();
     build.stdout(Stdio::piped());
-    let output = spawn(&mut build, "cargo test --no-run")?.wait_with_output().await?;
+    let output = spawn(build, "cargo test --no-run")?.wait_with_output().await?;
     if !output.status.success() {
         eprintln!("the test build failed (above)");
         return Ok(false);
@@ -202,19 +202,19 @@ async fn side_by_side(sh: &Shell, cargo: &str, env: &TestEnv, target: &Path) -> 
     // xtask's tests deploy the service built with zig; the others start at once.
     let (late, early): (Vec<_>, Vec<_>) = binaries.iter().partition(|b| b.package == "xtask");
     let mut jobs = tokio::task::JoinSet::new();
-    for (label, mut command) in early.into_iter().map(command) {
-        let child = spawn(&mut command, &label)?;
+    for (label, command) in early.into_iter().map(command) {
+        let child = spawn(command, &label)?;
         jobs.spawn(async move { Ok(vec![finish(label, child).await?]) });
     }
     let doc = env.apply(cmd!(sh, "{cargo} test --workspace --doc --quiet"));
-    let child = spawn(&mut piped(doc), "cargo test --doc")?;
+    let child = spawn(piped(doc), "cargo test --doc")?;
     jobs.spawn(async move { Ok(vec![finish("doctests".to_owned(), child).await?]) });
     let late: Vec<_> = late.into_iter().map(command).collect();
     jobs.spawn(async move {
         prebuild.finish().await?;
         let mut children = Vec::new();
-        for (label, mut command) in late {
-            children.push((spawn(&mut command, &label)?, label));
+        for (label, command) in late {
+            children.push((spawn(command, &label)?, label));
         }
         let mut done = Vec::new();
         for (child, label) in children {

@@ -124,23 +124,21 @@ impl Run {
 /// A moto instance of the test's own, for counting requests with moto's recorder (which is
 /// global to an instance, so it cannot be shared by tests running in parallel).
 pub struct OwnMoto {
-    /// Taken out on drop, to go back to the pool.
-    moto: Option<Moto>,
+    /// The emulator and its directory; taken out on drop, to go back to the pool.
+    pooled: Option<Pooled>,
     http: reqwest::Client,
     /// Recorded requests before this index belong to earlier phases of the test.
     recorded_before: std::sync::atomic::AtomicUsize,
-    /// Its log (and recording, outside `cargo xtask test`); removed after the emulator stops
-    /// (fields drop in order), or back to the pool with it.
-    dir: Option<Scratch>,
 }
 
 /// Emulators whose tests are done, reset to a blank account without IAM enforcement.
 static POOL: std::sync::Mutex<Vec<Pooled>> = std::sync::Mutex::new(Vec::new());
 
-/// An emulator that outlives the test that started it, with its directory.
+/// An emulator that outlives the test that started it, with its directory (its log, and its
+/// recording outside `cargo xtask test`), removed after the emulator stops (fields drop in order).
 struct Pooled {
     moto: Moto,
-    dir: Scratch,
+    _dir: Scratch,
 }
 
 impl Pooled {
@@ -189,7 +187,7 @@ impl Pooled {
         let recording = calls.join(format!("own-{}.jsonl", uuid::Uuid::new_v4().simple()));
         let options = MotoOptions { recording: Some(recording), ..MotoOptions::default() };
         let moto = Moto::start(&sh, &server, &dir, &options)?;
-        Ok(Pooled { moto, dir })
+        Ok(Pooled { moto, _dir: dir })
     }
 }
 
@@ -197,14 +195,15 @@ impl Drop for OwnMoto {
     /// Back to the pool, blank: IAM enforcement off, every resource and user gone. Not after a
     /// failed test (its emulator may be in any state, and its log is worth keeping): then it stops.
     fn drop(&mut self) {
-        let Some(moto) = self.moto.take() else { return };
+        let Some(pooled) = self.pooled.take() else { return };
         if std::thread::panicking() {
             return;
         }
-        let reset = moto_api(&moto.endpoint, "POST", "reset-auth", "inf")
-            .and_then(|_| moto_api(&moto.endpoint, "POST", "reset", ""));
-        if let (Ok(_), Some(dir)) = (reset, self.dir.take()) {
-            POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Pooled { moto, dir });
+        let endpoint = &pooled.moto.endpoint;
+        let reset = moto_api(endpoint, "POST", "reset-auth", "inf")
+            .and_then(|_| moto_api(endpoint, "POST", "reset", ""));
+        if reset.is_ok() {
+            POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(pooled);
         }
     }
 }
@@ -263,13 +262,8 @@ impl OwnMoto {
     /// about a second of CPU; the suite used to start one per test, and per matrix case.
     pub fn start() -> OwnMoto {
         let idle = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-        let Pooled { moto, dir } = idle.unwrap_or_else(Pooled::start);
-        let own = OwnMoto {
-            moto: Some(moto),
-            http: reqwest::Client::new(),
-            recorded_before: 0.into(),
-            dir: Some(dir),
-        };
+        let pooled = idle.unwrap_or_else(Pooled::start);
+        let own = OwnMoto { pooled: Some(pooled), http: reqwest::Client::new(), recorded_before: 0.into() };
         // An instance from the pool recorded its earlier tests' requests (which the run's
         // coverage check reads); this test's start after them.
         let before = own.recorder_blocking();
@@ -288,8 +282,8 @@ impl OwnMoto {
         &self.moto().endpoint
     }
 
-    pub fn moto(&self) -> &Moto {
-        self.moto.as_ref().expect("the emulator is only taken on drop")
+    fn moto(&self) -> &Moto {
+        &self.pooled.as_ref().expect("the emulator is only taken on drop").moto
     }
 
     async fn recorder(&self, action: &str) -> String {
