@@ -38,7 +38,8 @@ impl Local {
         }
         let target = target_dir(&sh.current_dir());
         let server = install_moto(sh, &target)?;
-        let moto = Moto::start(sh, &server, &target.join("tools").join("run"), &MotoOptions::default())?;
+        let options = MotoOptions { request_log: true, ..MotoOptions::default() };
+        let moto = Moto::start(sh, &server, &target.join("tools").join("run"), &options)?;
         let aws = Aws::emulator(&moto.endpoint).await;
 
         let options = Options {
