@@ -85,6 +85,14 @@ pub struct Bench {
     /// With --load: length of the soak (8 clients) whose memory growth is reported; 0s skips it
     #[arg(long, default_value = "60s", value_parser = parse_duration, requires = "load")]
     pub soak: Duration,
+    /// With --load: what each client does, at every level and in the soak
+    #[arg(long, value_enum, default_value_t = LoadMix::Mixed, requires = "load")]
+    pub mix: LoadMix,
+    /// With --load: send requests at this rate (per second, shared by the clients) instead of
+    /// each client sending its next request as soon as the last was answered; a request sent
+    /// late because the last was slow is timed from when it was due, so a backlog is measured
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), requires = "load")]
+    pub rate: Option<u32>,
     /// With --load: use the dev build of the service instead of the release build (faster to
     /// build; the figures are then not the production ones)
     #[arg(long, requires = "load")]
@@ -252,6 +260,18 @@ pub enum ProbeMode {
     /// Also writes that cannot change anything (on resources that do not exist, or that fail
     /// before they could change anything)
     Conditional,
+}
+
+/// The requests of `bench --load`'s clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadMix {
+    /// Upload, list, get, and delete every other upload, over and over: writes reach both
+    /// emulators
+    Mixed,
+    /// Upload 10 recordings first (not timed), then only list and get them: the read path,
+    /// DynamoDB alone
+    Read,
 }
 
 /// Lambda's CPU architectures.

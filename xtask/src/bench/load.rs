@@ -1,8 +1,9 @@
 //! `cargo xtask bench --load`: concurrent clients sign in, then upload, list, get and delete
-//! recordings against the local service (DynamoDB on dynalite, whose Query reads an index; S3 on
-//! moto), at each concurrency level in turn; then a soak whose memory growth is measured, and an
-//! audit: every upload that got 200 is listed and downloadable, every delete that got 200 is
-//! gone, and the table holds exactly as many records as the bucket holds objects.
+//! recordings (or, `--mix read`, only list and get them) against the local service (DynamoDB on
+//! dynalite, whose Query reads an index; S3 on moto), at each concurrency level in turn, each
+//! client sending as soon as answered or at a `--rate`; then a soak whose memory growth is
+//! measured, and an audit: every upload that got 200 is listed and downloadable, every delete
+//! that got 200 is gone, and the table holds exactly as many records as the bucket holds objects.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
@@ -17,19 +18,24 @@ use xshell::{cmd, Shell};
 
 use crate::aws::{with_emulator_env, Aws};
 use crate::emulator::{free_port, install_dynalite, install_moto, Emulator, Moto, MotoOptions};
-use crate::flags::{target_dir, Bench};
+use crate::flags::{target_dir, Bench, LoadMix};
 
 const BUCKET: &str = "recording-server-load";
 /// Every upload's body: small, so the service and not the byte copying is measured.
 const AUDIO: &[u8] = &[7; 1024];
 /// The soak's concurrency.
 const SOAK_CLIENTS: usize = 8;
+/// With `--mix read`, the recordings each client uploads before it starts reading.
+const READ_SEED: u64 = 10;
 
 const ROUTES: [&str; 5] = ["login", "upload", "list", "get", "delete"];
 
 #[derive(Debug, Serialize)]
 struct Report {
     build: &'static str,
+    mix: LoadMix,
+    /// Requests per second the clients were paced at; none when each sent as fast as answered.
+    rate: Option<u32>,
     levels: Vec<Level>,
     soak: Option<Soak>,
     audit: Audit,
@@ -172,7 +178,8 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
     let mut levels = Vec::new();
     for &clients in &flags.concurrency {
         eprintln!("{clients} concurrent clients for {:?}...", flags.duration);
-        let level = drive(&http, &base, &ledger, &format!("c{clients}"), clients, flags.duration).await;
+        let level =
+            drive(&http, &base, &ledger, &format!("c{clients}"), clients, flags.duration, &flags).await;
         levels.push(level);
     }
     let soak = if flags.soak.is_zero() {
@@ -180,7 +187,7 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
     } else {
         eprintln!("soak: {SOAK_CLIENTS} clients for {:?}...", flags.soak);
         let rss_start_kib = super::idle_rss_kib(service.0.id())?;
-        let level = drive(&http, &base, &ledger, "soak", SOAK_CLIENTS, flags.soak).await;
+        let level = drive(&http, &base, &ledger, "soak", SOAK_CLIENTS, flags.soak, &flags).await;
         let rss_end_kib = super::idle_rss_kib(service.0.id())?;
         let growth_percent = (rss_end_kib - rss_start_kib) / rss_start_kib * 100.0;
         let seconds = level.seconds;
@@ -191,7 +198,7 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
     let audit = audit(&http, &base, &ledger, &dynamodb, &s3.s3()).await?;
     drop(service);
 
-    let report = Report { build, levels, soak, audit };
+    let report = Report { build, mix: flags.mix, rate: flags.rate, levels, soak, audit };
     if flags.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -240,20 +247,49 @@ async fn wait_for_health(http: &reqwest::Client, base: &str) -> anyhow::Result<(
 struct Client {
     latencies: BTreeMap<&'static str, Vec<f64>>,
     errors: Vec<String>,
+    /// With `--rate`, when its requests are due.
+    pace: Option<Pace>,
+}
+
+/// A paced client's schedule: one request every `interval`. A request sent late (the one before
+/// it was slow) is timed from when it was due, not from when it went out, so a service that falls
+/// behind is charged for the queue it built (no coordinated omission, as in wrk2).
+struct Pace {
+    next: Instant,
+    interval: Duration,
 }
 
 impl Client {
-    /// Time one request; `Ok(body)` for a 200.
+    /// Time one request, its body included; `Some(body)` for a 200.
     async fn call(&mut self, route: &'static str, request: reqwest::RequestBuilder) -> Option<Value> {
-        let started = Instant::now();
-        let result = request.send().await;
+        let started = match &mut self.pace {
+            // Behind schedule: timed from when it was due, so the backlog counts.
+            Some(pace) if pace.next <= Instant::now() => {
+                let due = pace.next;
+                pace.next += pace.interval;
+                due
+            }
+            // On time: timed from when it goes out (the timer wakes up to ~2 ms late here, which
+            // is not the service's).
+            Some(pace) => {
+                tokio::time::sleep_until(pace.next.into()).await;
+                pace.next += pace.interval;
+                Instant::now()
+            }
+            None => Instant::now(),
+        };
+        let result = async {
+            let response = request.send().await?;
+            let status = response.status();
+            anyhow::Ok((status, response.bytes().await?))
+        }
+        .await;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         self.latencies.entry(route).or_default().push(ms);
         match result {
-            Ok(response) if response.status() == 200 => Some(response.json().await.unwrap_or(Value::Null)),
-            Ok(response) => {
-                let status = response.status();
-                self.errors.push(format!("{route}: {status} {}", response.text().await.unwrap_or_default()));
+            Ok((status, body)) if status == 200 => Some(serde_json::from_slice(&body).unwrap_or(Value::Null)),
+            Ok((status, body)) => {
+                self.errors.push(format!("{route}: {status} {}", String::from_utf8_lossy(&body)));
                 None
             }
             Err(err) => {
@@ -264,8 +300,7 @@ impl Client {
     }
 }
 
-/// `clients` clients, each its own user, for `duration`: upload, list, get, and delete every
-/// other upload.
+/// `clients` clients, each its own user, for `duration`, doing what `mix` says.
 async fn drive(
     http: &reqwest::Client,
     base: &str,
@@ -273,14 +308,20 @@ async fn drive(
     name: &str,
     clients: usize,
     duration: Duration,
+    flags: &Bench,
 ) -> Level {
     let started = Instant::now();
     let deadline = started + duration;
+    // Each paced client sends its share of the rate, the clients' schedules staggered evenly.
+    let interval = flags.rate.map(|rate| Duration::from_secs_f64(clients as f64 / f64::from(rate)));
+    let mix = flags.mix;
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
             let (http, base, ledger) = (http.clone(), base.to_owned(), ledger.clone());
             let social_id = format!("load-{name}-{i}");
-            tokio::spawn(async move { client(&http, &base, &ledger, &social_id, deadline).await })
+            let pace = interval
+                .map(|interval| Pace { next: started + interval * i as u32 / clients as u32, interval });
+            tokio::spawn(async move { client(&http, &base, &ledger, &social_id, deadline, mix, pace).await })
         })
         .collect();
     let mut merged = Client::default();
@@ -325,8 +366,10 @@ async fn client(
     ledger: &Mutex<Ledger>,
     social_id: &str,
     deadline: Instant,
+    mix: LoadMix,
+    pace: Option<Pace>,
 ) -> Client {
-    let mut me = Client::default();
+    let mut me = Client { pace, ..Client::default() };
     let login =
         me.call("login", http.get(format!("{base}/login?social_id={social_id}&social_type=kakao"))).await;
     let Some(login) = login else { return me };
@@ -342,37 +385,75 @@ async fn client(
         }
     };
     remember(&|_| {});
-    let mut n = 0u64;
-    while Instant::now() < deadline {
-        n += 1;
-        let upload = http
-            .put(format!("{base}/upload/record/take-{n}.m4a"))
-            .header("Authorization", &auth)
-            .header("Content-Type", "audio/mp4")
-            .body(AUDIO);
-        let Some(uploaded) = me.call("upload", upload).await else { continue };
-        let Some(id) = uploaded["record"]["id"].as_str().map(str::to_owned) else {
-            me.errors.push(format!("upload: no record id in {uploaded}"));
-            continue;
-        };
-        remember(&|account| {
-            account.live.insert(id.clone());
-        });
-        me.call("list", http.get(format!("{base}/record/list")).header("Authorization", &auth)).await;
-        me.call("get", http.get(format!("{base}/record/{id}")).header("Authorization", &auth)).await;
-        if n % 2 == 0 {
-            let deleted = me
-                .call("delete", http.delete(format!("{base}/record/{id}")).header("Authorization", &auth))
-                .await;
-            if deleted.is_some() {
+    match mix {
+        LoadMix::Mixed => {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let Some(id) = upload(&mut me, http, base, &auth, n).await else { continue };
                 remember(&|account| {
-                    account.live.remove(&id);
-                    account.deleted.push(id.clone());
+                    account.live.insert(id.clone());
                 });
+                me.call("list", http.get(format!("{base}/record/list")).header("Authorization", &auth)).await;
+                me.call("get", http.get(format!("{base}/record/{id}")).header("Authorization", &auth)).await;
+                if n % 2 == 0 {
+                    let deleted = me
+                        .call(
+                            "delete",
+                            http.delete(format!("{base}/record/{id}")).header("Authorization", &auth),
+                        )
+                        .await;
+                    if deleted.is_some() {
+                        remember(&|account| {
+                            account.live.remove(&id);
+                            account.deleted.push(id.clone());
+                        });
+                    }
+                }
+            }
+        }
+        LoadMix::Read => {
+            // The uploads are not timed: only their errors count. A paced schedule starts after.
+            let seeding_started = Instant::now();
+            let mut seeding = Client::default();
+            let mut ids = Vec::new();
+            for n in 1..=READ_SEED {
+                if let Some(id) = upload(&mut seeding, http, base, &auth, n).await {
+                    remember(&|account| {
+                        account.live.insert(id.clone());
+                    });
+                    ids.push(id);
+                }
+            }
+            me.errors.append(&mut seeding.errors);
+            if let Some(pace) = &mut me.pace {
+                pace.next += seeding_started.elapsed();
+            }
+            for id in ids.iter().cycle() {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                me.call("list", http.get(format!("{base}/record/list")).header("Authorization", &auth)).await;
+                me.call("get", http.get(format!("{base}/record/{id}")).header("Authorization", &auth)).await;
             }
         }
     }
     me
+}
+
+/// Upload the client's `n`th recording; its id, or `None` with the error recorded.
+async fn upload(me: &mut Client, http: &reqwest::Client, base: &str, auth: &str, n: u64) -> Option<String> {
+    let upload = http
+        .put(format!("{base}/upload/record/take-{n}.m4a"))
+        .header("Authorization", auth)
+        .header("Content-Type", "audio/mp4")
+        .body(AUDIO);
+    let uploaded = me.call("upload", upload).await?;
+    let id = uploaded["record"]["id"].as_str().map(str::to_owned);
+    if id.is_none() {
+        me.errors.push(format!("upload: no record id in {uploaded}"));
+    }
+    id
 }
 
 async fn audit(
@@ -461,7 +542,12 @@ async fn downloadable(http: &reqwest::Client, base: &str, auth: &str, id: &str) 
 }
 
 fn print(report: &Report) {
-    println!("service build: {}", report.build);
+    let mix = match report.mix {
+        LoadMix::Mixed => "mixed",
+        LoadMix::Read => "read",
+    };
+    let rate = report.rate.map_or("as fast as answered".to_owned(), |r| format!("{r} req/s offered"));
+    println!("service build: {}, mix: {mix}, {rate}", report.build);
     for level in &report.levels {
         println!(
             "\n{} c = {:<3} {:.0} req/s over {:.1} s, {} requests, {} errors",

@@ -125,3 +125,46 @@ fn a_short_load_run_loses_nothing_and_orphans_nothing() {
     assert_eq!(audit["rows"], audit["objects"], "{audit}");
     assert_eq!(audit["rows"], audit["live"], "{audit}");
 }
+
+/// `bench --load --mix read --rate`: each client uploads its recordings untimed, then only lists
+/// and gets them, paced: the report times reads alone, and the clients send no more requests
+/// than the rate allows (a property of the pacing, not a timing target).
+#[test]
+fn a_paced_read_run_times_only_reads_and_keeps_to_its_rate() {
+    let run = crate::helpers::xtask(
+        "http://127.0.0.1:1",
+        &[
+            "bench",
+            "--load",
+            "--debug",
+            "--mix",
+            "read",
+            "--rate",
+            "40",
+            "--concurrency",
+            "2",
+            "--duration",
+            "2s",
+            "--soak",
+            "0s",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
+    let report = run.json();
+    assert_eq!((&report["mix"], &report["rate"]), (&"read".into(), &40.into()), "{report}");
+    let level = &report["levels"][0];
+    assert_eq!(level["errors"], 0, "{level}");
+    let routes: Vec<&String> = level["routes"].as_object().unwrap().keys().collect();
+    assert_eq!(routes, ["get", "list", "login"], "{level}");
+    assert!(level["routes"]["list"]["count"].as_u64().unwrap() > 0, "{level}");
+    let (requests, seconds) = (level["requests"].as_f64().unwrap(), level["seconds"].as_f64().unwrap());
+    // Each of the 2 clients sends one request per 50 ms, the first at once.
+    assert!(requests <= 40.0 * seconds + 2.0, "{requests} requests in {seconds} s at 40 req/s");
+    let audit = &report["audit"];
+    assert_eq!((&audit["live"], &audit["deleted"]), (&20.into(), &0.into()), "{audit}");
+    assert_eq!((&audit["rows"], &audit["objects"]), (&20.into(), &20.into()), "{audit}");
+    for field in ["lost", "unexpected", "undownloadable", "resurrected"] {
+        assert_eq!(audit[field], 0, "{field}: {audit}");
+    }
+}
