@@ -37,7 +37,8 @@ pub struct MotoOptions {
     /// between the recorder's start and stop calls.
     pub recording: Option<PathBuf>,
     /// Log a line per request (werkzeug's access log) to the instance's log file: for a
-    /// developer watching `cargo xtask local`; tests and benchmarks have the recording instead.
+    /// developer watching `cargo xtask local`; tests read the recording instead, and benchmarks
+    /// would pay for the lines.
     pub request_log: bool,
 }
 
