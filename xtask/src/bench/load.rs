@@ -52,7 +52,12 @@ struct Level {
     errors: usize,
     /// The first few errors, as `route: what`.
     error_samples: Vec<String>,
+    /// As the clients saw them: from sending the request to the end of the response body.
     routes: BTreeMap<&'static str, RouteStats>,
+    /// The same requests as the service timed them (its EMF `Latency`, as on Lambda: from the
+    /// request entering the router to the response leaving it); the rest of the clients' time
+    /// is the clients, the kernel and the wait for the service to accept.
+    service: BTreeMap<&'static str, RouteStats>,
 }
 
 #[derive(Debug, Serialize)]
@@ -166,20 +171,24 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
         .env("RECORD_TABLE_PREFIX", "")
         .env("RECORD_ALLOW_UNVERIFIED_LOGIN", "true")
         .env("RUST_LOG", "warn")
+        .env("RECORD_METRICS", "true")
         .into();
-    let child = crate::signals::stop_with_parent(&mut command).stdout(Stdio::null()).spawn();
-    let service = Service(child.context("cannot start the service")?);
+    let child = crate::signals::stop_with_parent(&mut command).stdout(Stdio::piped()).spawn();
+    let mut service = Service(child.context("cannot start the service")?);
+    let service_times = ServiceTimes::collect(service.0.stdout.take().context("no service stdout")?);
     let base = format!("http://127.0.0.1:{port}");
     // Enough connections for every client, reused across requests as a real client would.
     let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
     wait_for_health(&http, &base).await?;
+    service_times.take(0).await;
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut levels = Vec::new();
     for &clients in &flags.concurrency {
         eprintln!("{clients} concurrent clients for {:?}...", flags.duration);
-        let level =
+        let mut level =
             drive(&http, &base, &ledger, &format!("c{clients}"), clients, flags.duration, &flags).await;
+        level.service = stats(service_times.take(level.requests).await);
         levels.push(level);
     }
     let soak = if flags.soak.is_zero() {
@@ -187,7 +196,8 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
     } else {
         eprintln!("soak: {SOAK_CLIENTS} clients for {:?}...", flags.soak);
         let rss_start_kib = super::idle_rss_kib(service.0.id())?;
-        let level = drive(&http, &base, &ledger, "soak", SOAK_CLIENTS, flags.soak, &flags).await;
+        let mut level = drive(&http, &base, &ledger, "soak", SOAK_CLIENTS, flags.soak, &flags).await;
+        level.service = stats(service_times.take(level.requests).await);
         let rss_end_kib = super::idle_rss_kib(service.0.id())?;
         let growth_percent = (rss_end_kib - rss_start_kib) / rss_start_kib * 100.0;
         let seconds = level.seconds;
@@ -337,17 +347,7 @@ async fn drive(
     }
     let seconds = started.elapsed().as_secs_f64();
     let requests = merged.latencies.values().map(Vec::len).sum();
-    let routes = merged
-        .latencies
-        .into_iter()
-        .map(|(route, mut ms)| {
-            ms.sort_by(f64::total_cmp);
-            let at = |p: usize| {
-                ms.get((ms.len() * p / 100).min(ms.len().saturating_sub(1))).copied().unwrap_or(0.0)
-            };
-            (route, RouteStats { count: ms.len(), p50_ms: at(50), p99_ms: at(99) })
-        })
-        .collect();
+    let routes = stats(merged.latencies);
     Level {
         phase: if name == "soak" { "soak" } else { "load" },
         concurrency: clients,
@@ -357,6 +357,70 @@ async fn drive(
         errors: merged.errors.len(),
         error_samples: merged.errors.into_iter().take(5).collect(),
         routes,
+        service: BTreeMap::new(),
+    }
+}
+
+/// Count, p50 and p99 of each route's latencies.
+fn stats(latencies: BTreeMap<&'static str, Vec<f64>>) -> BTreeMap<&'static str, RouteStats> {
+    latencies
+        .into_iter()
+        .map(|(route, mut ms)| {
+            ms.sort_by(f64::total_cmp);
+            let at = |p: usize| {
+                ms.get((ms.len() * p / 100).min(ms.len().saturating_sub(1))).copied().unwrap_or(0.0)
+            };
+            (route, RouteStats { count: ms.len(), p50_ms: at(50), p99_ms: at(99) })
+        })
+        .collect()
+}
+
+/// The service's own latency of each request, read from its EMF lines on stdout (one per
+/// request, written before the response goes out) by a thread, until a level takes them.
+#[derive(Clone, Default)]
+struct ServiceTimes(Arc<Mutex<BTreeMap<&'static str, Vec<f64>>>>);
+
+impl ServiceTimes {
+    fn collect(stdout: std::process::ChildStdout) -> ServiceTimes {
+        use std::io::BufRead;
+        let times = ServiceTimes::default();
+        let sink = times.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let Ok(line) = serde_json::from_str::<Value>(&line) else { continue };
+                let method = line["method"].as_str().unwrap_or_default();
+                let route = bench_route(method, line["route"].as_str().unwrap_or_default());
+                if let (Some(route), Some(ms), Ok(mut times)) =
+                    (route, line["Latency"].as_f64(), sink.0.lock())
+                {
+                    times.entry(route).or_default().push(ms);
+                }
+            }
+        });
+        times
+    }
+
+    /// What was collected since the last call, once it holds `requests` lines (the thread may
+    /// be a little behind the clients) or a second has passed.
+    async fn take(&self, requests: usize) -> BTreeMap<&'static str, Vec<f64>> {
+        let started = Instant::now();
+        let count = || self.0.lock().map_or(0, |times| times.values().map(Vec::len).sum());
+        while count() < requests && started.elapsed() < Duration::from_secs(1) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.0.lock().map(|mut times| std::mem::take(&mut *times)).unwrap_or_default()
+    }
+}
+
+/// The report's name of a route the service names by method and path pattern.
+fn bench_route(method: &str, route: &str) -> Option<&'static str> {
+    match (method, route) {
+        ("GET", "/login") => Some("login"),
+        ("PUT", "/upload/record/{file_name}") => Some("upload"),
+        ("GET", "/record/list") => Some("list"),
+        ("GET", "/record/{record_id}") => Some("get"),
+        ("DELETE", "/record/{record_id}") => Some("delete"),
+        _ => None,
     }
 }
 
@@ -560,8 +624,11 @@ fn print(report: &Report) {
         );
         for route in ROUTES {
             if let Some(stats) = level.routes.get(route) {
+                let service = level.service.get(route).map_or(String::new(), |s| {
+                    format!("   service p50 {:>7.2} ms  p99 {:>7.2} ms", s.p50_ms, s.p99_ms)
+                });
                 println!(
-                    "  {route:<7} {:>7} requests  p50 {:>7.2} ms  p99 {:>7.2} ms",
+                    "  {route:<7} {:>7} requests  p50 {:>7.2} ms  p99 {:>7.2} ms{service}",
                     stats.count, stats.p50_ms, stats.p99_ms
                 );
             }
