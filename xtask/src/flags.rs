@@ -132,7 +132,7 @@ pub struct Deploy {
     #[command(flatten)]
     pub target: StageArgs,
     /// Lambda architecture
-    #[arg(long, value_enum, default_value = "x86_64")]
+    #[arg(long, value_enum, default_value_t = Arch::DEFAULT)]
     pub arch: Arch,
     /// Function memory in MB
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i32).range(128..=10240))]
@@ -158,7 +158,7 @@ pub struct Deploy {
     #[arg(long)]
     pub protect: Option<bool>,
     /// How to build the service (ignored with --binary)
-    #[arg(long, value_enum, default_value = "zig")]
+    #[arg(long, value_enum, default_value_t = Builder::DEFAULT)]
     pub builder: Builder,
     /// Cargo profile of the build (ignored with --binary): `release` is the smallest, fastest
     /// starting binary; `quick` (unoptimised, no LTO) builds in a fraction of the time, for trial
@@ -283,6 +283,11 @@ pub enum Arch {
     Arm64,
 }
 
+impl Arch {
+    /// deploy's default (`cargo xtask test` prebuilds for it).
+    pub const DEFAULT: Arch = Arch::X86_64;
+}
+
 /// How deploy builds the release binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Builder {
@@ -292,6 +297,11 @@ pub enum Builder {
     /// Plain `cargo build --release`: nothing to install, but links against the host's glibc,
     /// which must be 2.34 or older
     Cargo,
+}
+
+impl Builder {
+    /// deploy's default (`cargo xtask test` prebuilds with it).
+    pub const DEFAULT: Builder = Builder::Zig;
 }
 
 /// Which least-privilege policy to print.

@@ -97,8 +97,8 @@ impl Prebuild {
         let spec = BuildSpec::service(
             &sh.current_dir(),
             target.to_owned(),
-            Arch::X86_64,
-            Builder::Zig,
+            Arch::DEFAULT,
+            Builder::DEFAULT,
             QUICK_PROFILE,
         );
         let (command, _) = build_command(sh, &spec, Some(zig))?;
