@@ -47,6 +47,7 @@ struct Level {
     phase: &'static str,
     concurrency: usize,
     seconds: f64,
+    /// Requests in those seconds (the sign-ins, timed as `login`, come before).
     requests: usize,
     requests_per_second: f64,
     errors: usize,
@@ -188,7 +189,7 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
         eprintln!("{clients} concurrent clients for {:?}...", flags.duration);
         let mut level =
             drive(&http, &base, &ledger, &format!("c{clients}"), clients, flags.duration, &flags).await;
-        level.service = stats(service_times.take(level.requests).await);
+        level.service = stats(service_times.take(level.timed()).await);
         levels.push(level);
     }
     let soak = if flags.soak.is_zero() {
@@ -197,7 +198,7 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
         eprintln!("soak: {SOAK_CLIENTS} clients for {:?}...", flags.soak);
         let rss_start_kib = super::idle_rss_kib(service.0.id())?;
         let mut level = drive(&http, &base, &ledger, "soak", SOAK_CLIENTS, flags.soak, &flags).await;
-        level.service = stats(service_times.take(level.requests).await);
+        level.service = stats(service_times.take(level.timed()).await);
         let rss_end_kib = super::idle_rss_kib(service.0.id())?;
         let growth_percent = (rss_end_kib - rss_start_kib) / rss_start_kib * 100.0;
         let seconds = level.seconds;
@@ -270,6 +271,13 @@ struct Pace {
 }
 
 impl Client {
+    fn merge(&mut self, other: Client) {
+        for (route, latencies) in other.latencies {
+            self.latencies.entry(route).or_default().extend(latencies);
+        }
+        self.errors.extend(other.errors);
+    }
+
     /// Time one request, its body included; `Some(body)` for a 200.
     async fn call(&mut self, route: &'static str, request: reqwest::RequestBuilder) -> Option<Value> {
         let started = match &mut self.pace {
@@ -320,33 +328,52 @@ async fn drive(
     duration: Duration,
     flags: &Bench,
 ) -> Level {
+    let mut merged = Client::default();
+    // First every client signs in (and, for the read mix, uploads what it will read); the clock
+    // starts once all have, so the level's req/s counts its timed requests over its own time.
+    let signing_in: Vec<_> = (0..clients)
+        .map(|i| {
+            let (http, base, ledger) = (http.clone(), base.to_owned(), ledger.clone());
+            let social_id = format!("load-{name}-{i}");
+            let mix = flags.mix;
+            tokio::spawn(async move { sign_in(&http, &base, &ledger, &social_id, mix).await })
+        })
+        .collect();
+    let mut sessions = Vec::new();
+    for task in signing_in {
+        match task.await {
+            Ok((client, session)) => {
+                merged.merge(client);
+                sessions.extend(session);
+            }
+            Err(_) => merged.errors.push("a client task panicked".into()),
+        }
+    }
     let started = Instant::now();
     let deadline = started + duration;
     // Each paced client sends its share of the rate, the clients' schedules staggered evenly.
     let interval = flags.rate.map(|rate| Duration::from_secs_f64(clients as f64 / f64::from(rate)));
-    let mix = flags.mix;
-    let tasks: Vec<_> = (0..clients)
-        .map(|i| {
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(i, session)| {
             let (http, base, ledger) = (http.clone(), base.to_owned(), ledger.clone());
-            let social_id = format!("load-{name}-{i}");
             let pace = interval
                 .map(|interval| Pace { next: started + interval * i as u32 / clients as u32, interval });
-            tokio::spawn(async move { client(&http, &base, &ledger, &social_id, deadline, mix, pace).await })
+            let mix = flags.mix;
+            tokio::spawn(async move { work(&http, &base, &ledger, session, deadline, mix, pace).await })
         })
         .collect();
-    let mut merged = Client::default();
     for task in tasks {
-        let Ok(client) = task.await else {
-            merged.errors.push("a client task panicked".into());
-            continue;
-        };
-        for (route, latencies) in client.latencies {
-            merged.latencies.entry(route).or_default().extend(latencies);
+        match task.await {
+            Ok(client) => merged.merge(client),
+            Err(_) => merged.errors.push("a client task panicked".into()),
         }
-        merged.errors.extend(client.errors);
     }
     let seconds = started.elapsed().as_secs_f64();
-    let requests = merged.latencies.values().map(Vec::len).sum();
+    // Signing in happened before the clock started.
+    let requests =
+        merged.latencies.iter().filter(|(route, _)| **route != "login").map(|(_, ms)| ms.len()).sum();
     let routes = stats(merged.latencies);
     Level {
         phase: if name == "soak" { "soak" } else { "load" },
@@ -358,6 +385,13 @@ async fn drive(
         error_samples: merged.errors.into_iter().take(5).collect(),
         routes,
         service: BTreeMap::new(),
+    }
+}
+
+impl Level {
+    /// Every request the clients timed, sign-ins included.
+    fn timed(&self) -> usize {
+        self.routes.values().map(|r| r.count).sum()
     }
 }
 
@@ -424,51 +458,85 @@ fn bench_route(method: &str, route: &str) -> Option<&'static str> {
     }
 }
 
-async fn client(
+/// A signed-in client, and with the read mix the records it uploaded to read.
+struct Session {
+    user: String,
+    auth: String,
+    seeded: Vec<String>,
+}
+
+impl Session {
+    /// Change the user's ledger entry (created on first use).
+    fn remember(&self, ledger: &Mutex<Ledger>, change: impl FnOnce(&mut Account)) {
+        if let Ok(mut ledger) = ledger.lock() {
+            let account = ledger
+                .users
+                .entry(self.user.clone())
+                .or_insert_with(|| Account { auth: self.auth.clone(), ..Account::default() });
+            change(account);
+        }
+    }
+}
+
+/// Sign in as `social_id` (timed, as `login`); with the read mix, upload the records to read
+/// (not timed: only their errors count).
+async fn sign_in(
     http: &reqwest::Client,
     base: &str,
     ledger: &Mutex<Ledger>,
     social_id: &str,
+    mix: LoadMix,
+) -> (Client, Option<Session>) {
+    let mut me = Client::default();
+    let login =
+        me.call("login", http.get(format!("{base}/login?social_id={social_id}&social_type=kakao"))).await;
+    let Some(login) = login else { return (me, None) };
+    let user = login["user_id"].as_str().unwrap_or_default().to_owned();
+    let auth = format!("{user} {}", login["auth_key"].as_str().unwrap_or_default());
+    let mut session = Session { user, auth, seeded: Vec::new() };
+    session.remember(ledger, |_| {});
+    if mix == LoadMix::Read {
+        let mut seeding = Client::default();
+        for n in 1..=READ_SEED {
+            if let Some(id) = upload(&mut seeding, http, base, &session.auth, n).await {
+                session.remember(ledger, |account| {
+                    account.live.insert(id.clone());
+                });
+                session.seeded.push(id);
+            }
+        }
+        me.errors.append(&mut seeding.errors);
+    }
+    (me, Some(session))
+}
+
+/// The timed requests of one signed-in client, until `deadline`.
+async fn work(
+    http: &reqwest::Client,
+    base: &str,
+    ledger: &Mutex<Ledger>,
+    session: Session,
     deadline: Instant,
     mix: LoadMix,
     pace: Option<Pace>,
 ) -> Client {
     let mut me = Client { pace, ..Client::default() };
-    let login =
-        me.call("login", http.get(format!("{base}/login?social_id={social_id}&social_type=kakao"))).await;
-    let Some(login) = login else { return me };
-    let user = login["user_id"].as_str().unwrap_or_default().to_owned();
-    let auth = format!("{user} {}", login["auth_key"].as_str().unwrap_or_default());
-    let remember = |f: &dyn Fn(&mut Account)| {
-        if let Ok(mut ledger) = ledger.lock() {
-            let account = ledger
-                .users
-                .entry(user.clone())
-                .or_insert_with(|| Account { auth: auth.clone(), ..Account::default() });
-            f(account);
-        }
-    };
-    remember(&|_| {});
+    let auth = &session.auth;
     match mix {
         LoadMix::Mixed => {
             let mut n = 0u64;
             while Instant::now() < deadline {
                 n += 1;
-                let Some(id) = upload(&mut me, http, base, &auth, n).await else { continue };
-                remember(&|account| {
+                let Some(id) = upload(&mut me, http, base, auth, n).await else { continue };
+                session.remember(ledger, |account| {
                     account.live.insert(id.clone());
                 });
-                me.call("list", http.get(format!("{base}/record/list")).header("Authorization", &auth)).await;
-                me.call("get", http.get(format!("{base}/record/{id}")).header("Authorization", &auth)).await;
+                me.call("list", http.get(format!("{base}/record/list")).header("Authorization", auth)).await;
+                me.call("get", http.get(format!("{base}/record/{id}")).header("Authorization", auth)).await;
                 if n % 2 == 0 {
-                    let deleted = me
-                        .call(
-                            "delete",
-                            http.delete(format!("{base}/record/{id}")).header("Authorization", &auth),
-                        )
-                        .await;
-                    if deleted.is_some() {
-                        remember(&|account| {
+                    let delete = http.delete(format!("{base}/record/{id}")).header("Authorization", auth);
+                    if me.call("delete", delete).await.is_some() {
+                        session.remember(ledger, |account| {
                             account.live.remove(&id);
                             account.deleted.push(id.clone());
                         });
@@ -477,28 +545,12 @@ async fn client(
             }
         }
         LoadMix::Read => {
-            // The uploads are not timed: only their errors count. A paced schedule starts after.
-            let seeding_started = Instant::now();
-            let mut seeding = Client::default();
-            let mut ids = Vec::new();
-            for n in 1..=READ_SEED {
-                if let Some(id) = upload(&mut seeding, http, base, &auth, n).await {
-                    remember(&|account| {
-                        account.live.insert(id.clone());
-                    });
-                    ids.push(id);
-                }
-            }
-            me.errors.append(&mut seeding.errors);
-            if let Some(pace) = &mut me.pace {
-                pace.next += seeding_started.elapsed();
-            }
-            for id in ids.iter().cycle() {
+            for id in session.seeded.iter().cycle() {
                 if Instant::now() >= deadline {
                     break;
                 }
-                me.call("list", http.get(format!("{base}/record/list")).header("Authorization", &auth)).await;
-                me.call("get", http.get(format!("{base}/record/{id}")).header("Authorization", &auth)).await;
+                me.call("list", http.get(format!("{base}/record/list")).header("Authorization", auth)).await;
+                me.call("get", http.get(format!("{base}/record/{id}")).header("Authorization", auth)).await;
             }
         }
     }
