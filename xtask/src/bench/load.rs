@@ -318,7 +318,8 @@ impl Client {
     }
 }
 
-/// `clients` clients, each its own user, for `duration`, doing what `mix` says.
+/// `clients` clients, each its own user, for `duration`: what `flags.mix` says, at `flags.rate`
+/// if one is set.
 async fn drive(
     http: &reqwest::Client,
     base: &str,
