@@ -104,12 +104,13 @@ impl Prebuild {
         let (command, _) = build_command(sh, &spec, Some(zig))?;
         let log = log_dir.join("lambda-build.log");
         let file = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        // A group of its own, so that stopping it, or xtask dying even by SIGKILL, stops cargo
+        // and the compilers too, not only cargo-lambda.
+        #[cfg(unix)]
+        let mut command = crate::signals::group_stopping_with_parent(&command.into());
+        #[cfg(not(unix))]
         let mut command: Command = command.into();
         command.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
-        // A group of its own, so that stopping it stops cargo and the compilers too.
-        #[cfg(unix)]
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        crate::signals::stop_with_parent(&mut command);
         let child = tokio::process::Command::from(command).spawn().context("could not start cargo-lambda")?;
         eprintln!("building the service for the zig deploy test alongside (log: {})", log.display());
         Ok(Prebuild { child, log })
