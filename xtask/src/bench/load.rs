@@ -127,13 +127,21 @@ struct Account {
     deleted: Vec<String>,
 }
 
-/// The service process; killed when dropped.
-struct Service(Child);
+/// The service under load; its process is killed when dropped.
+struct Service {
+    child: Child,
+    /// Where it listens, e.g. `http://127.0.0.1:PORT`.
+    base: String,
+    /// The clients' connection pool.
+    http: reqwest::Client,
+    /// Its own latency of each request.
+    times: ServiceTimes,
+}
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -174,39 +182,37 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
         .env("RUST_LOG", "warn")
         .env("RECORD_METRICS", "true")
         .into();
-    let child = crate::signals::stop_with_parent(&mut command).stdout(Stdio::piped()).spawn();
-    let mut service = Service(child.context("cannot start the service")?);
-    let service_times = ServiceTimes::collect(service.0.stdout.take().context("no service stdout")?);
-    let base = format!("http://127.0.0.1:{port}");
     // Enough connections for every client, reused across requests as a real client would.
     let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
-    wait_for_health(&http, &base).await?;
-    service_times.take(0).await;
+    let child = crate::signals::stop_with_parent(&mut command).stdout(Stdio::piped()).spawn();
+    let mut child = child.context("cannot start the service")?;
+    let times = child.stdout.take().map(ServiceTimes::collect);
+    let base = format!("http://127.0.0.1:{port}");
+    let service = Service { child, base, http, times: times.context("no service stdout")? };
+    wait_for_health(&service.http, &service.base).await?;
+    service.times.take(0).await;
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut levels = Vec::new();
     for &clients in &flags.concurrency {
         eprintln!("{clients} concurrent clients for {:?}...", flags.duration);
-        let mut level =
-            drive(&http, &base, &ledger, &format!("c{clients}"), clients, flags.duration, &flags).await;
-        level.service = stats(service_times.take(level.timed()).await);
+        let level = drive(&service, &ledger, &format!("c{clients}"), clients, flags.duration, &flags).await;
         levels.push(level);
     }
     let soak = if flags.soak.is_zero() {
         None
     } else {
         eprintln!("soak: {SOAK_CLIENTS} clients for {:?}...", flags.soak);
-        let rss_start_kib = super::idle_rss_kib(service.0.id())?;
-        let mut level = drive(&http, &base, &ledger, "soak", SOAK_CLIENTS, flags.soak, &flags).await;
-        level.service = stats(service_times.take(level.timed()).await);
-        let rss_end_kib = super::idle_rss_kib(service.0.id())?;
+        let rss_start_kib = super::idle_rss_kib(service.child.id())?;
+        let level = drive(&service, &ledger, "soak", SOAK_CLIENTS, flags.soak, &flags).await;
+        let rss_end_kib = super::idle_rss_kib(service.child.id())?;
         let growth_percent = (rss_end_kib - rss_start_kib) / rss_start_kib * 100.0;
         let seconds = level.seconds;
         levels.push(level);
         Some(Soak { seconds, rss_start_kib, rss_end_kib, growth_percent })
     };
     eprintln!("auditing...");
-    let audit = audit(&http, &base, &ledger, &dynamodb, &s3.s3()).await?;
+    let audit = audit(&service.http, &service.base, &ledger, &dynamodb, &s3.s3()).await?;
     drop(service);
 
     let report = Report { build, mix: flags.mix, rate: flags.rate, levels, soak, audit };
@@ -321,8 +327,7 @@ impl Client {
 /// `clients` clients, each its own user, for `duration`: what `flags.mix` says, at `flags.rate`
 /// if one is set.
 async fn drive(
-    http: &reqwest::Client,
-    base: &str,
+    service: &Service,
     ledger: &Arc<Mutex<Ledger>>,
     name: &str,
     clients: usize,
@@ -334,7 +339,7 @@ async fn drive(
     // starts once all have, so the level's req/s counts its timed requests over its own time.
     let signing_in: Vec<_> = (0..clients)
         .map(|i| {
-            let (http, base, ledger) = (http.clone(), base.to_owned(), ledger.clone());
+            let (http, base, ledger) = (service.http.clone(), service.base.clone(), ledger.clone());
             let social_id = format!("load-{name}-{i}");
             let mix = flags.mix;
             tokio::spawn(async move { sign_in(&http, &base, &ledger, &social_id, mix).await })
@@ -358,7 +363,7 @@ async fn drive(
         .into_iter()
         .enumerate()
         .map(|(i, session)| {
-            let (http, base, ledger) = (http.clone(), base.to_owned(), ledger.clone());
+            let (http, base, ledger) = (service.http.clone(), service.base.clone(), ledger.clone());
             let pace = interval
                 .map(|interval| Pace { next: started + interval * i as u32 / clients as u32, interval });
             let mix = flags.mix;
@@ -372,6 +377,7 @@ async fn drive(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let timed = merged.latencies.values().map(Vec::len).sum();
     // Signing in happened before the clock started.
     let requests =
         merged.latencies.iter().filter(|(route, _)| **route != "login").map(|(_, ms)| ms.len()).sum();
@@ -385,14 +391,7 @@ async fn drive(
         errors: merged.errors.len(),
         error_samples: merged.errors.into_iter().take(5).collect(),
         routes,
-        service: BTreeMap::new(),
-    }
-}
-
-impl Level {
-    /// Every request the clients timed, sign-ins included.
-    fn timed(&self) -> usize {
-        self.routes.values().map(|r| r.count).sum()
+        service: stats(service.times.take(timed).await),
     }
 }
 
