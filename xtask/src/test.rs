@@ -111,7 +111,8 @@ impl Prebuild {
         #[cfg(not(unix))]
         let mut command: Command = command.into();
         command.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
-        let child = tokio::process::Command::from(command).spawn().context("could not start the Lambda build")?;
+        let child =
+            tokio::process::Command::from(command).spawn().context("could not start the Lambda build")?;
         eprintln!("building the service for the zig deploy test alongside (log: {})", log.display());
         Ok(Prebuild { child, log })
     }
