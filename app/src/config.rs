@@ -20,7 +20,8 @@ pub struct Config {
     pub allow_unverified_login: bool,
     /// Largest presigned (large) upload in bytes (`RECORD_MAX_LARGE_UPLOAD_BYTES`, 200 MiB).
     pub max_large_upload_bytes: u64,
-    /// How long a presigned upload URL stays valid (`RECORD_UPLOAD_URL_TTL_SECONDS`, 15 min).
+    /// How long a presigned upload URL stays valid (`RECORD_UPLOAD_URL_TTL_SECONDS`, 5 min: also
+    /// most of how long a started upload holds its quota, see `storage::quotas`).
     pub upload_url_ttl: Duration,
     /// How long an issued key stays valid (`RECORD_KEY_TTL_SECONDS`, default 30 days).
     pub key_ttl: Duration,
@@ -67,12 +68,13 @@ pub struct AwsBudget {
     pub max_attempts: u32,
 }
 
-/// The most AWS calls one request makes one after the other: completing a large upload
-/// authorizes, reads the row, reads the staged object's size, moves the quota charge, copies the
-/// object, publishes the row and removes the staged object (an upload makes at most six:
-/// authorize, charge the quota, store, write the row, and when the row fails remove the object
-/// and give the charge back).
-pub const MAX_CALLS_PER_REQUEST: u32 = 7;
+/// The most AWS calls one request makes one after the other: a direct upload whose quota charge
+/// meets a closed upload window authorizes, charges, reads the usage row, removes the window's
+/// staged object, refunds it, charges again, stores the object, writes the row, and when the row
+/// fails removes the object and gives the charge back. Completing a large upload makes at most
+/// eight: authorize, read the row, check the staged object, claim the window, copy, publish, and
+/// when the publish is refused remove the copy and give the claim back.
+pub const MAX_CALLS_PER_REQUEST: u32 = 10;
 
 impl AwsBudget {
     /// The longest a request can wait for AWS: every call in a row at its operation timeout.
@@ -167,7 +169,7 @@ impl Config {
             max_upload_bytes: number("RECORD_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES as u64)? as usize,
             allow_unverified_login,
             max_large_upload_bytes: number("RECORD_MAX_LARGE_UPLOAD_BYTES", DEFAULT_MAX_LARGE_UPLOAD_BYTES)?,
-            upload_url_ttl: Duration::from_secs(number("RECORD_UPLOAD_URL_TTL_SECONDS", 900)?),
+            upload_url_ttl: Duration::from_secs(number("RECORD_UPLOAD_URL_TTL_SECONDS", 300)?),
             key_ttl: Duration::from_secs(number("RECORD_KEY_TTL_SECONDS", 30 * DAY)?),
             download_url_ttl: Duration::from_secs(number("RECORD_DOWNLOAD_URL_TTL_SECONDS", 900)?),
             oidc_providers,
@@ -251,7 +253,7 @@ mod tests {
 
     #[test]
     fn the_default_request_budget_stays_inside_the_default_function_timeout() {
-        assert_eq!(AwsBudget::default().request_budget(), Duration::from_secs(35));
+        assert_eq!(AwsBudget::default().request_budget(), Duration::from_secs(50));
     }
 
     #[test]

@@ -203,6 +203,13 @@ pub struct FileName(String);
 
 pub const MAX_FILE_NAME_BYTES: usize = 255;
 
+/// Characters that change how a name is displayed without being seen: bidirectional overrides,
+/// embeddings, isolates and marks (`a` + U+202E + `gpj.html` shows as `almth.jpg`), and
+/// zero-width characters.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 impl FileName {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let problem = if s.is_empty() {
@@ -215,6 +222,8 @@ impl FileName {
             Some("contains '..'")
         } else if s.chars().any(char::is_control) {
             Some("contains a control character")
+        } else if s.chars().any(is_invisible_format) {
+            Some("contains a bidirectional or zero-width character")
         } else {
             None
         };

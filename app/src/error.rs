@@ -40,6 +40,16 @@ pub enum ApiError {
     TooManyRecordings(u64),
     #[error("quota reached: at most {0} bytes stored per user; delete recordings first")]
     StorageQuota(u64),
+    #[error("quota reached: uploads started in the last minutes hold up to {0} bytes until their upload windows close, even when completed or deleted: retry later")]
+    StagedQuota(u64),
+    #[error("this upload is being completed by another request: retry shortly")]
+    CompletionInProgress,
+    #[error("the uploaded object changed while it was being completed: complete it again")]
+    UploadChanged,
+    #[error("this upload's window has closed: start a new upload")]
+    UploadClosed,
+    #[error("signed out everywhere while this login was in flight: sign in again")]
+    SignedOutDuringLogin,
     #[error("recording is larger than the {limit}-byte upload limit")]
     PayloadTooLarge { limit: u64 },
     #[error("{0}")]
@@ -65,6 +75,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::StorageQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::StagedQuota(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::CompletionInProgress | ApiError::UploadChanged | ApiError::SignedOutDuringLogin => {
+                StatusCode::CONFLICT
+            }
+            ApiError::UploadClosed => StatusCode::GONE,
             ApiError::Login(crate::oidc::OidcError::UnknownProvider) => StatusCode::BAD_REQUEST,
             ApiError::Login(crate::oidc::OidcError::InvalidToken | crate::oidc::OidcError::AlreadyUsed) => {
                 StatusCode::UNAUTHORIZED
@@ -127,6 +142,7 @@ impl From<crate::storage::Exceeded> for ApiError {
             crate::storage::Exceeded::PendingUploads(n) => ApiError::TooManyPendingUploads(n),
             crate::storage::Exceeded::Recordings(n) => ApiError::TooManyRecordings(n),
             crate::storage::Exceeded::Bytes(n) => ApiError::StorageQuota(n),
+            crate::storage::Exceeded::StagedBytes(n) => ApiError::StagedQuota(n),
         }
     }
 }

@@ -126,8 +126,9 @@ struct Claims {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
     pub subject: String,
-    /// SHA-256 (hex) of the token's `jti`, or of the whole token when it has none: the same
-    /// token always gives the same id, two tokens never do.
+    /// SHA-256 (hex) of the token's `jti`, or of its signed part (header and claims) when it has
+    /// none: the same token always gives the same id, however its signature is encoded, and two
+    /// tokens with different claims never do.
     pub token_id: String,
     /// The token's `exp` (epoch seconds): it cannot be exchanged after that anyway.
     pub expires_at: i64,
@@ -179,8 +180,12 @@ impl Verifier {
             return Err(OidcError::InvalidToken);
         }
         use sha2::Digest;
+        // Without a `jti`, the token is what its signature signs: the header and claims. Not the
+        // whole string, whose signature can take another form that still verifies (ECDSA's s and
+        // n − s), so one token could be exchanged twice.
+        let signed = token.rsplit_once('.').map_or(token, |(signed, _signature)| signed);
         let id_source =
-            claims.jti.as_deref().map_or_else(|| format!("token:{token}"), |jti| format!("jti:{jti}"));
+            claims.jti.as_deref().map_or_else(|| format!("signed:{signed}"), |jti| format!("jti:{jti}"));
         let token_id =
             sha2::Sha256::digest(id_source.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
         Ok(VerifiedToken {

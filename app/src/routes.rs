@@ -17,10 +17,13 @@ use crate::auth::{Caller, Claimed};
 use crate::domain::{AuthKey, Cursor, FileName, Record, RecordId, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::storage::StoredRecord;
+use crate::storage::{Claim, StoredRecord};
 
 const DEFAULT_PAGE: i32 = 50;
 const MAX_PAGE: i32 = 100;
+/// How long after its URL expires a large upload's window stays open: a PUT that started in time
+/// may still be arriving, and then needs its `complete`.
+const UPLOAD_GRACE: time::Duration = time::Duration::minutes(10);
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_upload_bytes;
@@ -135,20 +138,35 @@ async fn login_verified(
     issue_key(&state, &user).await
 }
 
-/// A new key for `user`, stored as its hash with an expiry; the seed's response shape. The
-/// user's expired keys, and the oldest beyond the per-user cap, are revoked.
+/// A new key for `user`, stored as its hash with an expiry; the seed's response shape.
+///
+/// The key is written first and the user's keys listed after, so every login sees the keys of
+/// the logins before it and the last one sees them all: however many run at once, at most the
+/// cap stay live. Each login keeps its own key and revokes the expired ones and the oldest
+/// beyond the cap (ordered by the millisecond their login began). A login that began before a
+/// "sign out everywhere" it then sees revokes its own key instead.
 async fn issue_key(state: &AppState, user: &UserId) -> ApiResult {
     let key = AuthKey::generate();
+    let hash = key.hash();
     let now = time::OffsetDateTime::now_utc();
+    let began_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let expires = now + state.settings.key_ttl;
-    let (expired, mut live): (Vec<_>, Vec<_>) =
-        state.users.list_keys(user).await?.into_iter().partition(|k| k.expires_at <= now.unix_timestamp());
-    // Oldest first; the new key takes one of the cap's places.
-    live.sort_by_key(|k| k.created_at);
-    let excess = (live.len() + 1).saturating_sub(state.settings.max_keys_per_user);
+    state.users.add_key(user, &hash, began_ms, expires.unix_timestamp()).await?;
+    let listed = state.users.list_keys(user).await?;
+    if listed.signed_out_at_ms.is_some_and(|signed_out| signed_out >= began_ms) {
+        state.users.remove_key(user, &hash).await?;
+        return Err(ApiError::SignedOutDuringLogin);
+    }
+    let (expired, mut others): (Vec<_>, Vec<_>) = listed
+        .keys
+        .into_iter()
+        .filter(|k| k.hash != hash.as_str())
+        .partition(|k| k.expires_at <= now.unix_timestamp());
+    // Newest first; this login's key takes one of the cap's places.
+    others.sort_by(|a, b| (b.issued_at_ms, &b.hash).cmp(&(a.issued_at_ms, &a.hash)));
+    let keep = state.settings.max_keys_per_user.saturating_sub(1);
     let revoke: Vec<String> =
-        expired.into_iter().chain(live.into_iter().take(excess)).map(|k| k.hash).collect();
-    state.users.add_key(user, &key.hash(), now.unix_timestamp(), expires.unix_timestamp()).await?;
+        expired.into_iter().chain(others.into_iter().skip(keep)).map(|k| k.hash).collect();
     // The login itself succeeded: a failed revocation is logged (the next login retries it),
     // not a reason to withhold the new key.
     if let Err(err) = state.users.remove_keys(user, revoke).await {
@@ -181,7 +199,20 @@ async fn logout(
         state.users.remove_key(&caller.user, &caller.key.hash()).await?;
         return Ok(Json(json!({ "result": "success", "revoked": 1 })));
     }
-    let keys: Vec<String> = state.users.list_keys(&caller.user).await?.into_iter().map(|k| k.hash).collect();
+    // Recorded first, so a login in flight that lists after this revokes its own key; the keys
+    // it wrote before this listing are revoked here.
+    let now = time::OffsetDateTime::now_utc();
+    let at_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    state.users.mark_signed_out(&caller.user, at_ms, (now + state.settings.key_ttl).unix_timestamp()).await?;
+    let keys: Vec<String> = state
+        .users
+        .list_keys(&caller.user)
+        .await?
+        .keys
+        .into_iter()
+        .filter(|k| k.issued_at_ms <= at_ms)
+        .map(|k| k.hash)
+        .collect();
     let revoked = keys.len();
     state.users.remove_keys(&caller.user, keys).await?;
     Ok(Json(json!({ "result": "success", "revoked": revoked })))
@@ -319,6 +350,10 @@ async fn delete_record(
         }
         StoredRecord::Pending(record) => {
             release(state.quotas.release_pending(&caller.user, &record.id, record.size).await);
+            // Its staged object too: the window keeps its bytes charged until it closes.
+            if let Err(err) = state.objects.delete(&crate::storage::staging_key(&record.object_key)).await {
+                crate::error::log_storage_failure(&err, "could not remove a deleted upload's staged object");
+            }
             record
         }
     };
@@ -365,12 +400,12 @@ async fn start_large_upload(
         .objects
         .upload_url(&staged, record.size, &record.content_type, state.settings.upload_url_ttl)
         .await?;
-    // The row outlives its URL by a day, as the staged object does (the bucket's lifecycle rule);
-    // so does the quota's charge for it.
-    let expires = (time::OffsetDateTime::now_utc() + state.settings.upload_url_ttl + time::Duration::days(1))
-        .unix_timestamp();
-    state.quotas.reserve_pending(&caller.user, &record.id, record.size, expires).await??;
-    if let Err(err) = state.records.insert_pending(&record, expires).await {
+    // The upload's window: its URL's lifetime, and then time for a PUT that started in it to
+    // finish and be completed. The row, the quota's charge and the staged bytes last as long.
+    let closes =
+        (time::OffsetDateTime::now_utc() + state.settings.upload_url_ttl + UPLOAD_GRACE).unix_timestamp();
+    state.quotas.reserve_pending(&caller.user, &record.id, record.size, closes, &staged).await??;
+    if let Err(err) = state.records.insert_pending(&record, closes).await {
         release(state.quotas.release_pending(&caller.user, &record.id, record.size).await);
         return Err(err.into());
     }
@@ -383,7 +418,10 @@ async fn start_large_upload(
     })))
 }
 
-/// Publish a large upload once its object is in the bucket with the declared size.
+/// Publish a large upload once its object is in the bucket with the declared size. Exactly one
+/// request publishes it (the one that claims its quota window); a concurrent or repeated
+/// `complete` answers with the record as it is now, or 409 while the winner is still at work.
+/// Nothing is deleted but what this request wrote itself.
 async fn complete_large_upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -392,48 +430,85 @@ async fn complete_large_upload(
     let id = record_id(id)?;
     let record = match state.records.find_for_user(&id, &caller.user).await? {
         None => return Err(ApiError::RecordNotFound),
-        // Completing twice is harmless: the record is already published.
-        Some(StoredRecord::Published(record)) => {
-            return Ok(Json(json!({ "result": "success", "record": record })))
-        }
+        Some(StoredRecord::Published(record)) => return Ok(published(record)),
         Some(StoredRecord::Pending(record)) => record,
     };
     let staged = crate::storage::staging_key(&record.object_key);
-    match state.objects.size(&staged).await? {
+    let etag = match state.objects.head(&staged).await? {
+        // A concurrent `complete` may have published it and removed the staged object since.
         None => {
-            return Err(ApiError::BadRequest(
-                "nothing was uploaded yet: PUT the file to upload_url first".into(),
-            ))
+            return match state.records.find_for_user(&id, &caller.user).await? {
+                Some(StoredRecord::Published(record)) => Ok(published(record)),
+                Some(StoredRecord::Pending(_)) => Err(ApiError::BadRequest(
+                    "nothing was uploaded yet: PUT the file to upload_url first".into(),
+                )),
+                None => Err(ApiError::RecordNotFound),
+            };
         }
-        Some(size) if size != record.size => {
+        Some((size, _)) if size != record.size => {
             return Err(ApiError::BadRequest(format!(
                 "the uploaded object is {size} bytes but {} were declared: upload the declared file again",
                 record.size
             )))
         }
-        Some(_) => {}
+        Some((_, etag)) => etag,
+    };
+    match state.quotas.claim_pending(&caller.user, &record.id).await? {
+        Claim::Won => {}
+        Claim::Taken => {
+            return match state.records.find_for_user(&id, &caller.user).await? {
+                Some(StoredRecord::Published(record)) => Ok(published(record)),
+                Some(StoredRecord::Pending(_)) => Err(ApiError::CompletionInProgress),
+                None => Err(ApiError::RecordNotFound),
+            };
+        }
+        Claim::Closed => return Err(ApiError::UploadClosed),
+        Claim::Exceeded(exceeded) => return Err(exceeded.into()),
     }
-    state.quotas.publish_pending(&caller.user, &record.id, record.size).await??;
-    // Published bytes are a copy: a later PUT to the upload URL only changes the staged object.
-    if let Err(err) = state.objects.copy(&staged, &record.object_key).await {
-        release(state.quotas.release_published(&caller.user, record.size).await);
-        return Err(err.into());
+    // Published bytes are a copy of exactly the object checked above: a later PUT to the upload
+    // URL only changes the staged object.
+    let unclaim = |state: &AppState| {
+        let (state, user, id, size) = (state.clone(), caller.user.clone(), record.id.clone(), record.size);
+        async move { release(state.quotas.unclaim(&user, &id, size).await) }
+    };
+    match state.objects.copy_if_unchanged(&staged, &etag, &record.object_key, &record.content_type).await {
+        Ok(true) => {}
+        Ok(false) => {
+            unclaim(&state).await;
+            return Err(ApiError::UploadChanged);
+        }
+        Err(err) => {
+            unclaim(&state).await;
+            return Err(err.into());
+        }
     }
     let created_at = crate::domain::timestamp(time::OffsetDateTime::now_utc());
-    let published = state.records.publish(&record, &created_at).await;
-    if !matches!(published, Ok(true)) {
-        release(state.quotas.release_published(&caller.user, record.size).await);
-        // Deleted meanwhile, or the row could not be written: the copy must not outlive it.
-        if let Err(cleanup) = state.objects.delete(&record.object_key).await {
-            let _key = tracing::error_span!("orphan", key = %record.object_key).entered();
-            crate::error::log_storage_failure(&cleanup, "could not remove the copy of an unpublished upload");
+    match state.records.publish(&record, &created_at).await {
+        Ok(true) => {}
+        // The row may have been written though the answer was lost: keep the copy and the claim
+        // (a retry finds the record published, or the window closes with the charge held).
+        Err(err @ crate::storage::StorageError::Unavailable { .. }) => return Err(err.into()),
+        // Deleted meanwhile, or refused: the copy this request made must not outlive its row.
+        failed => {
+            if let Err(cleanup) = state.objects.delete(&record.object_key).await {
+                let _key = tracing::error_span!("orphan", key = %record.object_key).entered();
+                crate::error::log_storage_failure(
+                    &cleanup,
+                    "could not remove the copy of an unpublished upload",
+                );
+            }
+            unclaim(&state).await;
+            return Err(failed.err().map_or(ApiError::RecordNotFound, ApiError::from));
         }
-        return Err(published.err().map_or(ApiError::RecordNotFound, ApiError::from));
     }
-    // Best effort: the lifecycle rule removes what is left in staging after a day.
+    // The window keeps the staged bytes charged until it closes; the object goes now.
     if let Err(err) = state.objects.delete(&staged).await {
         crate::error::log_storage_failure(&err, "could not remove a completed upload's staged object");
     }
-    let record = Record { created_at, ..record };
-    Ok(Json(json!({ "result": "success", "record": record })))
+    Ok(published(Record { created_at, ..record }))
+}
+
+/// The answer of a successful (or repeated) `complete`.
+fn published(record: Record) -> Json<Value> {
+    Json(json!({ "result": "success", "record": record }))
 }

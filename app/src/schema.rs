@@ -77,8 +77,14 @@ pub mod user {
     /// Lowercase hex SHA-256 of the issued key; the key itself is never stored.
     pub const AUTH_KEY_HASH: &str = "auth_key";
     pub const CREATED_AT: &str = "created_at";
+    /// Epoch milliseconds when the login that issued the key began: keys are ordered by it (the
+    /// oldest beyond the cap are revoked), and "sign out everywhere" compares it with its own.
+    pub const ISSUED_AT_MS: &str = "issued_at_ms";
     /// Epoch seconds; DynamoDB's TTL removes expired keys.
     pub const EXPIRES_AT: &str = "expires_at";
+    /// The sort key of a user's "signed out everywhere" row (a key hash is 64 hex digits, never
+    /// this); its `issued_at_ms` is when it happened.
+    pub const SIGNED_OUT: &str = "signed-out";
 }
 
 /// Attribute names of `record_record`.

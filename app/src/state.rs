@@ -96,19 +96,21 @@ impl AppState {
     ) -> Self {
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.app_name(app_name()).build());
         let s3_config = s3.app_name(app_name()).build();
+        let objects = ObjectStore::new(
+            aws_sdk_s3::Client::from_conf(s3_config),
+            config.bucket.clone(),
+            config.bucket_owner.clone(),
+        );
         AppState {
             users: UserStore::new(dynamodb.clone(), USER_TABLE.name(&config.table_prefix)),
             quotas: crate::storage::QuotaStore::new(
                 dynamodb.clone(),
                 USER_TABLE.name(&config.table_prefix),
                 config.quotas,
+                objects.clone(),
             ),
             records: RecordStore::new(dynamodb, RECORD_TABLE.name(&config.table_prefix)),
-            objects: ObjectStore::new(
-                aws_sdk_s3::Client::from_conf(s3_config),
-                config.bucket.clone(),
-                config.bucket_owner.clone(),
-            ),
+            objects,
             oidc: crate::oidc::Verifier::new(&config.oidc_providers, config.oidc_min_refetch),
             settings: Settings {
                 max_upload_bytes: config.max_upload_bytes,

@@ -137,9 +137,9 @@ pub struct Deploy {
     /// Function memory in MB
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i32).range(128..=10240))]
     pub memory: i32,
-    /// Function timeout in seconds; must be above the service's request budget (35 s: seven AWS
+    /// Function timeout in seconds; must be above the service's request budget (50 s: ten AWS
     /// calls in a row of at most 5 s each)
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(i32).range(1..=900))]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i32).range(1..=900))]
     pub timeout: i32,
     /// Concurrent executions reserved for (and capping) the function, or `none`: bounds what a
     /// flood of requests can cost and leaves the account's other functions their share

@@ -7,7 +7,7 @@ mod records;
 mod users;
 
 pub use objects::{staging_key, ObjectStore, PresignedUpload};
-pub use quotas::{Exceeded, Limits, QuotaStore};
+pub use quotas::{Claim, Exceeded, Limits, QuotaStore};
 pub use records::{ListPage, RecordStore, StoredRecord};
 pub use users::{StoredKey, UserStore};
 

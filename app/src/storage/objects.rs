@@ -80,32 +80,56 @@ impl ObjectStore {
         Ok(())
     }
 
-    /// Copy `from` to `to` inside the bucket (server-side: no byte passes through the service),
-    /// with its type and disposition. A copy of up to the large-upload limit may take longer than
-    /// one ordinary attempt, so its one attempt may use the whole operation budget.
-    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    /// Copy `from` to `to` inside the bucket (server-side: no byte passes through the service), if
+    /// `from` is still the object `etag` names (`CopySourceIfMatch`): `false` when it changed or
+    /// is gone. The copy gets our type and disposition, never the source's metadata: headers
+    /// outside the presigned PUT's signature (Content-Encoding, Cache-Control, ...) stay behind.
+    /// A copy of up to the large-upload limit may take longer than one ordinary attempt, so its
+    /// one attempt may use the whole operation budget.
+    pub async fn copy_if_unchanged(
+        &self,
+        from: &str,
+        etag: &str,
+        to: &str,
+        content_type: &str,
+    ) -> Result<bool, StorageError> {
         let budget = self.client.config().timeout_config().and_then(|t| t.operation_timeout());
         let mut timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder();
         if let Some(budget) = budget {
             timeouts = timeouts.operation_attempt_timeout(budget);
         }
-        self.client
+        let result = self
+            .client
             .copy_object()
             .bucket(&self.bucket)
             .set_expected_bucket_owner(self.owner.clone())
             .set_expected_source_bucket_owner(self.owner.clone())
             .copy_source(format!("{}/{}", self.bucket, urlencode_path(from)))
+            .copy_source_if_match(etag)
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .content_type(content_type)
+            .content_disposition(STORED_DISPOSITION)
             .key(to)
             .customize()
             .config_override(aws_sdk_s3::config::Builder::default().timeout_config(timeouts.build()))
             .send()
-            .await
-            .map_err(|e| StorageError::aws("CopyObject", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(aws_sdk_s3::error::SdkError::ServiceError(e))
+                if matches!(
+                    aws_sdk_s3::error::ProvideErrorMetadata::code(e.err()),
+                    Some("PreconditionFailed" | "NoSuchKey")
+                ) || matches!(e.raw().status().as_u16(), 404 | 412) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StorageError::aws("CopyObject", e)),
+        }
     }
 
-    /// The stored object's size, or `None` if there is no such object.
-    pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+    /// The stored object's size and ETag, or `None` if there is no such object.
+    pub async fn head(&self, key: &str) -> Result<Option<(u64, String)>, StorageError> {
         match self
             .client
             .head_object()
@@ -115,7 +139,10 @@ impl ObjectStore {
             .send()
             .await
         {
-            Ok(output) => Ok(Some(output.content_length.unwrap_or_default().max(0) as u64)),
+            Ok(output) => Ok(Some((
+                output.content_length.unwrap_or_default().max(0) as u64,
+                output.e_tag.unwrap_or_default(),
+            ))),
             Err(aws_sdk_s3::error::SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(None),
             Err(e) => Err(StorageError::aws("HeadObject", e)),
         }
@@ -124,7 +151,7 @@ impl ObjectStore {
     /// One cheap request that opens the bucket's connection before the first request needs it:
     /// a HEAD of a key that never exists (its 404, or 403 without s3:ListBucket, is expected).
     pub async fn warm_up(&self) -> Result<(), StorageError> {
-        self.size("warm-up").await.map(|_| ())
+        self.head("warm-up").await.map(|_| ())
     }
 
     /// A presigned PUT for `ttl` that only accepts exactly `size` bytes of `content_type`, with
@@ -170,6 +197,8 @@ impl ObjectStore {
             .bucket(&self.bucket)
             .key(&record.object_key)
             .response_content_disposition(crate::domain::attachment(&record.file_name))
+            // A user's audio behind a short-lived credential: no shared cache keeps it.
+            .response_cache_control("private, no-store")
             .response_content_type(
                 crate::domain::audio_type(Some(&record.content_type))
                     .unwrap_or_else(|_| crate::domain::DEFAULT_CONTENT_TYPE.to_owned()),

@@ -2,16 +2,26 @@
 //! id can be). Every charge is one conditional `UpdateItem`: the limit is checked by DynamoDB in
 //! the same write, so concurrent requests cannot together pass it (no read-then-write).
 //!
-//! The row holds `pending` (live pending uploads), `published` (recordings), `bytes` (both
-//! together), and one `p_<record id>` map per pending upload with its `size` and `expires`, so an
-//! upload that expires without being completed is refunded by the next start.
+//! The row holds:
+//! - `published`: recordings;
+//! - `bytes`: the recordings' bytes and those of large uploads still pending;
+//! - `pending`: open upload windows, one per large upload started;
+//! - `staged`: the bytes the open windows' presigned URLs may have put in staging;
+//! - one `p_<record id>` map per open window: its `size`, when it closes (`expires`), its staged
+//!   object (`key`), and `done` once the upload was completed or deleted.
+//!
+//! A presigned PUT cannot be revoked: until its window closes, its URL can write to staging again,
+//! after a `complete` and after a delete. So a window keeps its place and its staged bytes charged
+//! until it closes, whatever happened to its upload. When a limit stands in the way, closed
+//! windows are refunded: their staged objects removed first, then their charges given back in one
+//! conditional write. Staged bytes are therefore always charged, and never exceed the bytes limit.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::{n, number_attr, s, StorageError};
+use super::{n, number_attr, s, ObjectStore, StorageError};
 use crate::domain::UserId;
 use crate::schema::user;
 
@@ -29,30 +39,80 @@ pub enum Exceeded {
     PendingUploads(u64),
     Recordings(u64),
     Bytes(u64),
+    /// The bytes of upload windows still open (completed or deleted uploads included).
+    StagedBytes(u64),
 }
 
 impl Exceeded {
     /// The limit itself.
     fn value(self) -> u64 {
         match self {
-            Exceeded::PendingUploads(n) | Exceeded::Recordings(n) | Exceeded::Bytes(n) => n,
+            Exceeded::PendingUploads(n)
+            | Exceeded::Recordings(n)
+            | Exceeded::Bytes(n)
+            | Exceeded::StagedBytes(n) => n,
         }
     }
+}
+
+/// What `claim_pending` found: the one request that moves an upload's window to `done` is the
+/// one that completes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This request holds the upload: its recording is charged, and only it may publish.
+    Won,
+    /// Another request completed the upload, is completing it, or deleted it.
+    Taken,
+    /// The upload's window closed (and may already be refunded): it can no longer be completed.
+    Closed,
+    Exceeded(Exceeded),
 }
 
 const PENDING: &str = "pending";
 const PUBLISHED: &str = "published";
 const BYTES: &str = "bytes";
+const STAGED: &str = "staged";
+const DONE: &str = "done";
 const USAGE_SORT_KEY: &str = "usage";
 const UPDATE: &str = "UpdateItem on the user table (quota)";
 
+type Usage = HashMap<String, AttributeValue>;
+
 /// A counter of the usage row (absent: never charged, 0).
-fn count(usage: &HashMap<String, AttributeValue>, name: &str) -> u64 {
+fn count(usage: &Usage, name: &str) -> u64 {
     number_attr(usage, name).map_or(0, |n| u64::try_from(n).unwrap_or(0))
 }
 
 fn entry_name(record_id: &str) -> String {
     format!("p_{}", record_id.replace('-', ""))
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// One upload window of the usage row.
+#[derive(Debug)]
+struct Window<'a> {
+    name: &'a str,
+    size: i64,
+    expires: i64,
+    /// Its staged object (absent in windows written before it was recorded).
+    key: Option<String>,
+    done: bool,
+}
+
+fn windows(usage: &Usage) -> impl Iterator<Item = Window<'_>> {
+    usage.iter().filter(|(name, _)| name.starts_with("p_")).filter_map(|(name, value)| {
+        let AttributeValue::M(entry) = value else { return None };
+        Some(Window {
+            name,
+            size: number_attr(entry, "size").unwrap_or(0),
+            expires: number_attr(entry, "expires").ok()?,
+            key: entry.get("key").and_then(|k| k.as_s().ok()).cloned(),
+            done: entry.contains_key(DONE),
+        })
+    })
 }
 
 /// The usage rows of every user.
@@ -61,11 +121,13 @@ pub struct QuotaStore {
     client: Client,
     table: String,
     limits: Limits,
+    /// Where closed windows' staged objects are removed before their bytes are given back.
+    objects: ObjectStore,
 }
 
 impl QuotaStore {
-    pub fn new(client: Client, table: String, limits: Limits) -> Self {
-        QuotaStore { client, table, limits }
+    pub fn new(client: Client, table: String, limits: Limits, objects: ObjectStore) -> Self {
+        QuotaStore { client, table, limits, objects }
     }
 
     fn update(
@@ -79,39 +141,66 @@ impl QuotaStore {
             .key(user::AUTH_KEY_HASH, s(USAGE_SORT_KEY))
     }
 
-    /// Charge a new pending upload of `size` bytes, expiring at `expires` (epoch seconds). When
-    /// a limit stands in the way, expired pending uploads are refunded and the charge retried
-    /// once.
+    /// Charge a new large upload of `size` bytes whose presigned URL writes `staged_key`, in a
+    /// window that closes at `closes` (epoch seconds): a pending place, its bytes, and its staged
+    /// bytes.
     pub async fn reserve_pending(
         &self,
         user: &UserId,
         record_id: &str,
         size: u64,
-        expires: i64,
+        closes: i64,
+        staged_key: &str,
     ) -> Result<Result<(), Exceeded>, StorageError> {
-        let entry = || {
-            let value = AttributeValue::M(HashMap::from([
-                ("size".to_owned(), n(size)),
-                ("expires".to_owned(), n(expires)),
-            ]));
-            Some((entry_name(record_id), value))
+        let entry = AttributeValue::M(HashMap::from([
+            ("size".to_owned(), n(size)),
+            ("expires".to_owned(), n(closes)),
+            ("key".to_owned(), s(staged_key)),
+        ]));
+        let charge = Charge {
+            counter: PENDING,
+            limit: Exceeded::PendingUploads(self.limits.pending_uploads),
+            size,
+            staged: true,
+            entry: Some((entry_name(record_id), entry)),
         };
-        for attempt in 0..2 {
-            let limit = Exceeded::PendingUploads(self.limits.pending_uploads);
-            let (exceeded, usage) = match self.charge(user, PENDING, limit, size, entry()).await? {
-                Ok(()) => return Ok(Ok(())),
-                Err(refused) => refused,
-            };
-            if attempt == 0 && self.refund_expired(user, &usage).await? {
-                continue;
-            }
-            return Ok(Err(exceeded));
-        }
-        // The second attempt always returns above.
-        Ok(Err(Exceeded::PendingUploads(self.limits.pending_uploads)))
+        self.charge_refunding(user, &charge).await
     }
 
-    async fn usage(&self, user: &UserId) -> Result<HashMap<String, AttributeValue>, StorageError> {
+    /// Charge a directly uploaded recording of `size` bytes.
+    pub async fn reserve_published(
+        &self,
+        user: &UserId,
+        size: u64,
+    ) -> Result<Result<(), Exceeded>, StorageError> {
+        let charge = Charge {
+            counter: PUBLISHED,
+            limit: Exceeded::Recordings(self.limits.recordings),
+            size,
+            staged: false,
+            entry: None,
+        };
+        self.charge_refunding(user, &charge).await
+    }
+
+    /// `charge`, and when a limit stands in the way, refund the closed windows and try once more:
+    /// an expired upload's charge never blocks a new one.
+    async fn charge_refunding(
+        &self,
+        user: &UserId,
+        charge: &Charge,
+    ) -> Result<Result<(), Exceeded>, StorageError> {
+        let (exceeded, usage) = match self.charge(user, charge).await? {
+            Ok(()) => return Ok(Ok(())),
+            Err(refused) => refused,
+        };
+        if !self.refund_closed(user, &usage).await? {
+            return Ok(Err(exceeded));
+        }
+        Ok(self.charge(user, charge).await?.map_err(|(exceeded, _)| exceeded))
+    }
+
+    async fn usage(&self, user: &UserId) -> Result<Usage, StorageError> {
         let output = self
             .client
             .get_item()
@@ -125,130 +214,193 @@ impl QuotaStore {
         Ok(output.item.unwrap_or_default())
     }
 
-    /// Refund every pending upload of `usage` past its expiry, in one conditional write (each
-    /// entry must still be there, so a concurrent refund is never counted twice). Whether any was.
-    async fn refund_expired(
-        &self,
-        user: &UserId,
-        usage: &HashMap<String, AttributeValue>,
-    ) -> Result<bool, StorageError> {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let expired: Vec<(&String, i64)> = usage
-            .iter()
-            .filter(|(name, _)| name.starts_with("p_"))
-            .filter_map(|(name, value)| {
-                let AttributeValue::M(entry) = value else { return None };
-                let expires = number_attr(entry, "expires").ok()?;
-                (expires < now).then(|| (name, number_attr(entry, "size").unwrap_or(0)))
-            })
-            .collect();
-        if expired.is_empty() {
+    /// Refund every window of `usage` that has closed: remove its staged object (concurrently),
+    /// then give back its place, its staged bytes and, if its upload was never completed or
+    /// deleted, its bytes, in one conditional write (each window must still be as read, so a
+    /// concurrent refund or claim is never counted twice). A window whose staged object could not
+    /// be removed keeps its charge. Whether any was refunded.
+    async fn refund_closed(&self, user: &UserId, usage: &Usage) -> Result<bool, StorageError> {
+        let now = now();
+        let closed: Vec<Window> = windows(usage).filter(|w| w.expires < now).collect();
+        let mut removals = tokio::task::JoinSet::new();
+        for (i, window) in closed.iter().enumerate() {
+            let (objects, key) = (self.objects.clone(), window.key.clone());
+            removals.spawn(async move {
+                let removal = match &key {
+                    Some(key) => objects.delete(key).await,
+                    None => Ok(()),
+                };
+                (i, key, removal)
+            });
+        }
+        let mut removed = vec![false; closed.len()];
+        while let Some(done) = removals.join_next().await {
+            let Ok((i, key, removal)) = done else { continue };
+            match removal {
+                Ok(()) => {
+                    if let Some(removed) = removed.get_mut(i) {
+                        *removed = true;
+                    }
+                }
+                Err(err) => {
+                    let _key = tracing::error_span!("staged", key = key.as_deref()).entered();
+                    crate::error::log_storage_failure(
+                        &err,
+                        "could not remove a closed upload's staged object",
+                    );
+                }
+            }
+        }
+        let refunded: Vec<Window> =
+            closed.into_iter().zip(removed).filter(|(_, r)| *r).map(|(w, _)| w).collect();
+        if refunded.is_empty() {
             return Ok(false);
         }
         let mut request = self
             .update(user)
             .expression_attribute_names("#pending", PENDING)
-            .expression_attribute_names("#bytes", BYTES);
+            .expression_attribute_names("#bytes", BYTES)
+            .expression_attribute_names("#staged", STAGED)
+            .expression_attribute_names("#done", DONE);
         let mut removed = Vec::new();
-        for (i, (name, _)) in expired.iter().enumerate() {
-            request = request.expression_attribute_names(format!("#e{i}"), name.as_str());
+        let mut condition = Vec::new();
+        for (i, window) in refunded.iter().enumerate() {
+            request = request.expression_attribute_names(format!("#e{i}"), window.name);
             removed.push(format!("#e{i}"));
+            condition.push(if window.done {
+                format!("attribute_exists(#e{i}.#done)")
+            } else {
+                format!("attribute_exists(#e{i}) AND attribute_not_exists(#e{i}.#done)")
+            });
         }
-        let bytes: i64 = expired.iter().map(|(_, size)| size).sum();
-        let condition: Vec<String> = removed.iter().map(|r| format!("attribute_exists({r})")).collect();
+        let staged: i64 = refunded.iter().map(|w| w.size).sum();
+        let bytes: i64 = refunded.iter().filter(|w| !w.done).map(|w| w.size).sum();
         let result = request
-            .update_expression(format!("REMOVE {} ADD #pending :minus, #bytes :bytes", removed.join(", ")))
+            .update_expression(format!(
+                "REMOVE {} ADD #pending :minus, #staged :staged, #bytes :bytes",
+                removed.join(", ")
+            ))
             .condition_expression(condition.join(" AND "))
-            .expression_attribute_values(":minus", n(-(expired.len() as i64)))
+            .expression_attribute_values(":minus", n(-(refunded.len() as i64)))
+            .expression_attribute_values(":staged", n(-staged))
             .expression_attribute_values(":bytes", n(-bytes))
             .send()
             .await;
-        // Applied, or refunded by someone else meanwhile: either way they are refunded.
+        // Applied, or changed by someone else meanwhile (refunded, claimed): the charge is tried
+        // again either way, and a window left behind is refunded by a later refusal.
         super::conditional(result, UPDATE)?;
         Ok(true)
     }
 
-    /// Charge a directly uploaded recording of `size` bytes.
-    pub async fn reserve_published(
-        &self,
-        user: &UserId,
-        size: u64,
-    ) -> Result<Result<(), Exceeded>, StorageError> {
-        let limit = Exceeded::Recordings(self.limits.recordings);
-        Ok(self.charge(user, PUBLISHED, limit, size, None).await?.map_err(|(exceeded, _)| exceeded))
-    }
-
     /// One conditional charge of a new item: `counter` + 1 while below `limit`, and `size` bytes
-    /// while they fit the bytes limit; `entry` (name, value) set in the same write. When refused,
-    /// the limit it met and the usage row as it is now (empty when `size` alone is too large).
+    /// while they fit the bytes limit (and the staged bytes' too, for an upload window); the
+    /// entry set in the same write. When refused, the limit it met and the usage row as it is now
+    /// (empty when `size` alone is too large).
     async fn charge(
         &self,
         user: &UserId,
-        counter: &str,
-        limit: Exceeded,
-        size: u64,
-        entry: Option<(String, AttributeValue)>,
-    ) -> Result<Result<(), (Exceeded, HashMap<String, AttributeValue>)>, StorageError> {
+        charge: &Charge,
+    ) -> Result<Result<(), (Exceeded, Usage)>, StorageError> {
         let bytes_limit = Exceeded::Bytes(self.limits.bytes);
-        let Some(room) = self.limits.bytes.checked_sub(size) else {
+        let Some(room) = self.limits.bytes.checked_sub(charge.size) else {
             // Too large for the limit whatever the usage: refused without a write.
             return Ok(Err((bytes_limit, HashMap::new())));
         };
-        let set = if entry.is_some() { "SET #entry = :entry " } else { "" };
+        let set = if charge.entry.is_some() { "SET #entry = :entry " } else { "" };
+        let (staged_add, staged_condition) = if charge.staged {
+            (", #staged :size", " AND (attribute_not_exists(#staged) OR #staged <= :room)")
+        } else {
+            ("", "")
+        };
         let mut request = self
             .update(user)
-            .expression_attribute_names("#counter", counter)
+            .expression_attribute_names("#counter", charge.counter)
             .expression_attribute_names("#bytes", BYTES)
-            .update_expression(format!("{set}ADD #counter :one, #bytes :size"))
-            .condition_expression(
-                "(attribute_not_exists(#counter) OR #counter < :max) AND (attribute_not_exists(#bytes) OR #bytes <= :room)",
-            )
+            .update_expression(format!("{set}ADD #counter :one, #bytes :size{staged_add}"))
+            .condition_expression(format!(
+                "(attribute_not_exists(#counter) OR #counter < :max) AND (attribute_not_exists(#bytes) OR #bytes <= :room){staged_condition}"
+            ))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":size", n(size))
-            .expression_attribute_values(":max", n(limit.value()))
+            .expression_attribute_values(":size", n(charge.size))
+            .expression_attribute_values(":max", n(charge.limit.value()))
             .expression_attribute_values(":room", n(room));
-        if let Some((name, value)) = entry {
+        if charge.staged {
+            request = request.expression_attribute_names("#staged", STAGED);
+        }
+        if let Some((name, value)) = &charge.entry {
             request = request
                 .expression_attribute_names("#entry", name)
-                .expression_attribute_values(":entry", value);
+                .expression_attribute_values(":entry", value.clone());
         }
         if super::conditional(request.send().await, UPDATE)?.is_some() {
             return Ok(Ok(()));
         }
         let usage = self.usage(user).await?;
-        let exceeded = if count(&usage, counter) >= limit.value() { limit } else { bytes_limit };
+        let exceeded = if count(&usage, charge.counter) >= charge.limit.value() {
+            charge.limit
+        } else if count(&usage, BYTES) > room {
+            bytes_limit
+        } else if charge.staged {
+            Exceeded::StagedBytes(self.limits.bytes)
+        } else {
+            bytes_limit
+        };
         Ok(Err((exceeded, usage)))
     }
 
-    /// Turn a pending upload into a recording: its bytes stay charged. One refunded as expired
-    /// meanwhile is charged afresh.
-    pub async fn publish_pending(
-        &self,
-        user: &UserId,
-        record_id: &str,
-        size: u64,
-    ) -> Result<Result<(), Exceeded>, StorageError> {
+    /// Claim a pending upload for publishing: mark its window `done` and charge a recording, in
+    /// one conditional write that only one request can make. Its bytes, charged at start, become
+    /// the recording's; its window stays open (and its staged bytes charged) until it closes.
+    pub async fn claim_pending(&self, user: &UserId, record_id: &str) -> Result<Claim, StorageError> {
+        let entry = entry_name(record_id);
         let result = self
             .update(user)
-            .expression_attribute_names("#pending", PENDING)
+            .expression_attribute_names("#entry", &entry)
+            .expression_attribute_names("#done", DONE)
+            .expression_attribute_names("#expires", "expires")
             .expression_attribute_names("#published", PUBLISHED)
-            .update_expression("REMOVE #entry ADD #pending :minus, #published :one")
+            .update_expression("SET #entry.#done = :true ADD #published :one")
             .condition_expression(
-                "attribute_exists(#entry) AND (attribute_not_exists(#published) OR #published < :max)",
+                "attribute_exists(#entry) AND attribute_not_exists(#entry.#done) AND #entry.#expires >= :now \
+                 AND (attribute_not_exists(#published) OR #published < :max)",
             )
-            .expression_attribute_names("#entry", entry_name(record_id))
-            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now()))
             .expression_attribute_values(":max", n(self.limits.recordings))
             .send()
             .await;
         if super::conditional(result, UPDATE)?.is_some() {
-            Ok(Ok(()))
-        } else if self.usage(user).await?.contains_key(&entry_name(record_id)) {
-            Ok(Err(Exceeded::Recordings(self.limits.recordings)))
-        } else {
-            self.reserve_published(user, size).await
+            return Ok(Claim::Won);
         }
+        let usage = self.usage(user).await?;
+        let claim = match windows(&usage).find(|w| w.name == entry) {
+            None => Claim::Closed,
+            Some(w) if w.done => Claim::Taken,
+            Some(w) if w.expires < now() => Claim::Closed,
+            Some(_) => Claim::Exceeded(Exceeded::Recordings(self.limits.recordings)),
+        };
+        Ok(claim)
+    }
+
+    /// Give up a claim whose upload could not be published: the upload is pending again, and its
+    /// recording's charge given back. If its window was refunded meanwhile (closed during the
+    /// attempt), that refund took the bytes as the recording's: they are given back here.
+    pub async fn unclaim(&self, user: &UserId, record_id: &str, size: u64) -> Result<(), StorageError> {
+        let result = self
+            .update(user)
+            .expression_attribute_names("#entry", entry_name(record_id))
+            .expression_attribute_names("#done", DONE)
+            .expression_attribute_names("#published", PUBLISHED)
+            .update_expression("REMOVE #entry.#done ADD #published :minus")
+            .condition_expression("attribute_exists(#entry.#done)")
+            .expression_attribute_values(":minus", n(-1))
+            .send()
+            .await;
+        if super::conditional(result, UPDATE)?.is_none() {
+            self.release_published(user, size).await?;
+        }
+        Ok(())
     }
 
     /// Give back a recording's charge (deleted, or its upload failed).
@@ -265,7 +417,11 @@ impl QuotaStore {
         Ok(())
     }
 
-    /// Give back a pending upload's charge, once (an expired one may already be refunded).
+    /// A pending upload was deleted: give back its bytes and mark its window `done`. The window
+    /// keeps its place and staged bytes until it closes. Nothing changes if the window is gone
+    /// (refunded, bytes included) or already `done` (a `complete` holds it: when its publish
+    /// fails on the deleted row, it gives the claim back, and the closing window's refund returns
+    /// the bytes).
     pub async fn release_pending(
         &self,
         user: &UserId,
@@ -274,17 +430,27 @@ impl QuotaStore {
     ) -> Result<(), StorageError> {
         let result = self
             .update(user)
-            .expression_attribute_names("#pending", PENDING)
-            .expression_attribute_names("#bytes", BYTES)
-            .update_expression("REMOVE #entry ADD #pending :minus, #bytes :bytes")
-            .condition_expression("attribute_exists(#entry)")
             .expression_attribute_names("#entry", entry_name(record_id))
-            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_names("#done", DONE)
+            .expression_attribute_names("#bytes", BYTES)
+            .update_expression("SET #entry.#done = :true ADD #bytes :bytes")
+            .condition_expression("attribute_exists(#entry) AND attribute_not_exists(#entry.#done)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":bytes", n(-(size as i64)))
             .send()
             .await;
-        // Not there: already refunded as expired.
         super::conditional(result, UPDATE)?;
         Ok(())
     }
+}
+
+/// A charge of one new item.
+struct Charge {
+    /// The counter the item counts against, and its limit.
+    counter: &'static str,
+    limit: Exceeded,
+    size: u64,
+    /// Whether the item is an upload window, whose bytes count as staged too.
+    staged: bool,
+    entry: Option<(String, AttributeValue)>,
 }

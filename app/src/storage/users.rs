@@ -18,8 +18,17 @@ pub struct UserStore {
 pub struct ListedKey {
     /// The key's hash (the row's sort key).
     pub hash: String,
-    pub created_at: i64,
+    /// When its login began, epoch milliseconds.
+    pub issued_at_ms: i64,
     pub expires_at: i64,
+}
+
+/// A user's partition: their keys, and when they last signed out everywhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserKeys {
+    pub keys: Vec<ListedKey>,
+    /// Epoch milliseconds of the last "sign out everywhere", if any is still recorded.
+    pub signed_out_at_ms: Option<i64>,
 }
 
 /// The partition of a provider's used ID tokens: no user id can have this form (user ids are
@@ -46,7 +55,7 @@ impl UserStore {
         &self,
         user: &UserId,
         key: &KeyHash,
-        created_at: i64,
+        issued_at_ms: i64,
         expires_at: i64,
     ) -> Result<(), StorageError> {
         self.client
@@ -54,7 +63,8 @@ impl UserStore {
             .table_name(&self.table)
             .item(user::ID, s(user.as_str()))
             .item(user::AUTH_KEY_HASH, s(key.as_str()))
-            .item(user::CREATED_AT, n(created_at))
+            .item(user::CREATED_AT, n(issued_at_ms.div_euclid(1000)))
+            .item(user::ISSUED_AT_MS, n(issued_at_ms))
             .item(user::EXPIRES_AT, n(expires_at))
             .send()
             .await
@@ -80,8 +90,10 @@ impl UserStore {
             .transpose()
     }
 
-    /// Every key issued to `user`, expired ones included (TTL deletes them within days).
-    pub async fn list_keys(&self, user: &UserId) -> Result<Vec<ListedKey>, StorageError> {
+    /// Every key issued to `user`, expired ones included (TTL deletes them within days), and
+    /// when they last signed out everywhere. Strongly consistent: a login sees every key added
+    /// before it asked, its own included.
+    pub async fn list_keys(&self, user: &UserId) -> Result<UserKeys, StorageError> {
         let mut pages = self
             .client
             .query()
@@ -93,16 +105,47 @@ impl UserStore {
             .into_paginator()
             .items()
             .send();
-        let mut keys = Vec::new();
+        let mut listed = UserKeys::default();
         while let Some(item) = pages.next().await {
             let item = item.map_err(|e| StorageError::aws("Query on the user table", e))?;
-            keys.push(ListedKey {
-                hash: string_attr(&item, user::AUTH_KEY_HASH)?,
-                created_at: number_attr(&item, user::CREATED_AT)?,
-                expires_at: number_attr(&item, user::EXPIRES_AT)?,
-            });
+            let hash = string_attr(&item, user::AUTH_KEY_HASH)?;
+            // Keys written before `issued_at_ms` existed sort by their creation second.
+            let issued_at_ms = number_attr(&item, user::ISSUED_AT_MS)
+                .or_else(|_| number_attr(&item, user::CREATED_AT).map(|s| s.saturating_mul(1000)))?;
+            if hash == user::SIGNED_OUT {
+                listed.signed_out_at_ms = Some(issued_at_ms);
+            } else {
+                listed.keys.push(ListedKey {
+                    hash,
+                    issued_at_ms,
+                    expires_at: number_attr(&item, user::EXPIRES_AT)?,
+                });
+            }
         }
-        Ok(keys)
+        Ok(listed)
+    }
+
+    /// Record that `user` signed out everywhere at `at_ms` (epoch milliseconds): a login that
+    /// began before then and finishes after revokes its own key. Kept until `expires_at` (epoch
+    /// seconds), when every key issued before it has expired anyway.
+    pub async fn mark_signed_out(
+        &self,
+        user: &UserId,
+        at_ms: i64,
+        expires_at: i64,
+    ) -> Result<(), StorageError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(user::ID, s(user.as_str()))
+            .item(user::AUTH_KEY_HASH, s(user::SIGNED_OUT))
+            .item(user::CREATED_AT, n(at_ms.div_euclid(1000)))
+            .item(user::ISSUED_AT_MS, n(at_ms))
+            .item(user::EXPIRES_AT, n(expires_at))
+            .send()
+            .await
+            .map_err(|e| StorageError::aws("PutItem on the user table", e))?;
+        Ok(())
     }
 
     /// Revoke the keys with these hashes, concurrently (so a whole device list costs one call's

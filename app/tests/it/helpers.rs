@@ -237,6 +237,49 @@ impl TestApp {
     }
 }
 
+/// The counters of `user`'s usage row (absent ones 0), by name.
+pub async fn usage(app: &TestApp, user: &User) -> HashMap<&'static str, i64> {
+    let row = app
+        .dynamodb
+        .get_item()
+        .table_name(USER_TABLE.name(&app.prefix))
+        .key("id", AttributeValue::S(format!("usage#{}", user.id)))
+        .key("auth_key", AttributeValue::S("usage".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_default();
+    ["pending", "published", "bytes", "staged"]
+        .into_iter()
+        .map(|name| (name, row.get(name).map_or(0, |v| v.as_n().unwrap().parse().unwrap())))
+        .collect()
+}
+
+/// Move every upload window of `user` into the past, as its closing time passing would.
+pub async fn close_upload_windows(app: &TestApp, user: &User) {
+    let table = USER_TABLE.name(&app.prefix);
+    let key = [
+        ("id".to_owned(), AttributeValue::S(format!("usage#{}", user.id))),
+        ("auth_key".to_owned(), AttributeValue::S("usage".into())),
+    ];
+    let row =
+        app.dynamodb.get_item().table_name(&table).set_key(Some(key.clone().into())).send().await.unwrap();
+    for entry in row.item.unwrap_or_default().keys().filter(|k| k.starts_with("p_")) {
+        app.dynamodb
+            .update_item()
+            .table_name(&table)
+            .set_key(Some(key.clone().into()))
+            .update_expression("SET #e.expires = :past")
+            .expression_attribute_names("#e", entry)
+            .expression_attribute_values(":past", AttributeValue::N("1".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 /// Assert a JSON error response: its status and its exact message.
 pub async fn assert_error(response: reqwest::Response, status: u16, message: &str) {
     assert_eq!(response.status(), status);

@@ -168,8 +168,9 @@ async fn the_upload_url_only_ever_touches_staging() {
         aws_sdk_dynamodb::types::AttributeValue::N(n) => n.parse().unwrap(),
         other => panic!("{other:?}"),
     };
-    let in_a_day = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
-    assert!((in_a_day..in_a_day + 400).contains(&expires), "the row expires with its staged object");
+    // The URL's 300 s and the 10 min grace: the row lasts as long as the upload's window.
+    let closes = time::OffsetDateTime::now_utc().unix_timestamp() + 900;
+    assert!((closes - 60..=closes).contains(&expires), "the row expires with its upload window: {expires}");
 
     put(&app, &upload, b"good".to_vec()).await;
     assert_eq!(complete(&app, &user, &id).await.status(), 200);
@@ -190,4 +191,125 @@ async fn the_upload_url_only_ever_touches_staging() {
     let keys = app.object_keys().await;
     assert!(keys.iter().all(|k| k.starts_with(app::schema::STAGING_PREFIX)), "{keys:?}");
     assert!(app.rows(&RECORD_TABLE).await.is_empty());
+}
+
+/// A client that retries a timed-out `complete` while the first is still at work: exactly one
+/// publishes; the others answer with the record as it now is, or 409 while the winner works,
+/// never 404 or 500; and the published recording keeps its object. Conditional writes run on
+/// dynalite, which applies them atomically as DynamoDB does (moto interleaves them).
+#[tokio::test]
+async fn racing_completes_publish_once_and_never_lose_the_recording() {
+    use app::schema::RECORD_TABLE;
+    let dynalite = crate::helpers::Dynalite::start();
+    let setup = Setup { dynamodb_endpoint: Some(dynalite.endpoint.clone()), ..Setup::default() };
+    let app = TestApp::spawn_with(setup).await;
+    let user = app.login("retrying").await;
+    for (trial, racers) in [2usize, 2, 3, 4, 8, 8].into_iter().enumerate() {
+        let audio: Vec<u8> = (0..4096).map(|i| (i * 7 + trial) as u8).collect();
+        let upload = start(&app, &user, audio.len()).await;
+        let id = upload["record_id"].as_str().unwrap().to_owned();
+        put(&app, &upload, audio.clone()).await;
+
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(racers));
+        let answers = futures::future::join_all((0..racers).map(|_| {
+            let (barrier, app, user, id) = (barrier.clone(), &app, &user, &id);
+            async move {
+                barrier.wait().await;
+                let response = complete(app, user, id).await;
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.unwrap())
+            }
+        }))
+        .await;
+
+        let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+        assert!(statuses.contains(&200), "trial {trial}: {answers:?}");
+        for (status, body) in &answers {
+            match status {
+                200 => assert_eq!(body["record"]["id"], id.as_str(), "trial {trial}: {body}"),
+                409 => assert_eq!(
+                    body["error"],
+                    "this upload is being completed by another request: retry shortly"
+                ),
+                _ => panic!("trial {trial}: a racing complete answered {status}: {body}"),
+            }
+        }
+        let record: Value = app.get(&user, &format!("/record/{id}")).await.json().await.unwrap();
+        let download = reqwest::get(record["download_url"].as_str().unwrap()).await.unwrap();
+        assert_eq!(download.status(), 200, "trial {trial}: the published recording lost its object");
+        assert_eq!(download.bytes().await.unwrap(), audio, "trial {trial}");
+        assert_eq!(complete(&app, &user, &id).await.status(), 200, "a later retry is answered 200");
+    }
+    let rows = app.rows(&RECORD_TABLE).await;
+    let mut published: Vec<String> =
+        rows.iter().map(|r| crate::helpers::string(r, app::schema::record::OBJECT_KEY)).collect();
+    published.sort();
+    let mut objects = app.object_keys().await;
+    objects.sort();
+    assert_eq!(objects, published, "one object per published row, and nothing left in staging");
+    let usage = crate::helpers::usage(&app, &user).await;
+    assert_eq!((usage["published"], usage["bytes"]), (6, 6 * 4096), "{usage:?}");
+}
+
+/// Headers a presigned PUT does not sign (so S3 lets an uploader add them) never reach the
+/// published recording or its downloads: the copy replaces the metadata with ours.
+#[tokio::test]
+async fn unsigned_storage_headers_on_the_upload_do_not_survive_publishing() {
+    let app = TestApp::spawn().await;
+    let user = app.login("headers").await;
+    let upload = start(&app, &user, 4).await;
+    let id = upload["record_id"].as_str().unwrap().to_owned();
+    let mut request = app.http.put(upload["upload_url"].as_str().unwrap());
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        if name != "content-length" {
+            request = request.header(name, value.as_str().unwrap());
+        }
+    }
+    let smuggled = [
+        ("content-encoding", "gzip"),
+        ("cache-control", "public, max-age=31536000"),
+        ("content-language", "de"),
+        ("expires", "Thu, 01 Dec 2044 16:00:00 GMT"),
+    ];
+    for (name, value) in smuggled {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.body(b"data".to_vec()).send().await.unwrap().status(), 200);
+    assert_eq!(complete(&app, &user, &id).await.status(), 200);
+
+    let record: Value = app.get(&user, &format!("/record/{id}")).await.json().await.unwrap();
+    let download = reqwest::get(record["download_url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(download.status(), 200);
+    let headers = download.headers().clone();
+    assert_eq!(download.bytes().await.unwrap().as_ref(), b"data");
+    for (name, value) in smuggled {
+        assert_ne!(
+            headers.get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{name} survived: {headers:?}"
+        );
+    }
+    assert_eq!(headers["content-type"], "audio/mp4");
+}
+
+/// A staged object that is gone (removed by a delete's cleanup, or the lifecycle rule) is a
+/// client error, and uploading again recovers.
+#[tokio::test]
+async fn completing_after_the_staged_object_is_gone_is_a_client_error_not_a_500() {
+    let app = TestApp::spawn().await;
+    let user = app.login("vanished").await;
+    let upload = start(&app, &user, 4).await;
+    let id = upload["record_id"].as_str().unwrap().to_owned();
+    put(&app, &upload, b"data".to_vec()).await;
+    let staged = app.object_keys().await.pop().unwrap();
+    app.s3.delete_object().bucket(&app.bucket).key(&staged).send().await.unwrap();
+
+    assert_error(
+        complete(&app, &user, &id).await,
+        400,
+        "nothing was uploaded yet: PUT the file to upload_url first",
+    )
+    .await;
+    put(&app, &upload, b"data".to_vec()).await;
+    assert_eq!(complete(&app, &user, &id).await.status(), 200, "an upload again completes");
 }

@@ -319,6 +319,48 @@ async fn an_id_token_is_exchanged_for_a_key_once() {
     assert_eq!(login(&app, &sign(&signer, &claims())).await.status(), 200, "a new token still works");
 }
 
+/// The same ES256 token with its other valid signature, (r, n − s): ECDSA signatures are
+/// malleable, so whoever holds a token can make a second string that verifies.
+fn other_signature(token: &str) -> String {
+    const ORDER: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc,
+        0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+    ];
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut standard = signature.replace('-', "+").replace('_', "/");
+    while standard.len() % 4 != 0 {
+        standard.push('=');
+    }
+    let mut bytes = aws_smithy_types::base64::decode(&standard).unwrap();
+    assert_eq!(bytes.len(), 64, "ES256 signatures are r || s");
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let difference = ORDER[i] as i16 - bytes[32 + i] as i16 - borrow;
+        borrow = i16::from(difference < 0);
+        bytes[32 + i] = difference.rem_euclid(256) as u8;
+    }
+    format!("{signed}.{}", b64url(&bytes))
+}
+
+/// Without a `jti`, a token is identified by what its signature signs: the other form of an
+/// ES256 signature is the same token, and is refused once either was exchanged.
+#[tokio::test]
+async fn an_es256_token_without_jti_is_exchanged_once_whatever_form_its_signature_takes() {
+    let signer = ec("malleable");
+    let idp = idp(&[&signer]).await;
+    let app = app_for(&idp.url).await;
+    let mut without_jti = claims();
+    without_jti.as_object_mut().unwrap().remove("jti");
+    let token = sign(&signer, &without_jti);
+    let twin = other_signature(&token);
+    assert_ne!(twin, token);
+
+    assert_eq!(login(&app, &twin).await.status(), 200, "the other signature verifies");
+    let used = "this id token was already exchanged for a key: get a new one from the provider";
+    assert_error(login(&app, &token).await, 401, used).await;
+    assert_error(login(&app, &twin).await, 401, used).await;
+}
+
 /// With a provider configured, its name cannot be used as the unverified login's social_type:
 /// `GET /login?social_type=google&social_id=u1` would otherwise sign in as google's user u1.
 #[tokio::test]

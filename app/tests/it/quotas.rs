@@ -49,7 +49,7 @@ async fn fifty_concurrent_upload_starts_against_a_limit_of_five_give_exactly_fiv
 }
 
 #[tokio::test]
-async fn bytes_are_charged_at_start_and_refunded_on_delete() {
+async fn bytes_are_charged_at_start_and_stay_charged_until_the_upload_window_closes() {
     let app = app_with(Limits { bytes: 1000, ..MANY }).await;
     let user = app.login("bytes").await;
     let first: Value = start(&app, &user, 600).await.json().await.unwrap();
@@ -58,19 +58,105 @@ async fn bytes_are_charged_at_start_and_refunded_on_delete() {
     assert_error(start(&app, &user, 1001).await, 413, over).await;
     let pending = first["record_id"].as_str().unwrap();
     assert_eq!(app.delete(&user, &format!("/record/{pending}")).await.status(), 200);
-    assert_eq!(start(&app, &user, 500).await.status(), 200, "the deleted upload's bytes came back");
-    // Direct uploads count too.
+    // Its URL can still write 600 bytes to staging until the window closes.
+    let staged = "quota reached: uploads started in the last minutes hold up to 1000 bytes until their upload windows close, even when completed or deleted: retry later";
+    assert_error(start(&app, &user, 500).await, 429, staged).await;
+    // Direct uploads count the recordings' bytes, which the delete gave back.
     let direct = app
         .http
         .put(app.url("/upload/record/a.m4a"))
         .header("Authorization", user.header())
-        .body(vec![0u8; 501])
+        .body(vec![0u8; 401])
         .send()
         .await
         .unwrap();
-    assert_error(direct, 413, over).await;
-    assert_eq!(app.rows(&RECORD_TABLE).await.len(), 1);
+    assert_eq!(direct.status(), 200);
+    assert_error(app.upload(&user, "b.m4a", vec![0u8; 600]).await, 413, over).await;
+    crate::helpers::close_upload_windows(&app, &user).await;
+    assert_eq!(start(&app, &user, 500).await.status(), 200, "the closed window was refunded");
+    assert_eq!(app.rows(&RECORD_TABLE).await.len(), 2);
+}
+
+/// A presigned URL cannot be revoked: deleting or completing its upload does not stop it from
+/// writing to staging again. Twenty rounds of start, delete and PUT against a 10,000-byte cap
+/// stored 180,000 uncharged bytes; now each round's bytes stay charged, and the second is refused.
+#[tokio::test]
+async fn staged_bytes_stay_within_the_bytes_quota_after_deletes_and_completes() {
+    let app = app_with(Limits { bytes: 10_000, ..MANY }).await;
+    let user = app.login("stager").await;
+    let staged_over = "quota reached: uploads started in the last minutes hold up to 10000 bytes until their upload windows close, even when completed or deleted: retry later";
+    let mut accepted = 0;
+    for _ in 0..3 {
+        let response = start(&app, &user, 9000).await;
+        if response.status() != 200 {
+            assert_error(response, 429, staged_over).await;
+            continue;
+        }
+        accepted += 1;
+        let upload: Value = response.json().await.unwrap();
+        let id = upload["record_id"].as_str().unwrap();
+        assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
+        put_to(&app, &upload, vec![1u8; 9000]).await;
+    }
+    assert_eq!(accepted, 1, "only one window of 9000 bytes fits");
+    let staged: Vec<String> = app.object_keys().await;
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    let usage = crate::helpers::usage(&app, &user).await;
+    assert_eq!((usage["staged"], usage["bytes"], usage["pending"]), (9000, 0, 1), "{usage:?}");
+
+    // When the window closes, its staged object goes before its bytes come back.
+    crate::helpers::close_upload_windows(&app, &user).await;
+    let upload: Value = start(&app, &user, 4000).await.json().await.unwrap();
+    assert!(app.object_keys().await.is_empty(), "the closed window's staged object was removed");
+
+    // After a complete, the published copy and the window's staged bytes are both charged.
+    put_to(&app, &upload, vec![2u8; 4000]).await;
+    let id = upload["record_id"].as_str().unwrap();
+    let complete =
+        app.http.post(app.url(&format!("/record/{id}/complete"))).header("Authorization", user.header());
+    assert_eq!(complete.send().await.unwrap().status(), 200);
+    assert_eq!(app.object_keys().await.len(), 1, "the staged object is removed at once");
+    assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
+    put_to(&app, &upload, vec![3u8; 4000]).await;
+    assert_error(start(&app, &user, 7000).await, 429, staged_over).await;
+}
+
+/// A deleted pending upload's staged object goes with it.
+#[tokio::test]
+async fn deleting_a_pending_upload_removes_its_staged_object() {
+    let app = app_with(MANY).await;
+    let user = app.login("tidy").await;
+    let upload: Value = start(&app, &user, 5).await.json().await.unwrap();
+    put_to(&app, &upload, b"hello".to_vec()).await;
+    assert_eq!(app.object_keys().await.len(), 1);
+    let id = upload["record_id"].as_str().unwrap();
+    assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
     assert!(app.object_keys().await.is_empty());
+}
+
+/// An expired upload's charge does not block a direct upload: every path that checks the bytes
+/// quota refunds closed windows first.
+#[tokio::test]
+async fn an_expired_pending_charge_does_not_block_direct_uploads() {
+    let app = app_with(Limits { bytes: 10_000, ..MANY }).await;
+    let user = app.login("direct").await;
+    assert_eq!(start(&app, &user, 9000).await.status(), 200);
+    assert_eq!(app.upload(&user, "a.m4a", vec![0u8; 2000]).await.status(), 413);
+    crate::helpers::close_upload_windows(&app, &user).await;
+    assert_eq!(app.upload(&user, "a.m4a", vec![0u8; 2000]).await.status(), 200);
+    let usage = crate::helpers::usage(&app, &user).await;
+    assert_eq!((usage["bytes"], usage["staged"], usage["pending"], usage["published"]), (2000, 0, 0, 1));
+}
+
+/// PUT `body` to a started upload's presigned URL with the headers it names.
+async fn put_to(app: &TestApp, upload: &Value, body: Vec<u8>) {
+    let mut request = app.http.put(upload["upload_url"].as_str().unwrap());
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        if name != "content-length" {
+            request = request.header(name, value.as_str().unwrap());
+        }
+    }
+    assert_eq!(request.body(body).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -108,31 +194,7 @@ async fn an_expired_pending_upload_is_refunded_by_the_next_start() {
     assert_eq!(start(&app, &user, 10).await.status(), 200);
     assert_eq!(start(&app, &user, 10).await.status(), 429);
 
-    let table = app::schema::USER_TABLE.name(&app.prefix);
-    let usage = aws_sdk_dynamodb::types::AttributeValue::S("usage#kakao_late".into());
-    let row = app
-        .dynamodb
-        .get_item()
-        .table_name(&table)
-        .key("id", usage.clone())
-        .key("auth_key", aws_sdk_dynamodb::types::AttributeValue::S("usage".into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    let entry = row.keys().find(|k| k.starts_with("p_")).unwrap().clone();
-    app.dynamodb
-        .update_item()
-        .table_name(&table)
-        .key("id", usage)
-        .key("auth_key", aws_sdk_dynamodb::types::AttributeValue::S("usage".into()))
-        .update_expression("SET #e.expires = :past")
-        .expression_attribute_names("#e", entry)
-        .expression_attribute_values(":past", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
-        .send()
-        .await
-        .unwrap();
+    crate::helpers::close_upload_windows(&app, &user).await;
 
     assert_eq!(start(&app, &user, 10).await.status(), 200, "the expired upload was refunded");
     assert_eq!(start(&app, &user, 10).await.status(), 429, "and counted only once");

@@ -129,3 +129,23 @@ async fn a_dot_dot_file_name_sent_verbatim_returns_400() {
     assert!(response.contains("file name contains '..'"), "{response}");
     assert!(app.object_keys().await.is_empty());
 }
+
+/// A name with a right-to-left override displays as something else (`a` U+202E `gpj.html`
+/// shows as `almth.jpg`); zero-width characters hide in names too. Both are refused.
+#[tokio::test]
+async fn file_names_with_bidirectional_or_zero_width_characters_are_refused() {
+    let app = TestApp::spawn().await;
+    let user = app.login("bidi").await;
+    for name in ["a%E2%80%AEgpj.html", "memo%E2%80%8B.m4a", "%E2%81%A6memo.m4a", "%EF%BB%BFmemo.m4a"] {
+        let response = app.upload(&user, name, &b"x"[..]).await;
+        assert_error(
+            response,
+            400,
+            "file name contains a bidirectional or zero-width character: use a plain file name",
+        )
+        .await;
+    }
+    let start = serde_json::json!({ "file_name": "a\u{202E}gpj.html", "size": 1 });
+    assert_eq!(app.post_json(&user, "/record/uploads", &start).await.status(), 400);
+    assert!(app.object_keys().await.is_empty());
+}
