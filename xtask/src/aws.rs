@@ -20,6 +20,19 @@ pub struct Aws {
     pub endpoint: Option<String>,
 }
 
+/// The default bound of one AWS call of the tooling (`--aws-timeout`).
+pub const DEFAULT_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Connect, attempt and operation timeouts for every client: a call to an endpoint that accepts
+/// and never answers fails after `call` instead of hanging the task.
+pub fn timeouts(call: std::time::Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(call.min(std::time::Duration::from_secs(5)))
+        .operation_attempt_timeout(call)
+        .operation_timeout(call)
+        .build()
+}
+
 impl AwsArgs {
     /// Load the SDK config once; every client of the run is built from it. Its calls carry
     /// `app/recording-server-xtask-<task>` in their user agent (CloudTrail shows it; the tests'
@@ -27,7 +40,9 @@ impl AwsArgs {
     pub async fn load(&self, task: Task) -> anyhow::Result<Aws> {
         let app_name = aws_config::AppName::new(format!("{}{}", XTASK_APP_PREFIX, task.name()))
             .expect("task names are valid app names");
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).app_name(app_name);
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .app_name(app_name)
+            .timeout_config(timeouts(self.aws_timeout));
         if let Some(region) = &self.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
@@ -212,6 +227,15 @@ where
 
 /// The next step for a failed call.
 fn hint(info: &ErrorInfo, action: &str, aws: &Aws) -> String {
+    if info.transport.as_deref() == Some("timed out") {
+        let bound =
+            aws.sdk.timeout_config().and_then(|t| t.operation_timeout()).unwrap_or(DEFAULT_CALL_TIMEOUT);
+        return format!(
+            "{} did not answer {action} within {} s: check the endpoint (an emulator that hangs? a proxy?) and your network, or raise --aws-timeout",
+            aws.target(),
+            bound.as_secs()
+        );
+    }
     if info.transport.is_some() {
         return format!(
             "could not reach {}: check the endpoint (is the emulator running? try `cargo xtask local`) and your network",
@@ -286,6 +310,7 @@ impl Aws {
             .region(aws_config::Region::new(EMULATOR_REGION))
             .credentials_provider(credentials)
             .endpoint_url(endpoint)
+            .timeout_config(timeouts(DEFAULT_CALL_TIMEOUT))
             .load()
             .await;
         Aws { sdk, endpoint: Some(endpoint.to_owned()) }

@@ -205,6 +205,20 @@ pub struct AwsArgs {
     /// Send AWS requests to this endpoint, e.g. an emulator at http://127.0.0.1:5000
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
+    /// Longest one AWS call may take, retries included (connecting: at most 5 s of it); an
+    /// endpoint that stalls fails the task after this. Waits that are long by design (tables
+    /// becoming ACTIVE, function updates) poll with calls this short under their own bound
+    #[arg(long, env = "RECORDING_AWS_TIMEOUT", default_value = "30s", value_parser = parse_call_timeout)]
+    pub aws_timeout: Duration,
+}
+
+/// A call timeout: 1 s to 15 min.
+fn parse_call_timeout(s: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(s)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(900)).contains(&timeout) {
+        return Err(format!("{s:?} is not from 1s to 15m"));
+    }
+    Ok(timeout)
 }
 
 #[derive(Debug, Args)]

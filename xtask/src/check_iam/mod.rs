@@ -496,6 +496,10 @@ async fn identify(aws: &Aws, notes: &mut Vec<String>) -> anyhow::Result<Identity
     let sts = aws_sdk_sts::Client::new(&aws.sdk);
     let caller = match sts.get_caller_identity().send().await {
         Ok(caller) => caller,
+        // No answer at all: the same message every task gives (the endpoint, the bound).
+        Err(e) if ErrorInfo::of(&e).transport.is_some() => {
+            return Err(fail(crate::aws::explain(e, "sts:GetCallerIdentity", "your identity", aws)));
+        }
         Err(e) => {
             let code = e
                 .as_service_error()

@@ -9,4 +9,5 @@ mod helpers;
 mod local;
 mod logs;
 mod runtime_policy;
+mod stalled;
 mod tidy;
