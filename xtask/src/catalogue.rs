@@ -121,6 +121,7 @@ const DEPLOY: &[Need] = &[
         resource: Resource::Role,
         condition: Some(("iam:PassedToService", "lambda.amazonaws.com")),
     },
+    need("dynamodb:ListTagsOfResource", Resource::Tables),
     need("lambda:GetFunction", Resource::Function),
     need("lambda:CreateFunction", Resource::Function),
     need("lambda:TagResource", Resource::Function),
@@ -140,6 +141,9 @@ const DEPLOY: &[Need] = &[
 
 const DESTROY: &[Need] = &[
     need("sts:GetCallerIdentity", Resource::Any),
+    // The deployed function names the stage's data; tags say which tables are the stage's own.
+    need("lambda:GetFunctionConfiguration", Resource::Function),
+    need("dynamodb:ListTagsOfResource", Resource::Tables),
     need("iam:ListRolePolicies", Resource::Role),
     need("dynamodb:DescribeTable", Resource::Tables),
     need("dynamodb:UpdateTable", Resource::Tables),

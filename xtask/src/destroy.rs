@@ -10,22 +10,51 @@ use aws_sdk_lambda::error::SdkError;
 use crate::aws::{Aws, ExplainExt};
 use crate::flags::Destroy;
 use crate::names::validate_stage;
+use crate::stage::TableOwner;
 
 impl Destroy {
     pub async fn run(self) -> anyhow::Result<()> {
         validate_stage(&self.target.stage)?;
         let aws = self.aws.load(crate::catalogue::Task::Destroy).await?;
         let account = crate::aws::account(&aws).await?;
-        let names = self.target.names(&account, &aws.region());
+        let (names, deployed) = crate::stage::existing(&aws, &self.target, &account).await?;
         let mut doomed =
             vec![format!("function {} and its URL", names.function), format!("role {}", names.role)];
+        // Only what is the stage's own: tables with its stage tag, its default-named bucket.
+        let mut own_tables = Vec::new();
+        let mut kept = Vec::new();
         if self.include_data {
-            doomed.push(format!(
-                "tables {} and {} with all their rows",
-                names.user_table(),
-                names.record_table()
+            for table in [names.user_table(), names.record_table()] {
+                match crate::stage::table_owner(&aws, &names, &table).await? {
+                    TableOwner::Absent => own_tables.push(table),
+                    TableOwner::Stage(Some(stage)) if stage == names.stage => {
+                        doomed.push(format!("table {table} with all its rows"));
+                        own_tables.push(table);
+                    }
+                    owner => kept.push(format!(
+                        "table {table}: it {}, not stage {}",
+                        owner.describe(),
+                        names.stage
+                    )),
+                }
+            }
+            if crate::stage::owns_bucket(&names.stage, &names.account, &names.region, &names.bucket) {
+                doomed.push(format!("bucket {} with every recording", names.bucket));
+            } else {
+                kept.push(format!(
+                    "bucket {}: not stage {}'s default bucket, so it may hold other data; empty and delete it yourself if it is this stage's",
+                    names.bucket, names.stage
+                ));
+            }
+        }
+        if deployed.is_none() && !self.include_data && !role_exists(&aws, &names.role).await? {
+            return Err(anyhow::anyhow!(
+                "no stage {} here: no function {} or role {} in {} (check --stage, --region and --profile)",
+                names.stage,
+                names.function,
+                names.role,
+                aws.target()
             ));
-            doomed.push(format!("bucket {} with every recording", names.bucket));
         }
         if !self.yes && !confirm(&names.stage, &doomed)? {
             bail!("nothing was destroyed");
@@ -55,10 +84,15 @@ impl Destroy {
         );
         report("role", &names.role, delete_role(&aws, &names.role).await?);
         if self.include_data {
-            for table in [names.user_table(), names.record_table()] {
-                report("table", &table, delete_table(&aws, &table).await?);
+            for table in &own_tables {
+                report("table", table, delete_table(&aws, table).await?);
             }
-            report("bucket", &names.bucket, delete_bucket(&aws, &names.bucket, &names.account).await?);
+            if crate::stage::owns_bucket(&names.stage, &names.account, &names.region, &names.bucket) {
+                report("bucket", &names.bucket, delete_bucket(&aws, &names.bucket, &names.account).await?);
+            }
+            for item in &kept {
+                println!("kept     {item}");
+            }
         } else {
             println!(
                 "kept     tables {} and {}, bucket {} (pass --include-data to delete them)",
@@ -68,6 +102,18 @@ impl Destroy {
             );
         }
         Ok(())
+    }
+}
+
+/// Whether the stage's execution role exists.
+async fn role_exists(aws: &Aws, role: &str) -> anyhow::Result<bool> {
+    let iam = aws_sdk_iam::Client::new(&aws.sdk);
+    match iam.list_role_policies().role_name(role).send().await {
+        Ok(_) => Ok(true),
+        Err(aws_sdk_iam::error::SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => {
+            Ok(false)
+        }
+        Err(e) => Err(crate::aws::explain(e, "iam:ListRolePolicies", role, aws)),
     }
 }
 
@@ -146,6 +192,8 @@ async fn delete_table(aws: &Aws, table: &str) -> anyhow::Result<bool> {
         Err(e) => return Err(crate::aws::explain(e, "dynamodb:DescribeTable", table, aws)),
     };
     if protected {
+        // Said out loud: protection goes off only for a table that is the stage's own.
+        println!("table    {table:<40} deletion protection switched off (stage's own table, --include-data)");
         dynamodb.update_table().table_name(table).deletion_protection_enabled(false).send().await.explain(
             "dynamodb:UpdateTable",
             table,

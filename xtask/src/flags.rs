@@ -108,20 +108,28 @@ pub struct Bench {
 /// Which stage's resources a task acts on.
 #[derive(Debug, Clone, Args)]
 pub struct StageArgs {
-    /// Stage; names every resource (function, role, bucket)
+    /// Stage; names every resource (function, role, bucket, and by default the tables)
     #[arg(long, default_value = "dev")]
     pub stage: String,
-    /// Prefix of the table names
-    #[arg(long, env = "RECORD_TABLE_PREFIX", default_value = "")]
-    pub table_prefix: String,
-    /// Bucket name (default: recording-server-<stage>-<account>-<region>)
+    /// Prefix of the table names (default: what the deployed function uses, else `<stage>-`, so
+    /// stages never share tables); `--table-prefix ''` names the seed's record_user/record_record
+    #[arg(long)]
+    pub table_prefix: Option<String>,
+    /// Bucket name (default: what the deployed function uses, else
+    /// recording-server-<stage>-<account>-<region>)
     #[arg(long)]
     pub bucket: Option<String>,
 }
 
 impl StageArgs {
+    /// The table prefix from the flag, else the stage's default.
+    pub fn table_prefix(&self) -> String {
+        self.table_prefix.clone().unwrap_or_else(|| crate::stage::default_prefix(&self.stage))
+    }
+
+    /// The names from the flags and the stage's defaults alone (no deployed function consulted).
     pub fn names(&self, account: &str, region: &str) -> crate::names::Names {
-        crate::names::Names::new(&self.stage, account, region, &self.table_prefix, self.bucket.as_deref())
+        crate::names::Names::new(&self.stage, account, region, &self.table_prefix(), self.bucket.as_deref())
     }
 }
 
@@ -131,6 +139,14 @@ pub struct Deploy {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub target: StageArgs,
+    /// Use tables or a bucket that exist and are not this stage's own (another stage's, or the
+    /// untagged tables of `create-tables`), sharing their data on purpose
+    #[arg(long)]
+    pub adopt_data: bool,
+    /// Point the deployed function at other tables or another bucket than it uses now (its
+    /// recordings stay where they are)
+    #[arg(long)]
+    pub change_data: bool,
     /// Lambda architecture
     #[arg(long, value_enum, default_value_t = Arch::DEFAULT)]
     pub arch: Arch,

@@ -19,6 +19,7 @@ pub mod names;
 pub mod policy;
 pub mod progress;
 pub mod signals;
+pub mod stage;
 pub mod test;
 pub mod tools;
 

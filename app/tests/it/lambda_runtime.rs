@@ -243,16 +243,21 @@ async fn init_warms_both_connections_and_the_first_requests_open_none() {
     assert_eq!(tap.connections(), 2);
     assert!(init["warm_up_ms"].as_f64().is_some_and(|ms| ms < 300.0 + 50.0), "{init}");
 
-    // The first invocation (a login: Query, then PutItem) runs on the warm DynamoDB connection,
-    // and the first S3 call (an upload's PUT) on the warm S3 one. (Later requests may open more:
-    // hyper returns a connection to its pool in a background task, so a request sent right
-    // after the previous response can miss it; that is the pool's behaviour, not the warm-up's.)
+    // The first invocation's first call (a login's PutItem) runs on the warm DynamoDB
+    // connection, and the first S3 call (an upload's PUT) on the warm S3 one. (Later calls may
+    // open more: hyper returns a connection to its pool in a background task, so a call sent
+    // right after the previous response can miss it, as a login's Query after its PutItem did
+    // once under the full suite's load; that is the pool's behaviour, not the warm-up's.)
     let dynamo = tap.requests().iter().find(|(_, l)| l == "Dynamo(GetItem)").unwrap().0;
     let s3 = tap.requests().iter().find(|(_, l)| l.starts_with("S3(HEAD)")).unwrap().0;
     let user = app.login("warm").await;
     let login: Vec<(usize, String)> = tap.requests().into_iter().skip(2).collect();
-    assert!(login.len() >= 2 && login.iter().all(|(c, _)| *c == dynamo), "{login:?}");
-    assert_eq!(tap.connections(), 2, "the first invocation opened a connection: {login:?}");
+    assert!(login.len() >= 2, "{login:?}");
+    assert_eq!(
+        login[0],
+        (dynamo, "Dynamo(PutItem)".to_owned()),
+        "the first call opened a connection: {login:?}"
+    );
     app.upload_ok(&user, "memo.m4a", b"audio").await;
     let put = tap.requests().into_iter().find(|(_, l)| l.starts_with("S3(PUT)")).unwrap();
     assert_eq!(put.0, s3, "the first S3 call did not use the warm connection: {:?}", tap.requests());

@@ -164,6 +164,9 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
     match action {
         "sts:GetCallerIdentity" => Decision::Allow,
         "dynamodb:DescribeTable" => outcome(action, dynamodb.describe_table().table_name(target).send().await),
+        "dynamodb:ListTagsOfResource" => {
+            outcome(action, dynamodb.list_tags_of_resource().resource_arn(arn).send().await)
+        }
         "dynamodb:DescribeTimeToLive" => {
             outcome(action, dynamodb.describe_time_to_live().table_name(target).send().await)
         }

@@ -13,10 +13,12 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use xshell::Shell;
 
+use crate::aws::Aws;
 use crate::bucket::{apply_bucket, plan_bucket};
 use crate::create_tables::{ensure_tables, Options};
 use crate::flags::{target_dir, Deploy};
 use crate::names::Names;
+use crate::Failure;
 use build::{BuildSpec, Builder};
 use package::{check_binary, code_sha256, zip_bootstrap, Arch};
 
@@ -71,14 +73,92 @@ fn check_timeout(timeout_s: i32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The plan's data-affecting steps, refused (before any write) without their flag: pointing the
+/// deployed function at other tables or another bucket (`--change-data`), and using tables that
+/// are not this stage's own (`--adopt-data`). A dry run shows them and refuses nothing.
+async fn data_steps(
+    aws: &Aws,
+    names: &Names,
+    deployed: Option<&crate::stage::Deployed>,
+    flags: &Deploy,
+) -> anyhow::Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    let refuse = |what: String, flag: &str, advice: &str| -> anyhow::Error {
+        Failure::new(4, anyhow::anyhow!("{what}: pass {flag} to do this on purpose, or {advice}")).into()
+    };
+    if let Some(d) = deployed {
+        let mut changes = Vec::new();
+        if d.table_prefix != names.table_prefix {
+            changes.push(format!(
+                "tables {}, {} -> {}, {}",
+                app::schema::USER_TABLE.name(&d.table_prefix),
+                app::schema::RECORD_TABLE.name(&d.table_prefix),
+                names.user_table(),
+                names.record_table()
+            ));
+        }
+        if d.bucket != names.bucket {
+            changes.push(format!("bucket {} -> {}", d.bucket, names.bucket));
+        }
+        if !changes.is_empty() {
+            let what = format!(
+                "deploy would point stage {}'s function at other data ({}); its users would no longer see their recordings",
+                names.stage,
+                changes.join("; ")
+            );
+            if !flags.change_data && !flags.dry_run {
+                return Err(refuse(
+                    what,
+                    "--change-data",
+                    "leave --table-prefix and --bucket out to keep its data",
+                ));
+            }
+            changes.push("data-affecting: needs --change-data".into());
+            steps.push(Step::new("data", &names.function, "change", changes));
+        }
+    }
+    let tables_in_use = deployed.is_some_and(|d| d.table_prefix == names.table_prefix);
+    if !tables_in_use {
+        for table in [names.user_table(), names.record_table()] {
+            let owner = crate::stage::table_owner(aws, names, &table).await?;
+            let own = matches!(&owner, crate::stage::TableOwner::Stage(Some(s)) if *s == names.stage);
+            if owner == crate::stage::TableOwner::Absent || own {
+                continue;
+            }
+            let what = format!("table {table} {}, not stage {}", owner.describe(), names.stage);
+            if !flags.adopt_data && !flags.dry_run {
+                return Err(refuse(
+                    what,
+                    "--adopt-data",
+                    "choose another --table-prefix (the default is `<stage>-`)",
+                ));
+            }
+            steps.push(Step::new("data", &table, "adopt", vec![format!("{what}; needs --adopt-data")]));
+        }
+    }
+    Ok(steps)
+}
+
 impl Deploy {
     pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {
         validate_stage(&self.target.stage)?;
-        app::schema::validate_prefix(&self.target.table_prefix).map_err(anyhow::Error::msg)?;
+        if let Some(prefix) = &self.target.table_prefix {
+            app::schema::validate_prefix(prefix).map_err(anyhow::Error::msg)?;
+        }
         check_timeout(self.timeout)?;
         let aws = self.aws.load(crate::catalogue::Task::Deploy).await?;
         let account = crate::aws::account(&aws).await?;
-        let names = self.target.names(&account, &aws.region());
+        let role = role::current(&aws, &self.target.names(&account, &aws.region())).await?;
+        let deployed = crate::stage::deployed(&aws, &self.target.stage).await?;
+        // Flags first, then what the deployed function uses, then the stage's defaults.
+        let prefix = self
+            .target
+            .table_prefix
+            .clone()
+            .or_else(|| deployed.as_ref().map(|d| d.table_prefix.clone()))
+            .unwrap_or_else(|| crate::stage::default_prefix(&self.target.stage));
+        let bucket = self.target.bucket.clone().or_else(|| deployed.as_ref().map(|d| d.bucket.clone()));
+        let names = Names::new(&self.target.stage, &account, &aws.region(), &prefix, bucket.as_deref());
         if self.url_only {
             let url = function::url(&aws, &names).await?;
             println!(
@@ -159,8 +239,24 @@ impl Deploy {
             );
         }
 
-        let mut steps = Vec::new();
+        let mut steps = data_steps(&aws, &names, deployed.as_ref(), &self).await?;
         let bucket = plan_bucket(&aws, &names.bucket, Some(&names.account)).await?;
+        let own_bucket =
+            crate::stage::owns_bucket(&names.stage, &names.account, &names.region, &names.bucket);
+        let bucket_in_use = deployed.as_ref().is_some_and(|d| d.bucket == names.bucket);
+        if !matches!(bucket, crate::bucket::BucketPlan::Create) && !own_bucket && !bucket_in_use {
+            let why = format!("bucket {} exists and is not stage {}'s own", names.bucket, names.stage);
+            if !self.adopt_data && !self.dry_run {
+                return Err(Failure::new(
+                    4,
+                    anyhow::anyhow!(
+                        "{why}: pass --adopt-data to share its recordings on purpose, or leave --bucket out"
+                    ),
+                )
+                .into());
+            }
+            steps.push(Step::new("data", &names.bucket, "adopt", vec![format!("{why}; needs --adopt-data")]));
+        }
         if !self.dry_run {
             apply_bucket(&aws, &names.bucket, Some(&names.account), &bucket).await?;
         }
@@ -192,7 +288,7 @@ impl Deploy {
             steps.push(Step::new("table", &table.name, action, table.changes));
         }
 
-        let role = role::ensure_role(&aws, &names, self.dry_run).await?;
+        let role = role::ensure_role(&aws, &names, role, self.dry_run).await?;
         steps.push(role.step);
         steps.extend(function::ensure_function(&aws, &desired, &role.arn, role.created, self.dry_run).await?);
         let url = function::ensure_url(&aws, &names, self.dry_run, &mut steps).await?;

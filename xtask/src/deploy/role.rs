@@ -31,15 +31,27 @@ pub struct EnsuredRole {
     pub created: bool,
 }
 
-pub async fn ensure_role(aws: &Aws, names: &Names, dry_run: bool) -> anyhow::Result<EnsuredRole> {
+/// The stage's execution role as it is, if it exists. Read first of the stage's resources (its
+/// name depends on the stage alone), before anything is planned.
+pub async fn current(aws: &Aws, names: &Names) -> anyhow::Result<Option<aws_sdk_iam::types::Role>> {
+    let iam = aws_sdk_iam::Client::new(&aws.sdk);
+    match iam.get_role().role_name(&names.role).send().await {
+        Ok(output) => Ok(output.role),
+        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => Ok(None),
+        Err(e) => Err(crate::aws::explain(e, "iam:GetRole", &names.role, aws)),
+    }
+}
+
+/// Converge the role `current` read (`existing`) on the trust and inline policies.
+pub async fn ensure_role(
+    aws: &Aws,
+    names: &Names,
+    existing: Option<aws_sdk_iam::types::Role>,
+    dry_run: bool,
+) -> anyhow::Result<EnsuredRole> {
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
     let policy = render_policy(&runtime_needs(), names, false);
     let role = &names.role;
-    let existing = match iam.get_role().role_name(role).send().await {
-        Ok(output) => output.role,
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => None,
-        Err(e) => return Err(crate::aws::explain(e, "iam:GetRole", role, aws)),
-    };
     let Some(existing) = existing else {
         if !dry_run {
             let created = iam

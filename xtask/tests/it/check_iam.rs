@@ -173,7 +173,7 @@ async fn a_user_allowed_only_get_caller_identity_gets_verdicts_and_the_statement
         );
     }
     assert!(fix_actions(&runs).iter().any(|a| a == "dynamodb:DescribeTimeToLive"), "{}", runs.json["fix"]);
-    assert!(runs.text.stdout().contains("arn:aws:dynamodb:us-east-1:123456789012:table/record_user"));
+    assert!(runs.text.stdout().contains("arn:aws:dynamodb:us-east-1:123456789012:table/dev-record_user"));
     assert_verdicts_first(&runs);
     assert_no_unknown_probe(&runs);
 }
@@ -489,7 +489,7 @@ async fn print_policy_renders_concrete_arns_from_the_account() {
         run_as(moto.endpoint(), &keys, &["check-iam", "--print-policy", "runtime", "--stage", "prod"]).ok();
     let policy: Value = run.json();
     let text = policy.to_string();
-    assert!(text.contains("arn:aws:dynamodb:us-east-1:123456789012:table/record_user"), "{text}");
+    assert!(text.contains("arn:aws:dynamodb:us-east-1:123456789012:table/prod-record_user"), "{text}");
     assert!(text.contains("arn:aws:s3:::recording-server-prod-123456789012-us-east-1/*"), "{text}");
     assert!(!text.contains("\"*\""), "{text}");
 }

@@ -119,7 +119,8 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
         .await
         .unwrap();
     let stored = xtask::policy::parse_document(inline.policy_document());
-    let names = Names::new("test", "123456789012", "us-east-1", "", None);
+    // The stage's own tables by default: `test-record_user`, `test-record_record`.
+    let names = Names::new("test", "123456789012", "us-east-1", "test-", None);
     assert_eq!(stored, render_policy(&runtime_needs(), &names, false));
 
     let policy =
@@ -494,4 +495,99 @@ async fn the_tooling_s3_calls_carry_the_expected_bucket_owner() {
         let expected = if create { None } else { Some("123456789012".to_owned()) };
         assert_eq!(owner, expected, "{} {}", request["method"], request["url"]);
     }
+}
+
+/// The data rule: a stage's tables are named after it by default and tagged as its own; deploy
+/// refuses another stage's tables and a change of data without a flag; destroy --include-data
+/// deletes only the stage's own data and says what it keeps. Before, `deploy --stage demo`
+/// adopted (and protected) the tables `cargo xtask local` served, and destroying demo deleted them.
+#[tokio::test]
+async fn stages_never_share_or_destroy_each_others_data_unless_asked() {
+    let moto = OwnMoto::start();
+    let binary = bootstrap(0);
+    let binary = binary.to_str().unwrap();
+    let tables = |aws: xtask::aws::Aws| async move {
+        let mut names = aws.dynamodb().list_tables().send().await.unwrap().table_names().to_vec();
+        names.sort();
+        names
+    };
+    let aws = xtask::aws::Aws::emulator(moto.endpoint()).await;
+    // The seed's tables, as `cargo xtask local` creates them.
+    xtask(moto.endpoint(), &["create-tables", "--table-prefix", "", "--stage", "local"]).ok();
+
+    let first = xtask(moto.endpoint(), &["deploy", "--stage", "demo", "--binary", binary]).ok();
+    assert!(first.stdout().contains("demo-record_user"), "{}", first.stdout());
+    assert_eq!(
+        tables(aws.clone()).await,
+        ["demo-record_record", "demo-record_user", "record_record", "record_user"]
+    );
+
+    // Another stage's tables: refused without --adopt-data, shown by a dry run.
+    let seed = ["deploy", "--stage", "other", "--binary", binary, "--table-prefix", ""];
+    let refused = xtask(moto.endpoint(), &seed);
+    assert_eq!(refused.code(), 4, "{}", refused.stderr());
+    assert!(refused.stderr().contains("table record_user belongs to stage local"), "{}", refused.stderr());
+    assert!(refused.stderr().contains("--adopt-data"), "{}", refused.stderr());
+    let plan = xtask(moto.endpoint(), &[&seed[..], &["--dry-run"]].concat()).ok();
+    assert!(plan.stdout().contains("would adopt"), "{}", plan.stdout());
+
+    // A redeploy that names other tables changes the live function's data: refused without
+    // --change-data, and shown as data-affecting in the plan.
+    let moved = ["deploy", "--stage", "demo", "--binary", binary, "--table-prefix", "moved-"];
+    let refused = xtask(moto.endpoint(), &moved);
+    assert_eq!(refused.code(), 4, "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("demo-record_user, demo-record_record -> moved-record_user"),
+        "{}",
+        refused.stderr()
+    );
+    let plan = xtask(moto.endpoint(), &[&moved[..], &["--dry-run"]].concat()).ok();
+    assert!(plan.stdout().contains("data-affecting"), "{}", plan.stdout());
+    // A redeploy without the flag keeps the deployed tables.
+    let again = xtask(moto.endpoint(), &["deploy", "--stage", "demo", "--binary", binary]).ok();
+    assert!(!again.stdout().contains("data "), "{}", again.stdout());
+
+    // destroy takes the tables from the deployed function and refuses a contradicting flag.
+    let wrong = xtask(
+        moto.endpoint(),
+        &["destroy", "--stage", "demo", "--include-data", "--yes", "--table-prefix", ""],
+    );
+    assert_eq!(wrong.code(), 4, "{}", wrong.stderr());
+    assert!(
+        wrong.stderr().contains("\"\" contradicts stage demo, whose function uses \"demo-\""),
+        "{}",
+        wrong.stderr()
+    );
+    xtask(moto.endpoint(), &["destroy", "--stage", "demo", "--include-data", "--yes"]).ok();
+    assert_eq!(tables(aws.clone()).await, ["record_record", "record_user"], "the seed's tables were kept");
+
+    // A stage that was never deployed is no stage at all.
+    let none = xtask(moto.endpoint(), &["destroy", "--stage", "never", "--yes"]);
+    assert_eq!(none.code(), 1);
+    assert!(none.stderr().contains("no stage never here"), "{}", none.stderr());
+}
+
+/// Tables that are another stage's are kept by destroy --include-data, which says so, even when
+/// the stage was deployed on them on purpose (--adopt-data); their protection stays on.
+#[tokio::test]
+async fn destroy_keeps_adopted_tables_and_says_why() {
+    let moto = OwnMoto::start();
+    let binary = bootstrap(0);
+    let binary = binary.to_str().unwrap();
+    xtask(moto.endpoint(), &["create-tables", "--table-prefix", "shared-", "--stage", "prod", "--protect"])
+        .ok();
+    let args = ["deploy", "--stage", "demo", "--binary", binary, "--table-prefix", "shared-", "--adopt-data"];
+    xtask(moto.endpoint(), &args).ok();
+
+    let run = xtask(moto.endpoint(), &["destroy", "--stage", "demo", "--include-data", "--yes"]).ok();
+
+    assert!(
+        run.stdout().contains("kept     table shared-record_user: it belongs to stage prod"),
+        "{}",
+        run.stdout()
+    );
+    assert!(!run.stdout().contains("protection switched off"), "{}", run.stdout());
+    let aws = xtask::aws::Aws::emulator(moto.endpoint()).await;
+    let table = aws.dynamodb().describe_table().table_name("shared-record_user").send().await.unwrap();
+    assert_eq!(table.table.unwrap().deletion_protection_enabled, Some(true));
 }
