@@ -15,6 +15,15 @@ use crate::stage::TableOwner;
 impl Destroy {
     pub async fn run(self) -> anyhow::Result<()> {
         validate_stage(&self.target.stage)?;
+        if !self.yes && !std::io::stdin().is_terminal() {
+            return Err(crate::Failure::new(
+                4,
+                anyhow::anyhow!(
+                    "destroy asks for confirmation on a terminal: pass --yes to run it unattended"
+                ),
+            )
+            .into());
+        }
         let aws = self.aws.load(crate::catalogue::Task::Destroy).await?;
         let account = crate::aws::account(&aws).await?;
         let (names, deployed) = crate::stage::existing(&aws, &self.target, &account).await?;
@@ -118,9 +127,6 @@ async fn role_exists(aws: &Aws, role: &str) -> anyhow::Result<bool> {
 }
 
 fn confirm(stage: &str, doomed: &[String]) -> anyhow::Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        bail!("destroy asks for confirmation on a terminal: pass --yes to run it unattended");
-    }
     eprintln!("this deletes, for stage {stage}:");
     for item in doomed {
         eprintln!("  - {item}");

@@ -41,10 +41,10 @@ pub struct Logs {
     #[command(flatten)]
     pub aws: AwsArgs,
     /// Stage whose function's logs to show
-    #[arg(long, default_value = "dev")]
+    #[arg(long, default_value = "dev", value_parser = parse_stage)]
     pub stage: String,
-    /// How far back to start (e.g. 30s, 10m, 2h)
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    /// How far back to start (e.g. 30s, 10m, 2h, 1d)
+    #[arg(long, default_value = "10m", value_parser = parse_positive_duration)]
     pub since: Duration,
     /// Keep polling for new events (about once a second) until Ctrl-C
     #[arg(long)]
@@ -66,8 +66,8 @@ pub struct Logs {
 
 #[derive(Debug, Args)]
 pub struct Bench {
-    /// Number of measured cold starts
-    #[arg(long, default_value_t = 10)]
+    /// Number of measured cold starts (not with --load or --build)
+    #[arg(long, default_value = "10", value_parser = parse_count, conflicts_with_all = ["load", "build"])]
     pub runs: usize,
     /// Print a JSON report instead of text
     #[arg(long)]
@@ -77,10 +77,10 @@ pub struct Bench {
     #[arg(long)]
     pub load: bool,
     /// With --load: the numbers of concurrent clients to measure, in turn
-    #[arg(long, value_delimiter = ',', default_value = "1,8,32,64", requires = "load")]
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,64", value_parser = parse_count, requires = "load")]
     pub concurrency: Vec<usize>,
     /// With --load: how long each concurrency level runs
-    #[arg(long, default_value = "10s", value_parser = parse_duration, requires = "load")]
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration, requires = "load")]
     pub duration: Duration,
     /// With --load: length of the soak (8 clients) whose memory growth is reported; 0s skips it
     #[arg(long, default_value = "60s", value_parser = parse_duration, requires = "load")]
@@ -109,11 +109,11 @@ pub struct Bench {
 #[derive(Debug, Clone, Args)]
 pub struct StageArgs {
     /// Stage; names every resource (function, role, bucket, and by default the tables)
-    #[arg(long, default_value = "dev")]
+    #[arg(long, default_value = "dev", value_parser = parse_stage)]
     pub stage: String,
     /// Prefix of the table names (default: what the deployed function uses, else `<stage>-`, so
     /// stages never share tables); `--table-prefix ''` names the seed's record_user/record_record
-    #[arg(long)]
+    #[arg(long, value_parser = parse_table_prefix)]
     pub table_prefix: Option<String>,
     /// Bucket name (default: what the deployed function uses, else
     /// recording-server-<stage>-<account>-<region>)
@@ -153,9 +153,9 @@ pub struct Deploy {
     /// Function memory in MB
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i32).range(128..=10240))]
     pub memory: i32,
-    /// Function timeout in seconds; must be above the service's request budget (50 s: ten AWS
-    /// calls in a row of at most 5 s each)
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i32).range(1..=900))]
+    /// Function timeout (seconds, or a duration like 90s or 2m); must be above the service's
+    /// request budget (50 s: ten AWS calls in a row of at most 5 s each), at most 15m
+    #[arg(long, default_value = "60s", value_parser = parse_function_timeout)]
     pub timeout: i32,
     /// Concurrent executions reserved for (and capping) the function, or `none`: bounds what a
     /// flood of requests can cost and leaves the account's other functions their share
@@ -168,7 +168,7 @@ pub struct Deploy {
     #[arg(long)]
     pub allow_unverified_login: bool,
     /// Identity providers for POST /login, as JSON: [{"name","issuer","audiences","jwks_url"}]
-    #[arg(long, env = "RECORD_OIDC_PROVIDERS")]
+    #[arg(long, env = "RECORD_OIDC_PROVIDERS", value_parser = parse_oidc_providers)]
     pub oidc_providers: Option<String>,
     /// Deletion protection and point-in-time recovery for the tables (default: on except for dev)
     #[arg(long)]
@@ -263,10 +263,10 @@ pub struct CreateTables {
     #[command(flatten)]
     pub aws: AwsArgs,
     /// Prefix for both table names, so several stages can share an account
-    #[arg(long, env = "RECORD_TABLE_PREFIX", default_value = "")]
+    #[arg(long, env = "RECORD_TABLE_PREFIX", default_value = "", value_parser = parse_table_prefix)]
     pub table_prefix: String,
     /// Stage name written into the `stage` tag of new tables
-    #[arg(long, default_value = "dev")]
+    #[arg(long, default_value = "dev", value_parser = parse_stage)]
     pub stage: String,
     /// Turn on point-in-time recovery and deletion protection
     #[arg(long)]
@@ -278,7 +278,7 @@ pub struct CreateTables {
     #[arg(long)]
     pub json: bool,
     /// Give up waiting for tables to become ACTIVE after this long (e.g. 90s, 5m)
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = parse_positive_duration)]
     pub timeout: Duration,
 }
 
@@ -396,7 +396,7 @@ pub struct Explain {
     pub messages: Vec<String>,
     /// Read the messages from the stage's function logs (CloudWatch Logs) of this long ago until
     /// now (e.g. 1h, 30m), instead of from the arguments
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_positive_duration)]
     pub since: Option<Duration>,
     /// Where to read the logs from, with --since
     #[command(flatten)]
@@ -425,15 +425,102 @@ pub fn parse_reserved_concurrency(s: &str) -> Result<ReservedConcurrency, String
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 90s or 5m"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{s:?} has unknown unit {unit:?}: use s, m or h")),
-    };
+    /// Longer than any wait or window this tooling has: a typo, not a plan.
+    const MAX: u64 = 366 * 24 * 3600;
+    let bad = || format!("{s:?} is not a duration like 90s, 5m, 1h30m or 2d");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    // Plain seconds, or number-unit pairs: `90s`, `1h30m`, `2d`.
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = s.parse().map_err(|_| bad())?;
+        return if secs > MAX {
+            Err(format!("{s:?} is longer than a year"))
+        } else {
+            Ok(Duration::from_secs(secs))
+        };
+    }
+    let mut secs: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        let scale = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(format!("{s:?} has unknown unit {unit:?}: use s, m, h or d")),
+        };
+        secs = n
+            .checked_mul(scale)
+            .and_then(|n| secs.checked_add(n))
+            .filter(|n| *n <= MAX)
+            .ok_or_else(|| format!("{s:?} is longer than a year"))?;
+        rest = tail;
+    }
     Ok(Duration::from_secs(secs))
+}
+
+/// A duration that must be more than zero.
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let duration = parse_duration(s)?;
+    if duration.is_zero() {
+        return Err(format!("{s:?} is zero: give a duration above 0, like 30s"));
+    }
+    Ok(duration)
+}
+
+/// A count of at least one.
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
+}
+
+/// Identity providers, checked with the service's own parser, so a typo fails the deploy (before
+/// any AWS call), not the function's cold start.
+fn parse_oidc_providers(s: &str) -> Result<String, String> {
+    if !s.trim().is_empty() {
+        app::providers::parse_providers(s).map_err(|e| format!("not valid: {e}"))?;
+    }
+    Ok(s.to_owned())
+}
+
+/// A stage name, checked as every resource name built from it needs.
+fn parse_stage(s: &str) -> Result<String, String> {
+    crate::names::validate_stage(s).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
+}
+
+/// A table prefix, checked against DynamoDB's table-name rules.
+fn parse_table_prefix(s: &str) -> Result<String, String> {
+    app::schema::validate_prefix(s)?;
+    Ok(s.to_owned())
+}
+
+/// A function timeout: whole seconds or a duration, up to Lambda's 900 s, and above the
+/// service's request budget (else Lambda could cut off a request the service was still
+/// answering, and the client would get a bare 502 instead of its 503).
+fn parse_function_timeout(s: &str) -> Result<i32, String> {
+    let timeout = parse_duration(s)?.as_secs();
+    let budget = app::config::AwsBudget::default().request_budget().as_secs();
+    if timeout > 900 {
+        return Err(format!("{s:?} is above Lambda's limit of 900 s"));
+    }
+    if timeout <= budget {
+        return Err(format!(
+            "{s:?} is not above the service's request budget of {budget} s (up to {} AWS calls in a row, each \
+             bounded by RECORD_AWS_OPERATION_TIMEOUT_MS): use --timeout {} or more",
+            app::config::MAX_CALLS_PER_REQUEST,
+            budget + 1
+        ));
+    }
+    Ok(timeout as i32)
 }
 
 /// The cargo that runs xtask (cargo sets `CARGO`), so nested builds use the same toolchain.
@@ -471,7 +558,13 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86_400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("5w").is_err());
         assert!(parse_duration("m").is_err());
+        assert!(parse_duration("1h30").is_err());
+        assert!(parse_duration("18446744073709551615s").is_err(), "huge values are refused, not overflowed");
+        assert!(parse_duration("400d").is_err());
+        assert!(parse_positive_duration("0s").is_err());
     }
 }

@@ -58,21 +58,6 @@ fn request_budget() -> std::time::Duration {
     app::config::AwsBudget::default().request_budget()
 }
 
-/// A function timeout at or below the request budget would let Lambda cut off a request the
-/// service was still answering, so the client gets a bare 502 instead of the service's 503.
-fn check_timeout(timeout_s: i32) -> anyhow::Result<()> {
-    let budget = request_budget().as_secs();
-    if u64::try_from(timeout_s).unwrap_or(0) <= budget {
-        bail!(
-            "--timeout {timeout_s} is not above the service's request budget of {budget} s (up to {} AWS \
-             calls in a row, each bounded by RECORD_AWS_OPERATION_TIMEOUT_MS): use --timeout {} or more",
-            app::config::MAX_CALLS_PER_REQUEST,
-            budget + 1
-        );
-    }
-    Ok(())
-}
-
 /// The plan's data-affecting steps, refused (before any write) without their flag: pointing the
 /// deployed function at other tables or another bucket (`--change-data`), and using tables that
 /// are not this stage's own (`--adopt-data`). A dry run shows them and refuses nothing.
@@ -145,7 +130,6 @@ impl Deploy {
         if let Some(prefix) = &self.target.table_prefix {
             app::schema::validate_prefix(prefix).map_err(anyhow::Error::msg)?;
         }
-        check_timeout(self.timeout)?;
         let aws = self.aws.load(crate::catalogue::Task::Deploy).await?;
         let account = crate::aws::account(&aws).await?;
         let role = role::current(&aws, &self.target.names(&account, &aws.region())).await?;
@@ -202,7 +186,7 @@ impl Deploy {
             // Checked here with the service's own parser, so a typo fails the deploy, not the
             // function's cold start.
             app::providers::parse_providers(providers)
-                .map_err(|e| anyhow::anyhow!("--oidc-providers is not valid: {e}"))?;
+                .map_err(|e| Failure::new(4, anyhow::anyhow!("--oidc-providers is not valid: {e}")))?;
             environment.insert("RECORD_OIDC_PROVIDERS".to_owned(), providers.clone());
         }
         let desired = Desired {

@@ -226,7 +226,7 @@ async fn usage_errors_exit_4_and_bad_prefixes_are_refused_before_any_call() {
     let endpoint = shared_endpoint();
     assert_eq!(xtask(&endpoint, &["create-tables", "--timeout", "soon"]).code(), 4);
     let run = xtask(&endpoint, &["create-tables", "--table-prefix", "bad/prefix"]);
-    assert_eq!(run.code(), 1);
+    assert_eq!(run.code(), 4, "a bad prefix is a usage mistake");
     assert!(run.stderr().contains("table prefix \"bad/prefix\" contains '/'"), "{}", run.stderr());
 }
 

@@ -212,7 +212,7 @@ async fn destroy_without_yes_off_a_terminal_refuses_and_keeps_everything() {
     let moto = OwnMoto::start();
     deploy(&moto, &bootstrap(0), &[]);
     let run = xtask(moto.endpoint(), &["destroy", "--stage", "test"]);
-    assert_eq!(run.code(), 1);
+    assert_eq!(run.code(), 4, "a usage mistake");
     assert!(run.stderr().contains("pass --yes"), "{}", run.stderr());
     assert!(lambda(&moto).await.get_function().function_name("recording-server-test").send().await.is_ok());
 }
@@ -238,7 +238,7 @@ async fn a_binary_needing_a_newer_glibc_or_another_arch_or_a_too_short_timeout_i
     );
     let operations = moto.stop_recording().await;
 
-    assert_eq!(short.code(), 1);
+    assert_eq!(short.code(), 4, "a usage mistake");
     let next = (budget.parse::<u64>().unwrap() + 1).to_string();
     assert!(short.stderr().contains(&format!("use --timeout {next} or more")), "{}", short.stderr());
     assert_eq!(run.code(), 1);

@@ -11,3 +11,4 @@ mod logs;
 mod runtime_policy;
 mod stalled;
 mod tidy;
+mod usage;
