@@ -225,9 +225,6 @@ pub fn as_json(event: &Event) -> Value {
 impl Logs {
     pub async fn run(self) -> anyhow::Result<()> {
         crate::names::validate_stage(&self.stage)?;
-        if self.since.is_zero() {
-            anyhow::bail!("--since must be longer than 0s");
-        }
         let aws = self.aws.load(crate::catalogue::Task::Logs).await?;
         let group = crate::names::log_group(&self.stage);
         let since = SystemTime::now().checked_sub(self.since).unwrap_or(UNIX_EPOCH);

@@ -122,8 +122,8 @@ async fn logs_renders_summarises_and_narrows_a_stages_events() {
     assert_eq!(objects[1]["message"], "START RequestId: lambda-1 Version: $LATEST");
 
     let empty = xtask(&endpoint, &["logs", "--stage", &stage, "--since", "0s"]);
-    assert_eq!(empty.code(), 1);
-    assert!(empty.stderr().contains("--since must be longer than 0s"), "{}", empty.stderr());
+    assert_eq!(empty.code(), 4, "a usage mistake");
+    assert!(empty.stderr().contains("\"0s\" is zero"), "{}", empty.stderr());
 }
 
 #[tokio::test]
@@ -132,7 +132,7 @@ async fn a_stage_that_never_ran_has_no_log_group_and_that_is_said_not_failed() {
     assert_eq!(run.stdout(), "");
     assert!(run.stderr().contains("does not exist yet"), "{}", run.stderr());
     let bad = xtask(&shared_endpoint(), &["logs", "--stage", "Not A Stage"]);
-    assert_eq!(bad.code(), 1);
+    assert_eq!(bad.code(), 4, "a usage mistake");
     assert!(bad.stderr().contains("is not valid"), "{}", bad.stderr());
 }
 
