@@ -554,6 +554,16 @@ mod tests {
     }
 
     #[test]
+    fn the_default_function_timeout_is_above_the_services_request_budget() {
+        let Xtask { task: Task::Deploy(deploy), .. } = Xtask::try_parse_from(["xtask", "deploy"]).unwrap()
+        else {
+            panic!("not a deploy")
+        };
+        let budget = app::config::AwsBudget::default().request_budget().as_secs();
+        assert!(u64::try_from(deploy.timeout).unwrap() > budget, "{} s <= {budget} s", deploy.timeout);
+    }
+
+    #[test]
     fn durations_accept_units_and_reject_garbage() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));

@@ -2,6 +2,7 @@
 //! `cargo xtask test` starts. Each test has its own tables and bucket, so tests run in parallel.
 
 mod auth;
+mod budget;
 mod content;
 mod faults;
 mod fuzz;

@@ -53,9 +53,24 @@ pub const S3_INTERNAL_ERROR: Fault = Fault::Respond(
 struct Rule {
     call: Call,
     fault: Fault,
+    /// How many matching requests it lets through before it applies.
+    skip: usize,
     /// How many more requests it applies to; `None`: all.
     times: Option<usize>,
 }
+
+/// A non-retryable DynamoDB failure (the SDK gives up at once).
+pub const DYNAMO_INVALID: Fault = Fault::Respond(
+    400,
+    "application/x-amz-json-1.0",
+    r#"{"__type":"com.amazon.coral.validate#ValidationException","message":"injected failure"}"#,
+);
+/// A conditional write whose condition failed.
+pub const DYNAMO_CONDITION_FAILED: Fault = Fault::Respond(
+    400,
+    "application/x-amz-json-1.0",
+    r#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"}"#,
+);
 
 /// A running proxy; its tasks end with the test's runtime.
 #[derive(Clone)]
@@ -65,6 +80,8 @@ pub struct Proxy {
     outage: watch::Sender<bool>,
     /// Requests that reached the upstream, as `Dynamo(op)` / `S3(method)` text.
     forwarded: Arc<Mutex<Vec<String>>>,
+    /// Every request the service sent, faulted or forwarded, labelled the same way.
+    seen: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proxy {
@@ -73,7 +90,8 @@ impl Proxy {
         let address = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let (outage, _) = watch::channel(false);
-        let proxy = Proxy { address, rules: Arc::default(), outage, forwarded: Arc::default() };
+        let proxy =
+            Proxy { address, rules: Arc::default(), outage, forwarded: Arc::default(), seen: Arc::default() };
         let serving = proxy.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -99,7 +117,17 @@ impl Proxy {
 
     /// Apply `fault` to the next `times` requests matching `call` (`None`: every one).
     pub fn inject(&self, call: Call, fault: Fault, times: Option<usize>) {
-        self.rules.lock().unwrap().push(Rule { call, fault, times });
+        self.inject_after(call, 0, fault, times);
+    }
+
+    /// Let `skip` requests matching `call` through, then apply `fault` to the next `times`.
+    pub fn inject_after(&self, call: Call, skip: usize, fault: Fault, times: Option<usize>) {
+        self.rules.lock().unwrap().push(Rule { call, fault, skip, times });
+    }
+
+    /// Every request sent so far, faulted or forwarded.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
     }
 
     pub fn set_outage(&self, down: bool) {
@@ -113,6 +141,10 @@ impl Proxy {
     fn fault_for(&self, head: &Head) -> Option<Fault> {
         let mut rules = self.rules.lock().unwrap();
         let rule = rules.iter_mut().find(|r| r.times != Some(0) && head.is(r.call))?;
+        if rule.skip > 0 {
+            rule.skip -= 1;
+            return None;
+        }
         if let Some(times) = &mut rule.times {
             *times -= 1;
         }
@@ -122,6 +154,7 @@ impl Proxy {
     async fn serve(&self, client: TcpStream, upstream: &str) {
         let mut client = BufReader::new(client);
         let Some(head) = Head::read(&mut client).await else { return };
+        self.seen.lock().unwrap().push(head.label());
         let fault = self.fault_for(&head);
         let mut body = vec![0; head.content_length];
         match fault {
