@@ -247,13 +247,33 @@ fn piped(mut command: Command) -> Command {
     command
 }
 
+/// How long one test binary may run: the whole suite takes a few minutes, so this is a hang
+/// (a lost timeout, a test waiting on a dead process), not a slow machine.
+const BINARY_LIMIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// Wait for a test process started with piped output, and time it.
 async fn finish(
     label: String,
     child: tokio::process::Child,
 ) -> anyhow::Result<(String, std::process::Output, std::time::Duration)> {
+    finish_within(label, child, BINARY_LIMIT).await
+}
+
+/// `finish`, failing loudly (and stopping the process: it is killed on drop) after `limit`.
+async fn finish_within(
+    label: String,
+    child: tokio::process::Child,
+    limit: std::time::Duration,
+) -> anyhow::Result<(String, std::process::Output, std::time::Duration)> {
     let started = std::time::Instant::now();
-    let output = child.wait_with_output().await.with_context(|| format!("waiting for {label} failed"))?;
+    let output = match tokio::time::timeout(limit, child.wait_with_output()).await {
+        Ok(output) => output.with_context(|| format!("waiting for {label} failed"))?,
+        Err(_) => bail!(
+            "test binary {label} ran for more than {} s and was stopped: a test hangs (run it alone with \
+             `cargo xtask test -- -p <package> --test <name>` to see which)",
+            limit.as_secs()
+        ),
+    };
     Ok((label, output, started.elapsed()))
 }
 
@@ -310,6 +330,19 @@ fn ours_left_in(dir: &std::path::Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_test_binary_that_hangs_fails_the_run_naming_it() {
+        let mut command = std::process::Command::new("sleep");
+        command.arg("30").stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = spawn(command, "sleep").unwrap();
+        let started = std::time::Instant::now();
+        let err = finish_within("app tests/it/main.rs".into(), child, std::time::Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert!(err.to_string().contains("test binary app tests/it/main.rs ran for more than 0 s"), "{err}");
+    }
 
     #[test]
     fn test_binaries_are_the_test_profile_artifacts_with_an_executable() {

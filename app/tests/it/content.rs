@@ -72,7 +72,7 @@ async fn a_download_is_an_attachment_named_as_uploaded_with_the_recorded_type() 
     assert!(signed.contains("response-content-disposition=attachment"), "{url}");
     assert!(signed.contains("response-content-type=audio%2Fmpeg"), "{url}");
 
-    let download = reqwest::get(url).await.unwrap();
+    let download = app.http.get(url).send().await.unwrap();
     assert_eq!(download.status(), 200);
     let headers = download.headers();
     assert_eq!(headers["content-type"], "audio/mpeg");

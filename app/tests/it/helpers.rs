@@ -73,6 +73,9 @@ impl User {
     }
 }
 
+/// Longest any test request may take: far above every budget the service is tested with.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").expect(
         "AWS_ENDPOINT_URL is not set: run the tests with `cargo xtask test`, which starts the emulator",
@@ -159,7 +162,9 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        TestApp { address, http: reqwest::Client::new(), dynamodb, s3, bucket, prefix }
+        // A lost timeout in the service fails a test instead of hanging the suite.
+        let http = reqwest::Client::builder().timeout(CLIENT_TIMEOUT).build().unwrap();
+        TestApp { address, http, dynamodb, s3, bucket, prefix }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -55,7 +55,7 @@ async fn a_7_mib_recording_goes_through_a_presigned_put_and_is_listed_once_compl
     assert_eq!(body["record"]["size"], SEVEN_MIB);
     assert_eq!(listed_ids(&app, &user).await, std::slice::from_ref(&id));
     let record: Value = app.get(&user, &format!("/record/{id}")).await.json().await.unwrap();
-    let download = reqwest::get(record["download_url"].as_str().unwrap()).await.unwrap();
+    let download = app.http.get(record["download_url"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(download.bytes().await.unwrap().len(), SEVEN_MIB);
 }
 
@@ -235,7 +235,7 @@ async fn racing_completes_publish_once_and_never_lose_the_recording() {
             }
         }
         let record: Value = app.get(&user, &format!("/record/{id}")).await.json().await.unwrap();
-        let download = reqwest::get(record["download_url"].as_str().unwrap()).await.unwrap();
+        let download = app.http.get(record["download_url"].as_str().unwrap()).send().await.unwrap();
         assert_eq!(download.status(), 200, "trial {trial}: the published recording lost its object");
         assert_eq!(download.bytes().await.unwrap(), audio, "trial {trial}");
         assert_eq!(complete(&app, &user, &id).await.status(), 200, "a later retry is answered 200");
@@ -278,7 +278,7 @@ async fn unsigned_storage_headers_on_the_upload_do_not_survive_publishing() {
     assert_eq!(complete(&app, &user, &id).await.status(), 200);
 
     let record: Value = app.get(&user, &format!("/record/{id}")).await.json().await.unwrap();
-    let download = reqwest::get(record["download_url"].as_str().unwrap()).await.unwrap();
+    let download = app.http.get(record["download_url"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(download.status(), 200);
     let headers = download.headers().clone();
     assert_eq!(download.bytes().await.unwrap().as_ref(), b"data");

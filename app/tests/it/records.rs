@@ -99,7 +99,7 @@ async fn get_returns_the_record_and_a_download_url_for_its_bytes() {
     assert_eq!(body["record"]["id"], id.as_str());
     let url = body["download_url"].as_str().unwrap();
     assert!(url.contains("X-Amz-Signature="), "not a presigned URL: {url}");
-    let download = reqwest::get(url).await.unwrap();
+    let download = app.http.get(url).send().await.unwrap();
     assert_eq!(download.status(), 200);
     assert_eq!(&download.bytes().await.unwrap()[..], b"the audio");
 }

@@ -247,15 +247,25 @@ impl OwnMoto {
     /// From now on moto checks every request against the caller's IAM policies (only users
     /// created in it have keys that work).
     pub async fn enforce_iam(&self) {
+        self.reset_auth("0").await;
+    }
+
+    /// Stop enforcing IAM for the next million requests, so a test can read the state with
+    /// APIs moto breaks under enforcement (its Lambda API answers SignatureDoesNotMatch then).
+    pub async fn suspend_iam(&self) {
+        self.reset_auth("1000000").await;
+    }
+
+    async fn reset_auth(&self, unchecked: &'static str) {
         let response = self
             .http
             .post(format!("{}/moto-api/reset-auth", self.moto().endpoint))
             .header("Content-Type", "text/plain")
-            .body("0")
+            .body(unchecked)
             .send()
             .await
             .and_then(|r| r.error_for_status());
-        response.expect("moto turns on IAM enforcement");
+        response.expect("moto resets its IAM enforcement");
     }
 
     /// A moto of this test's own: an idle one from the pool, or a new one. Starting moto costs

@@ -50,7 +50,14 @@ fn start_local() -> (std::process::Child, u16, u16, mpsc::Receiver<String>) {
     let mut emulator = None;
     let deadline = Instant::now() + Duration::from_secs(600);
     while Instant::now() < deadline {
-        let Ok(line) = received.recv_timeout(Duration::from_secs(1)) else { continue };
+        let line = match received.recv_timeout(Duration::from_secs(1)) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            // Its stdout closed: xtask local ended before serving. Fail now, not at the deadline.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("xtask local exited before serving: {:?} (its stderr is above)", local.wait())
+            }
+        };
         if let Some(at) = line.find("AWS_ENDPOINT_URL=http://127.0.0.1:") {
             let rest = &line[at + "AWS_ENDPOINT_URL=http://127.0.0.1:".len()..];
             emulator = rest.split(' ').next().and_then(|p| p.parse::<u16>().ok());
