@@ -86,3 +86,29 @@ fn one_feature_set_per_dependency() {
         differing.join("\n")
     );
 }
+
+/// `rust-version` must be what the locked dependencies need: with an older toolchain the build
+/// would fail inside a dependency instead of cargo saying which Rust to install.
+#[test]
+fn the_declared_rust_version_is_the_newest_a_dependency_needs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(root)
+        .output()
+        .expect("run cargo metadata");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let version = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_str().unwrap_or("0").split('.').map(|p| p.parse().unwrap()).collect()
+    };
+    let packages = metadata["packages"].as_array().unwrap();
+    let ours = packages.iter().find(|p| p["name"] == "xtask").map(|p| version(&p["rust_version"])).unwrap();
+    let (needed, by) = packages
+        .iter()
+        .filter(|p| p["source"].is_string())
+        .map(|p| (version(&p["rust_version"]), p["name"].as_str().unwrap().to_owned()))
+        .max()
+        .unwrap();
+    assert_eq!(ours, needed, "Cargo.toml's rust-version differs from {by}'s, the newest a dependency needs");
+}
