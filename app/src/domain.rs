@@ -292,7 +292,7 @@ impl Cursor {
 
     pub fn from_token(token: &str) -> Result<Self, ApiError> {
         let invalid = || ApiError::BadRequest("next is not a token from a previous page".into());
-        if token.len() % 2 != 0 || token.len() > 256 {
+        if !token.len().is_multiple_of(2) || token.len() > 256 {
             return Err(invalid());
         }
         let bytes = (0..token.len())

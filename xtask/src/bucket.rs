@@ -45,6 +45,18 @@ fn tls_reachable(aws: &Aws) -> bool {
     aws.endpoint.as_deref().is_none_or(|e| e.starts_with("https://"))
 }
 
+/// The protections this endpoint cannot take, with why: deploy says so instead of leaving them
+/// out silently.
+pub fn skipped_protections(aws: &Aws) -> Vec<String> {
+    if tls_reachable(aws) {
+        return Vec::new();
+    }
+    vec![format!(
+        "{TLS_ONLY}: {} is plain HTTP, which the policy would lock out (set on AWS and https endpoints)",
+        aws.target()
+    )]
+}
+
 /// The statement that refuses every request not made over TLS.
 fn tls_statement(bucket: &str) -> Value {
     json!({

@@ -368,6 +368,10 @@ pub struct CheckIam {
     /// With --print-policy: use "*" as every resource (for emulators that match only "*")
     #[arg(long, requires = "print_policy")]
     pub any_resource: bool,
+    /// With --print-policy: the account id for the ARNs (default: your credentials' account; with
+    /// no usable credentials, `*`, so a developer without access can hand the policy to an admin)
+    #[arg(long, requires = "print_policy")]
+    pub account: Option<String>,
     /// Do not check the execution role and function URL
     #[arg(long)]
     pub skip_role: bool,

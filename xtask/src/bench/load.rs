@@ -542,7 +542,7 @@ async fn work(
                 });
                 me.call("list", http.get(format!("{base}/record/list")).header("Authorization", auth)).await;
                 me.call("get", http.get(format!("{base}/record/{id}")).header("Authorization", auth)).await;
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     let delete = http.delete(format!("{base}/record/{id}")).header("Authorization", auth);
                     if me.call("delete", delete).await.is_some() {
                         session.remember(ledger, |account| {

@@ -161,17 +161,31 @@ impl Identity {
 }
 
 impl CheckIam {
+    /// The names a printed policy uses. Printing needs no credentials: the account is `--account`,
+    /// else the credentials' account, else `*`; the region the configured one, else `*` (both
+    /// said on stderr, as the ARNs then match more than one stage's resources).
+    async fn policy_names(&self) -> crate::names::Names {
+        let aws = self.aws.load(crate::catalogue::Task::CheckIam).await.ok();
+        let region = aws.as_ref().map_or_else(|| "*".to_owned(), Aws::region);
+        let account = match (&self.account, &aws) {
+            (Some(account), _) => account.clone(),
+            (None, Some(aws)) => crate::aws::account(aws).await.unwrap_or_else(|_| "*".to_owned()),
+            (None, None) => "*".to_owned(),
+        };
+        for (what, value, flag) in [("account", &account, "--account"), ("region", &region, "--region")] {
+            if value == "*" {
+                eprintln!("note: no {what} known (no usable AWS credentials or configuration): the ARNs use * for it; pass {flag} for exact ARNs");
+            }
+        }
+        self.target.names(&account, &region)
+    }
+
     pub async fn run(self) -> anyhow::Result<()> {
         if let Some(crate::flags::CheckIamCommand::Explain(explain)) = self.command {
             return explain.run().await;
         }
-        let aws =
-            self.aws.load(crate::catalogue::Task::CheckIam).await.map_err(|e| Failure::new(IDENTITY, e))?;
-        let mut notes = Vec::new();
-        let identity = identify(&aws, &mut notes).await?;
-        let mut names = self.target.names(&identity.account, &aws.region());
-        names.caller_user = identity.user_name();
         if let Some(kind) = self.print_policy {
+            let names = self.policy_names().await;
             let tasks = self.policy_tasks();
             let (base, iam) = crate::catalogue::deployer_parts(&tasks);
             let policy = match kind {
@@ -185,6 +199,12 @@ impl CheckIam {
             println!("{}", serde_json::to_string_pretty(&policy)?);
             return Ok(());
         }
+        let aws =
+            self.aws.load(crate::catalogue::Task::CheckIam).await.map_err(|e| Failure::new(IDENTITY, e))?;
+        let mut notes = Vec::new();
+        let identity = identify(&aws, &mut notes).await?;
+        let mut names = self.target.names(&identity.account, &aws.region());
+        names.caller_user = identity.user_name();
 
         let tasks = self.tasks();
         let checks: Vec<Check> = deployer_needs(&tasks).into_iter().map(|n| Check::new(n, &names)).collect();

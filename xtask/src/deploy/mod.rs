@@ -254,6 +254,10 @@ impl Deploy {
             _ => Vec::new(),
         };
         steps.push(Step::new("bucket", &names.bucket, action, changes));
+        let skipped = crate::bucket::skipped_protections(&aws);
+        for protection in &skipped {
+            eprintln!("note: bucket {} gets no {protection}", names.bucket);
+        }
 
         let tables = Options {
             prefix: names.table_prefix.clone(),
@@ -280,6 +284,7 @@ impl Deploy {
         if self.json {
             let report = serde_json::json!({
                 "stage": self.target.stage, "dry_run": self.dry_run, "url": url, "steps": steps,
+                "skipped_protections": skipped,
                 "zip_bytes": desired.zip.len(), "code_sha256": desired.code_sha256,
                 "function": {
                     "memory_mb": desired.memory, "timeout_s": desired.timeout,

@@ -769,3 +769,31 @@ async fn explain_since_on_a_function_that_never_ran_has_nothing_to_explain() {
         run.stderr()
     );
 }
+
+/// A developer without access yet can print the policy to hand to an admin: no credentials, no
+/// region; the ARNs then use `*` for what is unknown, said on stderr, and `--account`/`--region`
+/// make them exact.
+#[test]
+fn print_policy_needs_no_credentials() {
+    let run = |extra: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args([&["check-iam", "--print-policy", "runtime", "--stage", "demo"][..], extra].concat())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("HOME", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        Run(output).ok()
+    };
+    let unknown = run(&[]);
+    assert!(unknown.stderr().contains("no account known"), "{}", unknown.stderr());
+    assert!(unknown.stdout().contains("arn:aws:dynamodb:*:*:table/demo-record_user"), "{}", unknown.stdout());
+    let exact = run(&["--account", "123456789012", "--region", "eu-west-1"]);
+    assert!(
+        exact.stdout().contains("arn:aws:dynamodb:eu-west-1:123456789012:table/demo-record_user"),
+        "{}",
+        exact.stdout()
+    );
+    assert_eq!(exact.stderr(), "");
+}

@@ -109,6 +109,12 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
         Some(1)
     );
     assert!(aws.s3().get_bucket_policy().bucket(bucket).send().await.is_err());
+    // ...and the run says so, rather than leaving it out silently.
+    let skipped = report["skipped_protections"].as_array().unwrap();
+    assert!(
+        skipped.len() == 1 && skipped[0].as_str().unwrap().starts_with("TLS-only policy: http://"),
+        "{report}"
+    );
 
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
     let inline = iam
