@@ -8,6 +8,11 @@ use crate::domain::{AuthKey, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Where the key check (`Caller`, `Claimed::verify`) leaves the authenticated user, for the
+/// router's access line (the router puts an empty one in each request's extensions).
+#[derive(Debug, Clone, Default)]
+pub struct AuthenticatedUser(pub std::sync::Arc<std::sync::OnceLock<UserId>>);
+
 /// The signed-in caller of a request, with the key they presented.
 #[derive(Debug)]
 pub struct Caller {
@@ -45,7 +50,7 @@ pub struct Claimed {
     user: UserId,
     key: AuthKey,
     /// The access line's slot for the user, filled once the key checks out.
-    slot: Option<crate::routes::AuthenticatedUser>,
+    slot: Option<AuthenticatedUser>,
 }
 
 impl FromRequestParts<AppState> for Claimed {
@@ -54,7 +59,7 @@ impl FromRequestParts<AppState> for Claimed {
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
         let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::MissingAuthorization)?;
         let (user, key) = parse_header(header.as_bytes())?;
-        let slot = parts.extensions.get::<crate::routes::AuthenticatedUser>().cloned();
+        let slot = parts.extensions.get::<AuthenticatedUser>().cloned();
         Ok(Claimed { user, key, slot })
     }
 }

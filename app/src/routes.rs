@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use crate::auth::{Caller, Claimed};
+use crate::auth::{AuthenticatedUser, Caller, Claimed};
 use crate::domain::{AuthKey, Cursor, FileName, Record, RecordId, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -78,11 +78,6 @@ async fn request_id(mut request: Request, next: Next, metrics: bool) -> Response
     response.headers_mut().insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
-
-/// Where the key check (`Caller`, `Claimed::verify`) leaves the authenticated user for the
-/// access line.
-#[derive(Debug, Clone, Default)]
-pub struct AuthenticatedUser(pub std::sync::Arc<std::sync::OnceLock<UserId>>);
 
 type ApiResult = Result<Json<Value>, ApiError>;
 

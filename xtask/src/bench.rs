@@ -13,7 +13,8 @@ use xshell::{cmd, Shell};
 use crate::aws::{with_emulator_env, Aws};
 use crate::create_tables::{ensure_tables, Options};
 use crate::emulator::{free_port, install_moto, Moto, MotoOptions};
-use crate::flags::{target_dir, Bench};
+use crate::flags::Bench;
+use crate::toolchain::target_dir;
 
 const PREFIX: &str = "bench-";
 const BUCKET: &str = "recording-server-bench";
@@ -75,7 +76,7 @@ impl Bench {
         if self.runs == 0 {
             bail!("--runs must be at least 1");
         }
-        let cargo = crate::flags::cargo();
+        let cargo = crate::toolchain::cargo();
         eprintln!("building the service in release mode (a cold build takes several minutes)...");
         cmd!(sh, "{cargo} build --release --package app").run().context("release build failed")?;
         let target = target_dir(&sh.current_dir());

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::toolchain::{Arch, Builder};
+
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "Developer tooling for recording-server", version)]
 pub struct Xtask {
@@ -124,7 +126,7 @@ pub struct StageArgs {
 impl StageArgs {
     /// The table prefix from the flag, else the stage's default.
     pub fn table_prefix(&self) -> String {
-        self.table_prefix.clone().unwrap_or_else(|| crate::stage::default_prefix(&self.stage))
+        self.table_prefix.clone().unwrap_or_else(|| crate::names::default_prefix(&self.stage))
     }
 
     /// The names from the flags and the stage's defaults alone (no deployed function consulted).
@@ -179,7 +181,7 @@ pub struct Deploy {
     /// Cargo profile of the build (ignored with --binary): `release` is the smallest, fastest
     /// starting binary; `quick` (unoptimised, no LTO) builds in a fraction of the time, for trial
     /// stages and the tests
-    #[arg(long, default_value = "release", value_parser = ["release", crate::deploy::build::QUICK_PROFILE])]
+    #[arg(long, default_value = "release", value_parser = ["release", crate::toolchain::QUICK_PROFILE])]
     pub build_profile: String,
     /// Package this prebuilt binary instead of building the service
     #[arg(long)]
@@ -302,36 +304,6 @@ pub enum LoadMix {
     /// Upload 10 recordings first (not timed), then only list and get them: the read path,
     /// DynamoDB alone
     Read,
-}
-
-/// Lambda's CPU architectures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    #[value(name = "x86_64")]
-    X86_64,
-    Arm64,
-}
-
-impl Arch {
-    /// deploy's default (`cargo xtask test` prebuilds for it).
-    pub const DEFAULT: Arch = Arch::X86_64;
-}
-
-/// How deploy builds the release binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Builder {
-    /// `cargo lambda build` with zig, linked against glibc 2.17: runs on Lambda from any host
-    /// (zig and cargo-lambda are pip-installed into target/tools on first use)
-    Zig,
-    /// Plain `cargo build --release`: nothing to install, but links against the host's glibc,
-    /// which must be 2.34 or older
-    Cargo,
-}
-
-impl Builder {
-    /// deploy's default (`cargo xtask test` prebuilds with it).
-    pub const DEFAULT: Builder = Builder::Zig;
 }
 
 /// Which least-privilege policy to print.
@@ -525,16 +497,6 @@ fn parse_function_timeout(s: &str) -> Result<i32, String> {
         ));
     }
     Ok(timeout as i32)
-}
-
-/// The cargo that runs xtask (cargo sets `CARGO`), so nested builds use the same toolchain.
-pub fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
-
-/// Where the project keeps build output and the tools xtask installs.
-pub fn target_dir(root: &std::path::Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod progress;
 pub mod signals;
 pub mod stage;
 pub mod test;
+pub mod toolchain;
 pub mod tools;
 
 /// A task failure with a specific exit code (check-iam's 1/2/3; anything else exits 1).

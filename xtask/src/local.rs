@@ -10,7 +10,8 @@ use xshell::{cmd, Shell};
 use crate::aws::{with_emulator_env, Aws};
 use crate::create_tables::{ensure_tables, Options};
 use crate::emulator::{install_moto, Moto, MotoOptions};
-use crate::flags::{target_dir, Local};
+use crate::flags::Local;
+use crate::toolchain::target_dir;
 
 /// The bucket local mode creates in the emulator.
 pub const LOCAL_BUCKET: &str = "recording-server-local";
@@ -56,7 +57,7 @@ impl Local {
         crate::bucket::ensure_private_bucket(&aws, LOCAL_BUCKET).await?;
         println!("bucket {LOCAL_BUCKET:<16} ready");
 
-        let cargo = crate::flags::cargo();
+        let cargo = crate::toolchain::cargo();
         // Only the service's binary, resolved with the whole workspace's features (every build
         // of this workspace resolves the same ones), so it shares every dependency with
         // `cargo xtask` itself and with the tests.

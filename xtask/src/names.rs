@@ -15,6 +15,12 @@ pub fn validate_stage(stage: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A stage's tables when nothing else says: named after the stage, so two stages never share
+/// them by default. `--table-prefix ''` names the seed's `record_user` and `record_record`.
+pub fn default_prefix(stage: &str) -> String {
+    format!("{stage}-")
+}
+
 /// A stage's function: its name depends on the stage alone.
 pub fn function_name(stage: &str) -> String {
     format!("recording-server-{stage}")

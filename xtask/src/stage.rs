@@ -24,12 +24,6 @@ pub struct Deployed {
     pub bucket: String,
 }
 
-/// A stage's tables when nothing else says: named after the stage, so two stages never share
-/// them by default. `--table-prefix ''` names the seed's `record_user` and `record_record`.
-pub fn default_prefix(stage: &str) -> String {
-    format!("{stage}-")
-}
-
 /// The data the stage's function uses, or `None` if the stage has no function.
 pub async fn deployed(aws: &Aws, stage: &str) -> anyhow::Result<Option<Deployed>> {
     let name = function_name(stage);

@@ -11,7 +11,8 @@ use xshell::{cmd, Shell};
 use crate::aws::with_emulator_env;
 use crate::deploy::package::Arch;
 use crate::emulator::{install_moto, Moto, MotoOptions};
-use crate::flags::{target_dir, Test};
+use crate::flags::Test;
+use crate::toolchain::target_dir;
 
 impl Test {
     pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -37,7 +38,7 @@ impl Test {
                 moto.endpoint.clone()
             }
         };
-        let cargo = crate::flags::cargo();
+        let cargo = crate::toolchain::cargo();
         let args = &self.cargo_test_args;
         // The tests' own temporary directory: whatever they leave there is found, then removed.
         let scratch = target.join("tmp").join(format!("test-{}", std::process::id()));

@@ -77,7 +77,7 @@ async fn measure(sh: &Shell, workspace: &Path, scratch: &Path) -> anyhow::Result
     let inner = Shell::new()?;
     inner.change_dir(&clone);
     inner.set_var("CARGO_TARGET_DIR", &target);
-    let cargo = crate::flags::cargo();
+    let cargo = crate::toolchain::cargo();
 
     let local_first_health_s = time_local(&inner, &cargo, &scratch.join("local.log")).await?;
     let test = |log: &'static str, step: &'static str| {

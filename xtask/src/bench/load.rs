@@ -18,7 +18,8 @@ use xshell::{cmd, Shell};
 
 use crate::aws::{with_emulator_env, Aws};
 use crate::emulator::{free_port, install_dynalite, install_moto, Emulator, Moto, MotoOptions};
-use crate::flags::{target_dir, Bench, LoadMix};
+use crate::flags::{Bench, LoadMix};
+use crate::toolchain::target_dir;
 
 const BUCKET: &str = "recording-server-load";
 /// Every upload's body: small, so the service and not the byte copying is measured.
@@ -162,7 +163,7 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
         bail!("--duration must be longer than 0s, e.g. 10s");
     }
     let target = target_dir(&sh.current_dir());
-    let cargo = crate::flags::cargo();
+    let cargo = crate::toolchain::cargo();
     let (profile, build) = if flags.debug { ("dev", "debug") } else { ("release", "release") };
     eprintln!("building the service ({profile} profile)...");
     // The whole workspace's features, as every other build resolves them (see `local`).

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-use super::package::Arch;
+use crate::toolchain::Arch;
 use crate::tools::Tool;
 
 /// zig and cargo-lambda from PyPI: no compiler download, no `cargo install` from source.
@@ -23,10 +23,7 @@ pub const ZIG: Tool = Tool {
 /// supports.
 pub const ZIG_GLIBC: &str = "2.17";
 
-pub use crate::flags::Builder;
-
-/// `deploy --build-profile quick`: unoptimised, no LTO (the tests' and trial stages' profile).
-pub const QUICK_PROFILE: &str = "quick";
+pub use crate::toolchain::{Builder, QUICK_PROFILE};
 
 /// What to build, and where.
 #[derive(Debug, Clone)]
@@ -78,7 +75,7 @@ pub fn build_command<'a>(
 ) -> anyhow::Result<(xshell::Cmd<'a>, PathBuf)> {
     let target = spec.arch.rust_target();
     ensure_target_installed(sh, spec.arch)?;
-    let cargo = crate::flags::cargo();
+    let cargo = crate::toolchain::cargo();
     let (manifest, package) = (&spec.manifest, &spec.package);
     let profile = &spec.profile;
     match spec.builder {

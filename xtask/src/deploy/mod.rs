@@ -16,8 +16,9 @@ use xshell::Shell;
 use crate::aws::Aws;
 use crate::bucket::{apply_bucket, plan_bucket};
 use crate::create_tables::{ensure_tables, Options};
-use crate::flags::{target_dir, Deploy};
+use crate::flags::Deploy;
 use crate::names::Names;
+use crate::toolchain::target_dir;
 use crate::Failure;
 use build::{BuildSpec, Builder};
 use package::{check_binary, code_sha256, zip_bootstrap, Arch};
@@ -140,7 +141,7 @@ impl Deploy {
             .table_prefix
             .clone()
             .or_else(|| deployed.as_ref().map(|d| d.table_prefix.clone()))
-            .unwrap_or_else(|| crate::stage::default_prefix(&self.target.stage));
+            .unwrap_or_else(|| crate::names::default_prefix(&self.target.stage));
         let bucket = self.target.bucket.clone().or_else(|| deployed.as_ref().map(|d| d.bucket.clone()));
         let names = Names::new(&self.target.stage, &account, &aws.region(), &prefix, bucket.as_deref());
         if self.url_only {

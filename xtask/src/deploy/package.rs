@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 
-pub use crate::flags::Arch;
+pub use crate::toolchain::Arch;
 
 impl Arch {
     pub fn rust_target(self) -> &'static str {
