@@ -33,6 +33,8 @@ mod routes;
 pub mod state;
 #[cfg(feature = "service")]
 pub mod storage;
+#[cfg(feature = "service")]
+mod web;
 
 #[cfg(feature = "service")]
 pub use routes::router;

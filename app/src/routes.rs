@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/record/uploads", post(start_large_upload))
         .route("/record/{record_id}/complete", post(complete_large_upload))
         .route("/record/{record_id}", get(get_record).delete(delete_record))
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -74,8 +75,12 @@ async fn request_id(mut request: Request, next: Next, metrics: bool) -> Response
     }
     response.headers_mut().insert("x-request-id", id);
     // Answers carry auth keys, presigned URLs and users' records: no cache (browser, proxy or
-    // CDN) may keep them.
-    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // CDN) may keep them. (The web page's files say for themselves how they may be cached.)
+    if !response.headers().contains_key(axum::http::header::CACHE_CONTROL) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     response
 }
 

@@ -368,6 +368,68 @@ pub async fn ensure_private_bucket(aws: &Aws, name: &str) -> anyhow::Result<Buck
     Ok(plan)
 }
 
+/// The id of our CORS rule; rules with other ids are the user's own and are kept.
+const CORS_RULE: &str = "recording-server-web-recorder";
+
+/// The CORS rule the web recorder at `origin` needs: its presigned PUT (with every header the
+/// service signs: the browser sets Content-Length itself) and playback; `ETag` readable.
+fn cors_rule(origins: &[String]) -> aws_sdk_s3::types::CorsRule {
+    aws_sdk_s3::types::CorsRule::builder()
+        .id(CORS_RULE)
+        .set_allowed_origins(Some(origins.to_vec()))
+        .allowed_methods("PUT")
+        .allowed_methods("GET")
+        .allowed_methods("HEAD")
+        .allowed_headers("content-type")
+        .allowed_headers("content-disposition")
+        .allowed_headers("x-amz-expected-bucket-owner")
+        .expose_headers("ETag")
+        .max_age_seconds(3600)
+        .build()
+        .expect("methods and origins are set")
+}
+
+/// Converge the bucket's CORS configuration on our rule for `origins`, keeping the user's own
+/// rules. Whether it wrote.
+pub async fn ensure_cors(
+    aws: &Aws,
+    bucket: &str,
+    owner: Option<&str>,
+    origins: &[String],
+) -> anyhow::Result<bool> {
+    let s3 = aws.s3();
+    let resource = format!("bucket {bucket}");
+    let current = match s3
+        .get_bucket_cors()
+        .bucket(bucket)
+        .set_expected_bucket_owner(owner.map(str::to_owned))
+        .send()
+        .await
+    {
+        Ok(output) => output.cors_rules().to_vec(),
+        Err(SdkError::ServiceError(e)) if e.err().code() == Some("NoSuchCORSConfiguration") => Vec::new(),
+        Err(e) => return Err(crate::aws::explain(e, "s3:GetBucketCORS", &resource, aws)),
+    };
+    let ours = cors_rule(origins);
+    if current.iter().any(|r| r.id() == Some(CORS_RULE) && *r == ours) {
+        return Ok(false);
+    }
+    let mut rules: Vec<_> = current.into_iter().filter(|r| r.id() != Some(CORS_RULE)).collect();
+    rules.push(ours);
+    let configuration = aws_sdk_s3::types::CorsConfiguration::builder()
+        .set_cors_rules(Some(rules))
+        .build()
+        .expect("rules are set");
+    s3.put_bucket_cors()
+        .bucket(bucket)
+        .set_expected_bucket_owner(owner.map(str::to_owned))
+        .cors_configuration(configuration)
+        .send()
+        .await
+        .explain("s3:PutBucketCORS", &resource, aws)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -199,3 +199,50 @@ pub fn install_dynalite(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf
     sh.write_file(&marker, DYNALITE)?;
     Ok(executable)
 }
+
+/// The browser-test driver, pinned.
+pub const PLAYWRIGHT_CORE: &str = "playwright-core@1.64.1";
+/// Debian's Chromium, which the browser tests drive (Playwright's own browser download is not
+/// reachable from here).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The browser tests' tools: Debian's Chromium (installed with apt as root when missing) and
+/// playwright-core from npm into the target directory, once. Returns Chromium's path and the
+/// playwright-core package directory.
+pub fn install_browser(sh: &Shell, target_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let chromium = PathBuf::from(CHROMIUM);
+    if !sh.path_exists(&chromium) {
+        let root = cmd!(sh, "id -u").quiet().read().is_ok_and(|uid| uid.trim() == "0");
+        if !root {
+            anyhow::bail!(
+                "the browser tests need Debian's chromium at {CHROMIUM}: install it with `sudo apt-get install chromium`"
+            );
+        }
+        eprintln!("installing Debian's chromium for the browser tests (first run only, about 100 MB)...");
+        cmd!(sh, "apt-get update -qq").env("DEBIAN_FRONTEND", "noninteractive").run().context(
+            "apt-get update failed: the browser tests need the chromium package; check access to Debian's mirrors",
+        )?;
+        cmd!(sh, "apt-get install -y -qq chromium").env("DEBIAN_FRONTEND", "noninteractive").run().context(
+            "apt-get could not install the chromium package the browser tests need: check access to Debian's mirrors",
+        )?;
+    }
+    let dir = target_dir.join("tools").join(PLAYWRIGHT_CORE.replace('@', "-"));
+    let package = dir.join("node_modules").join("playwright-core");
+    let marker = dir.join("installed");
+    if !(sh.path_exists(&marker) && sh.path_exists(&package)) {
+        cmd!(sh, "npm --version").quiet().ignore_stdout().run().context(
+            "npm not found: install Node.js 18+ with npm (e.g. `apt install nodejs npm`); it installs playwright-core",
+        )?;
+        eprintln!("installing {PLAYWRIGHT_CORE} into {} (first run only)...", dir.display());
+        sh.create_dir(&dir)?;
+        cmd!(sh, "npm install --prefix {dir} --no-audit --no-fund --silent {PLAYWRIGHT_CORE}")
+            .run()
+            .with_context(|| {
+                format!(
+                    "npm could not install {PLAYWRIGHT_CORE}: check access to the npm registry, then rerun"
+                )
+            })?;
+        sh.write_file(&marker, PLAYWRIGHT_CORE)?;
+    }
+    Ok((chromium, package))
+}

@@ -55,6 +55,9 @@ impl Local {
             println!("table  {:<16} {}", report.name, report.action);
         }
         crate::bucket::ensure_private_bucket(&aws, LOCAL_BUCKET).await?;
+        // The web recorder on this origin PUTs and plays straight from the bucket.
+        let origins = [url.clone(), format!("http://localhost:{}", self.port)];
+        crate::bucket::ensure_cors(&aws, LOCAL_BUCKET, None, &origins).await?;
         println!("bucket {LOCAL_BUCKET:<16} ready");
 
         let cargo = crate::toolchain::cargo();
@@ -160,6 +163,8 @@ fn print_examples(service: &str, emulator: &str, demo: &Demo) {
     println!(
         r#"
 recording-server is running at {service} (Ctrl-C stops it and the emulator)
+
+Record in your browser: open {service}/ and sign in with any demo name.
 
 Point other tasks at this emulator from another terminal:
   export AWS_ENDPOINT_URL={emulator} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local

@@ -24,6 +24,8 @@ impl Test {
         let zig = crate::deploy::build::ZIG.install(sh, &target)?;
         // The load test's DynamoDB emulator, likewise installed before any test runs.
         let dynalite = crate::emulator::install_dynalite(sh, &target)?;
+        // The web recorder's tests drive Debian's Chromium with playwright-core.
+        let (chromium, playwright) = crate::emulator::install_browser(sh, &target)?;
         // Every emulator of the run records every request here, for the catalogue coverage check.
         let calls = target.join("tmp").join(format!("calls-{}", std::process::id()));
         sh.create_dir(&calls)?;
@@ -43,7 +45,17 @@ impl Test {
         // The tests' own temporary directory: whatever they leave there is found, then removed.
         let scratch = target.join("tmp").join(format!("test-{}", std::process::id()));
         sh.create_dir(&scratch)?;
-        let env = TestEnv { endpoint, server, zig, dynalite, scratch: scratch.clone(), calls: calls.clone() };
+        let env = TestEnv {
+            endpoint,
+            server,
+            zig,
+            dynalite,
+            chromium,
+            playwright,
+            screenshots: target.join("screenshots"),
+            scratch: scratch.clone(),
+            calls: calls.clone(),
+        };
         let run = async {
             if args.is_empty() {
                 side_by_side(sh, &cargo, &env, &target).await
@@ -154,6 +166,10 @@ struct TestEnv {
     server: PathBuf,
     zig: PathBuf,
     dynalite: PathBuf,
+    chromium: PathBuf,
+    playwright: PathBuf,
+    /// Where the browser tests write their screenshots.
+    screenshots: PathBuf,
     scratch: PathBuf,
     calls: PathBuf,
 }
@@ -164,6 +180,9 @@ impl TestEnv {
             .env("RECORDING_MOTO_SERVER", &self.server)
             .env("RECORDING_ZIG_TOOLS", &self.zig)
             .env("RECORDING_DYNALITE", &self.dynalite)
+            .env("RECORDING_CHROMIUM", &self.chromium)
+            .env("RECORDING_PLAYWRIGHT_CORE", &self.playwright)
+            .env("RECORDING_SCREENSHOTS", &self.screenshots)
             .env("TMPDIR", &self.scratch)
             .env("RECORDING_CALLS_DIR", &self.calls)
             .into()

@@ -185,6 +185,25 @@ impl ObjectStore {
         })
     }
 
+    /// The bucket's origin (`scheme://host[:port]`) as clients reach it: where the page's
+    /// presigned PUTs and playback go. Read from a locally signed URL (no network call).
+    pub async fn origin(&self) -> Result<String, StorageError> {
+        let presigning = PresigningConfig::expires_in(Duration::from_secs(60))
+            .map_err(|e| StorageError::aws("presigning a URL", e))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key("origin")
+            .presigned(presigning)
+            .await
+            .map_err(|e| StorageError::aws("presigning a URL", e))?;
+        let uri = request.uri();
+        let authority = uri.find("://").map_or(uri.len(), |i| i + 3);
+        let end = uri[authority..].find('/').map_or(uri.len(), |i| authority + i);
+        Ok(uri[..end].to_owned())
+    }
+
     /// A URL that downloads the recording for `ttl`, signed locally (no network call). Its signed
     /// overrides make S3 serve it as a file download named as uploaded, with the recorded audio
     /// type, whatever the object's own headers say.

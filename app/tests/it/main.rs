@@ -17,3 +17,4 @@ mod proxy;
 mod quotas;
 mod records;
 mod upload;
+mod web;

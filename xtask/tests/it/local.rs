@@ -29,9 +29,14 @@ fn listening(port: u16) -> bool {
 /// `xtask local` on a free port, serving; returns it, its port, its emulator's port and its
 /// remaining output.
 fn start_local() -> (std::process::Child, u16, u16, mpsc::Receiver<String>) {
+    start_local_with(&[])
+}
+
+/// `start_local` with more flags for `xtask local`.
+pub fn start_local_with(extra: &[&str]) -> (std::process::Child, u16, u16, mpsc::Receiver<String>) {
     let port = free_port();
     let mut local = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["local", "--port", &port.to_string()])
+        .args([&["local", "--port", &port.to_string()][..], extra].concat())
         .env_remove("AWS_ENDPOINT_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

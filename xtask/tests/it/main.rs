@@ -1,6 +1,7 @@
 //! Tests of the xtask tasks, run as the real `xtask` binary against the emulator that
 //! `cargo xtask test` starts (or, where a test must count requests, a moto instance of its own).
 
+mod browser;
 mod build;
 mod check_iam;
 mod create_tables;

@@ -1,0 +1,123 @@
+// Drives the web recorder in headless Chromium with a fake microphone, against `cargo xtask
+// local`. Prints one JSON object with what it saw; the Rust test asserts on it and on what the
+// emulator stored. Usage: node recorder.mjs <service url> <wav file> <chromium> <screenshot dir>,
+// with PLAYWRIGHT_CORE naming the installed playwright-core package's directory.
+import path from 'node:path';
+
+const { chromium } = await import(path.join(process.env.PLAYWRIGHT_CORE, 'index.mjs'));
+
+const [url, wav, executablePath, shots] = process.argv.slice(2);
+const seen = { pageErrors: [], consoleErrors: [], dialogs: [], stagingPuts: 0 };
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+
+async function session(permissions, width = 1024) {
+  const context = await browser.newContext({ permissions, viewport: { width, height: 800 }, acceptDownloads: true });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => seen.pageErrors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') seen.consoleErrors.push(m.text()); });
+  page.on('dialog', async (d) => {
+    seen.dialogs.push({ type: d.type(), message: d.message() });
+    if (d.type() === 'confirm') await d.accept(); else await d.dismiss();
+  });
+  page.on('request', (r) => { if (r.method() === 'PUT' && r.url().includes('/staging/')) seen.stagingPuts += 1; });
+  return { context, page };
+}
+
+async function signIn(page, name) {
+  const started = Date.now();
+  await page.goto(url + '/');
+  await page.waitForSelector('body[data-ready="true"]');
+  seen.interactiveMs = seen.interactiveMs ?? Date.now() - started;
+  await page.fill('#demo-name', name);
+  await page.click('#demo-signin');
+  await page.waitForSelector('#recorder:not([hidden])');
+}
+
+async function record(page, seconds, name) {
+  await page.click('#record');
+  await page.waitForSelector('#stop:not([disabled])');
+  await page.waitForTimeout(seconds * 1000);
+  seen.level = Math.max(seen.level ?? 0, await page.$eval('#level', (m) => m.value));
+  await page.click('#stop');
+  await page.waitForSelector('#take:not([hidden])');
+  if (name !== undefined) await page.fill('#file-name', name);
+  const fileName = await page.inputValue('#file-name');
+  const size = await page.evaluate(() => document.getElementById('status').textContent);
+  const stopped = Date.now();
+  await page.click('#upload');
+  await page.waitForFunction((n) => [...document.querySelectorAll('#list li .name')].some((e) => e.textContent === n), fileName);
+  const id = await page.$eval('#list li', (li) => li.dataset.id);
+  return { fileName, id, status: size, stopToListedMs: Date.now() - stopped };
+}
+
+try {
+  const { page } = await session(['microphone']);
+  await signIn(page, 'alice');
+  await page.screenshot({ path: `${shots}/recorder-signed-in.png` });
+
+  seen.direct = await record(page, 2);
+  seen.type = await page.evaluate(() => document.querySelector('#preview') && MediaRecorder.isTypeSupported('audio/webm;codecs=opus'));
+
+  // Play it: the audio element knows its duration and its time advances.
+  await page.click(`#list li[data-id="${seen.direct.id}"] button:has-text("Play")`);
+  await page.waitForFunction(() => document.getElementById('player').currentTime > 0.3, null, { timeout: 15000 });
+  seen.played = await page.$eval('#player', (p) => ({ currentTime: p.currentTime, src: p.src }));
+
+  // Download: the attachment URL.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click(`#list li[data-id="${seen.direct.id}"] button:has-text("Download")`),
+  ]);
+  seen.download = { suggested: download.suggestedFilename() };
+
+  // A name that is HTML stays text.
+  seen.xss = await record(page, 1, '<img src=x onerror=alert(1)>.webm');
+  seen.xss.shown = await page.$eval(`#list li[data-id="${seen.xss.id}"] .name`, (e) => e.textContent);
+  seen.xss.images = await page.$$eval('#list img', (imgs) => imgs.length);
+
+  // Larger than the direct limit: the presigned path, with progress.
+  seen.large = await record(page, 6);
+  await page.screenshot({ path: `${shots}/recorder-list.png` });
+
+  // Delete the first (confirmed).
+  await page.click(`#list li[data-id="${seen.direct.id}"] button:has-text("Delete")`);
+  await page.waitForFunction((id) => !document.querySelector(`#list li[data-id="${id}"]`), seen.direct.id);
+  seen.deleted = seen.direct.id;
+
+  // A phone-sized window works too.
+  const narrow = await session(['microphone'], 360);
+  await signIn(narrow.page, 'bob');
+  seen.narrowOverflow = await narrow.page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+
+  // Signing out everywhere from a second session: the first returns to sign-in on its next call.
+  const second = await session(['microphone']);
+  await signIn(second.page, 'alice');
+  await second.page.click('#logout-all');
+  await second.page.waitForSelector('#signin:not([hidden])');
+  await page.click(`#list li[data-id="${seen.large.id}"] button:has-text("Play")`);
+  await page.waitForSelector('#signin:not([hidden])');
+  seen.signedOutMessage = await page.textContent('#status');
+
+  // The microphone refused.
+  const refused = await session([]);
+  await signIn(refused.page, 'carol');
+  await refused.page.click('#record');
+  await refused.page.waitForSelector('#error:not([hidden])');
+  seen.refusedMessage = await refused.page.textContent('#error');
+  await refused.page.screenshot({ path: `${shots}/recorder-error.png` });
+} catch (error) {
+  seen.failure = String(error && error.stack || error);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(seen));
