@@ -389,6 +389,52 @@ fn cors_rule(origins: &[String]) -> aws_sdk_s3::types::CorsRule {
         .expect("methods and origins are set")
 }
 
+/// The bucket's CORS rules if ours for `origins` is missing or differs (what `apply_cors`
+/// writes); `None` when it is in place. Read-only, for plans and dry runs.
+pub async fn plan_cors(
+    aws: &Aws,
+    bucket: &str,
+    owner: Option<&str>,
+    origins: &[String],
+) -> anyhow::Result<Option<Vec<aws_sdk_s3::types::CorsRule>>> {
+    let s3 = aws.s3();
+    let request = s3.get_bucket_cors().bucket(bucket).set_expected_bucket_owner(owner.map(str::to_owned));
+    let current = match request.send().await {
+        Ok(output) => output.cors_rules().to_vec(),
+        Err(SdkError::ServiceError(e)) if e.err().code() == Some("NoSuchCORSConfiguration") => Vec::new(),
+        Err(e) => return Err(crate::aws::explain(e, "s3:GetBucketCORS", &format!("bucket {bucket}"), aws)),
+    };
+    let ours = cors_rule(origins);
+    if current.iter().any(|r| r.id() == Some(CORS_RULE) && *r == ours) {
+        return Ok(None);
+    }
+    let mut rules: Vec<_> = current.into_iter().filter(|r| r.id() != Some(CORS_RULE)).collect();
+    rules.push(ours);
+    Ok(Some(rules))
+}
+
+/// Write the CORS rules `plan_cors` returned (ours with the user's own).
+pub async fn apply_cors(
+    aws: &Aws,
+    bucket: &str,
+    owner: Option<&str>,
+    rules: Vec<aws_sdk_s3::types::CorsRule>,
+) -> anyhow::Result<()> {
+    let configuration = aws_sdk_s3::types::CorsConfiguration::builder()
+        .set_cors_rules(Some(rules))
+        .build()
+        .expect("rules are set");
+    aws.s3()
+        .put_bucket_cors()
+        .bucket(bucket)
+        .set_expected_bucket_owner(owner.map(str::to_owned))
+        .cors_configuration(configuration)
+        .send()
+        .await
+        .explain("s3:PutBucketCORS", &format!("bucket {bucket}"), aws)?;
+    Ok(())
+}
+
 /// Converge the bucket's CORS configuration on our rule for `origins`, keeping the user's own
 /// rules. Whether it wrote.
 pub async fn ensure_cors(
@@ -397,37 +443,10 @@ pub async fn ensure_cors(
     owner: Option<&str>,
     origins: &[String],
 ) -> anyhow::Result<bool> {
-    let s3 = aws.s3();
-    let resource = format!("bucket {bucket}");
-    let current = match s3
-        .get_bucket_cors()
-        .bucket(bucket)
-        .set_expected_bucket_owner(owner.map(str::to_owned))
-        .send()
-        .await
-    {
-        Ok(output) => output.cors_rules().to_vec(),
-        Err(SdkError::ServiceError(e)) if e.err().code() == Some("NoSuchCORSConfiguration") => Vec::new(),
-        Err(e) => return Err(crate::aws::explain(e, "s3:GetBucketCORS", &resource, aws)),
-    };
-    let ours = cors_rule(origins);
-    if current.iter().any(|r| r.id() == Some(CORS_RULE) && *r == ours) {
-        return Ok(false);
+    match plan_cors(aws, bucket, owner, origins).await? {
+        Some(rules) => apply_cors(aws, bucket, owner, rules).await.map(|()| true),
+        None => Ok(false),
     }
-    let mut rules: Vec<_> = current.into_iter().filter(|r| r.id() != Some(CORS_RULE)).collect();
-    rules.push(ours);
-    let configuration = aws_sdk_s3::types::CorsConfiguration::builder()
-        .set_cors_rules(Some(rules))
-        .build()
-        .expect("rules are set");
-    s3.put_bucket_cors()
-        .bucket(bucket)
-        .set_expected_bucket_owner(owner.map(str::to_owned))
-        .cors_configuration(configuration)
-        .send()
-        .await
-        .explain("s3:PutBucketCORS", &resource, aws)?;
-    Ok(true)
 }
 
 #[cfg(test)]

@@ -110,6 +110,9 @@ const DEPLOY: &[Need] = &[
     need("s3:PutBucketOwnershipControls", Resource::Bucket),
     need("s3:GetLifecycleConfiguration", Resource::Bucket),
     need("s3:PutLifecycleConfiguration", Resource::Bucket),
+    // The web recorder's CORS rule for the function URL's origin.
+    need("s3:GetBucketCORS", Resource::Bucket),
+    need("s3:PutBucketCORS", Resource::Bucket),
     need("iam:GetRole", Resource::Role),
     need("iam:CreateRole", Resource::Role),
     need("iam:TagRole", Resource::Role),

@@ -270,6 +270,7 @@ fn s3_operation(
             ("PutBucketOwnershipControls", &["s3:PutBucketOwnershipControls"])
         }
         (false, "PUT", ["tagging"]) => ("PutBucketTagging", &["s3:PutBucketTagging"]),
+        (false, "PUT", ["cors"]) => ("PutBucketCors", &["s3:PutBucketCORS"]),
         (false, "GET", []) => ("ListObjectsV2", &["s3:ListBucket"]),
         (false, "GET", ["publicAccessBlock"]) => ("GetPublicAccessBlock", &["s3:GetBucketPublicAccessBlock"]),
         (false, "GET", ["encryption"]) => ("GetBucketEncryption", &["s3:GetEncryptionConfiguration"]),
@@ -281,6 +282,7 @@ fn s3_operation(
             ("GetBucketOwnershipControls", &["s3:GetBucketOwnershipControls"])
         }
         (false, "GET", ["tagging"]) => ("GetBucketTagging", &["s3:GetBucketTagging"]),
+        (false, "GET", ["cors"]) => ("GetBucketCors", &["s3:GetBucketCORS"]),
         (false, "GET", ["location"]) => ("GetBucketLocation", &["s3:GetBucketLocation"]),
         (false, "GET", ["versions"]) => ("ListObjectVersions", &["s3:ListBucketVersions"]),
         (false, "GET", ["uploads"]) => ("ListMultipartUploads", &["s3:ListBucketMultipartUploads"]),

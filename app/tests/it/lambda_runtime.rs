@@ -141,7 +141,15 @@ async fn function_url_events_reach_the_router_and_binary_bodies_survive_the_roun
     assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
     assert!(app.object_keys().await.is_empty());
 
-    // Every stdout line is one JSON object: a log line, or an EMF line per request, by route.
+    // Every stdout line is one JSON object: a log line, or an EMF line per request, by route. A
+    // request's EMF line is written as its response leaves, so the last may reach the pipe just
+    // after the client has its answer: wait for it (bounded) before reading.
+    let waited = std::time::Instant::now();
+    while !lambda.stdout().iter().any(|l| l.contains("\"DELETE\"") && l.contains("_aws"))
+        && waited.elapsed() < std::time::Duration::from_secs(5)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let lines: Vec<Value> = lambda
         .stdout()
         .iter()

@@ -234,6 +234,7 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
         "s3:GetBucketOwnershipControls" => {
             outcome(action, s3.get_bucket_ownership_controls().bucket(target).send().await)
         }
+        "s3:GetBucketCORS" => outcome(action, s3.get_bucket_cors().bucket(target).send().await),
         "s3:GetLifecycleConfiguration" => {
             outcome(action, s3.get_bucket_lifecycle_configuration().bucket(target).send().await)
         }
@@ -247,6 +248,7 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
         | "s3:PutBucketPolicy"
         | "s3:PutBucketOwnershipControls"
         | "s3:PutLifecycleConfiguration"
+        | "s3:PutBucketCORS"
         | "s3:DeleteBucket"
         | "s3:DeleteObject" => {
             no_probe("S3 reports a missing bucket before it checks permissions, and on an existing one it could change it")

@@ -281,6 +281,19 @@ impl Deploy {
         steps.push(role.step);
         steps.extend(function::ensure_function(&aws, &desired, &role.arn, role.created, self.dry_run).await?);
         let url = function::ensure_url(&aws, &names, self.dry_run, &mut steps).await?;
+        // The web recorder, served at the URL, PUTs and plays straight from the bucket.
+        if let Some(url) = &url {
+            let origins = [url.trim_end_matches('/').to_owned()];
+            if let Some(rules) =
+                crate::bucket::plan_cors(&aws, &names.bucket, Some(&names.account), &origins).await?
+            {
+                if !self.dry_run {
+                    crate::bucket::apply_cors(&aws, &names.bucket, Some(&names.account), rules).await?;
+                }
+                let change = format!("CORS rule for the web recorder at {}", origins[0]);
+                steps.push(Step::new("bucket", &names.bucket, "update", vec![change]));
+            }
+        }
 
         if self.json {
             let report = serde_json::json!({

@@ -109,6 +109,11 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
         Some(1)
     );
     assert!(aws.s3().get_bucket_policy().bucket(bucket).send().await.is_err());
+    // The web recorder at the function URL may PUT and play from the bucket.
+    let cors = aws.s3().get_bucket_cors().bucket(bucket).send().await.unwrap();
+    let url = report["url"].as_str().unwrap().trim_end_matches('/');
+    assert_eq!(cors.cors_rules()[0].allowed_origins(), [url]);
+    assert_eq!(cors.cors_rules()[0].allowed_methods(), ["PUT", "GET", "HEAD"]);
     // ...and the run says so, rather than leaving it out silently.
     let skipped = report["skipped_protections"].as_array().unwrap();
     assert!(
