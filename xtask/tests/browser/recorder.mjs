@@ -88,6 +88,9 @@ try {
   // Larger than the direct limit: the presigned path, with progress.
   seen.large = await record(page, 6);
   await page.screenshot({ path: `${shots}/recorder-list.png` });
+  await page.setViewportSize({ width: 640, height: 720 });
+  await page.screenshot({ path: `${shots}/recorder-list.jpg`, type: 'jpeg', quality: 60 });
+  await page.setViewportSize({ width: 1024, height: 800 });
 
   // Delete the first (confirmed).
   await page.click(`#list li[data-id="${seen.direct.id}"] button:has-text("Delete")`);

@@ -112,3 +112,22 @@ fn the_declared_rust_version_is_the_newest_a_dependency_needs() {
         .unwrap();
     assert_eq!(ours, needed, "Cargo.toml's rust-version differs from {by}'s, the newest a dependency needs");
 }
+
+/// The front page orients a newcomer (two screens at most); detail lives in each crate's README,
+/// and every file the front page points at exists.
+#[test]
+fn the_readme_fits_two_screens_and_its_links_resolve() {
+    let readme = repo_file("README.md");
+    let lines = readme.lines().count();
+    assert!(lines <= 100, "README.md has {lines} lines: move detail to app/README.md or xtask/README.md");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for link in readme.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
+        let path = link.split('#').next().unwrap();
+        if !path.starts_with("http") {
+            assert!(root.join(path).exists(), "README.md links to {path}, which does not exist");
+        }
+    }
+    for crate_readme in ["app/README.md", "xtask/README.md"] {
+        assert!(readme.contains(crate_readme), "README.md does not point at {crate_readme}");
+    }
+}
