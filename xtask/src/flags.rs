@@ -118,7 +118,7 @@ pub struct StageArgs {
     #[arg(long, value_parser = parse_table_prefix)]
     pub table_prefix: Option<String>,
     /// Bucket name (default: what the deployed function uses, else
-    /// recording-server-<stage>-<account>-<region>)
+    /// `recording-server-<stage>-<account>-<region>`)
     #[arg(long)]
     pub bucket: Option<String>,
 }

@@ -68,9 +68,9 @@ impl PolicyType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Cause {
-    /// "because no <type> allows the <action> action"
+    /// `because no <type> allows the <action> action`
     Implicit { policy: PolicyType },
-    /// "with an explicit deny in a <type>"
+    /// `with an explicit deny in a <type>`
     Explicit { policy: PolicyType },
     /// No reason given (older services, the emulator).
     Unstated,
@@ -126,8 +126,8 @@ pub struct Reason<'a> {
     pub reason: &'a str,
 }
 
-/// Read the reason in `text` ("because no <type> allows …", "with an explicit deny in a <type>
-/// [transitively through a <type>]"); the whole of `text` when it states none.
+/// Read the reason in `text` (`because no <type> allows …`, `with an explicit deny in a <type>
+/// [transitively through a <type>]`); the whole of `text` when it states none.
 pub fn reason(text: &str) -> Reason<'_> {
     let (cause, reason_at) = if let Some(r) = find_ci(text, "because no ") {
         let words = &text[r..];

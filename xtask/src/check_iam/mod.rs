@@ -31,6 +31,8 @@ use crate::Failure;
 pub const DENIED: u8 = 1;
 pub const INCONCLUSIVE: u8 = 2;
 pub const IDENTITY: u8 = 3;
+/// A command line that cannot work (check-iam exits 4 for it, as every task does).
+pub const USAGE: u8 = 4;
 
 /// One needed action and the ARNs it must be allowed on.
 #[derive(Debug, Clone)]
@@ -161,23 +163,26 @@ impl Identity {
 }
 
 impl CheckIam {
-    /// The names a printed policy uses. Printing needs no credentials: the account is `--account`,
-    /// else the credentials' account, else `*`; the region the configured one, else `*` (both
-    /// said on stderr, as the ARNs then match more than one stage's resources).
-    async fn policy_names(&self) -> crate::names::Names {
-        let aws = self.aws.load(crate::catalogue::Task::CheckIam).await.ok();
-        let region = aws.as_ref().map_or_else(|| "*".to_owned(), Aws::region);
-        let account = match (&self.account, &aws) {
-            (Some(account), _) => account.clone(),
-            (None, Some(aws)) => crate::aws::account(aws).await.unwrap_or_else(|_| "*".to_owned()),
-            (None, None) => "*".to_owned(),
+    /// The names a printed policy uses. With `--account` and a region (flag or configuration)
+    /// printing makes no AWS call at all, so a developer without access yet can hand the policy
+    /// to an admin; without `--account` the credentials' account is asked for.
+    async fn policy_names(&self) -> anyhow::Result<crate::names::Names> {
+        let usage =
+            |message: String| -> anyhow::Error { Failure::new(USAGE, anyhow::anyhow!(message)).into() };
+        let aws = self.aws.load(crate::catalogue::Task::CheckIam).await.map_err(|e| {
+            usage(format!(
+                "{e:#}: the ARNs need a region (pass --region, and --account if you have no credentials)"
+            ))
+        })?;
+        let account = match &self.account {
+            Some(account) => account.clone(),
+            None => crate::aws::account(&aws).await.map_err(|e| {
+                usage(format!(
+                    "{e:#}\nthe ARNs need your account id: pass --account 123456789012 to print the policy without credentials"
+                ))
+            })?,
         };
-        for (what, value, flag) in [("account", &account, "--account"), ("region", &region, "--region")] {
-            if value == "*" {
-                eprintln!("note: no {what} known (no usable AWS credentials or configuration): the ARNs use * for it; pass {flag} for exact ARNs");
-            }
-        }
-        self.target.names(&account, &region)
+        Ok(self.target.names(&account, &aws.region()))
     }
 
     pub async fn run(self) -> anyhow::Result<()> {
@@ -185,7 +190,7 @@ impl CheckIam {
             return explain.run().await;
         }
         if let Some(kind) = self.print_policy {
-            let names = self.policy_names().await;
+            let names = self.policy_names().await?;
             let tasks = self.policy_tasks();
             let (base, iam) = crate::catalogue::deployer_parts(&tasks);
             let policy = match kind {

@@ -131,3 +131,48 @@ fn the_readme_fits_two_screens_and_its_links_resolve() {
         assert!(readme.contains(crate_readme), "README.md does not point at {crate_readme}");
     }
 }
+
+/// Each crate's README covers what it owns: every task in xtask's, every route in app's.
+#[test]
+fn the_crate_readmes_document_every_task_and_every_route() {
+    let xtask = repo_file("xtask/README.md");
+    for task in Xtask::command().get_subcommands() {
+        let mention = format!("cargo xtask {}", task.get_name());
+        assert!(xtask.contains(&mention), "xtask/README.md never mentions `{mention}`");
+    }
+    // Placeholders are compared by position only: `{record_id}` and `{id}` are the same route.
+    let generic = |path: &str| {
+        let mut out = String::new();
+        let mut inside = false;
+        for c in path.chars() {
+            match c {
+                '{' => {
+                    inside = true;
+                    out.push_str("{}");
+                }
+                '}' => inside = false,
+                _ if !inside => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    };
+    let app = generic(&repo_file("app/README.md"));
+    let mut routes = 0;
+    for source in ["app/src/routes.rs", "app/src/web.rs"] {
+        let code = repo_file(source);
+        for route in code.split(".route(\"").skip(1).filter_map(|r| r.split('"').next()) {
+            routes += 1;
+            assert!(
+                app.contains(&format!("`{}", generic(route)))
+                    || app.contains(&format!(" {}", generic(route))),
+                "app/README.md does not document the route {route} ({source})"
+            );
+        }
+    }
+    assert!(routes >= 10, "found only {routes} routes: has the router moved?");
+    let web = repo_file("app/src/web.rs");
+    for asset in web.split("(\"/").skip(1).filter_map(|r| r.split('"').next()) {
+        assert!(app.contains(&format!("/{asset}")), "app/README.md does not document /{asset}");
+    }
+}
