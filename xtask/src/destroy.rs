@@ -65,7 +65,13 @@ impl Destroy {
                 aws.target()
             ));
         }
-        if !self.yes && !confirm(&names.stage, &doomed)? {
+        // On a thread of its own, so Ctrl-C at the prompt stops xtask at once (exit 130).
+        let stage = names.stage.clone();
+        let confirmed = self.yes
+            || tokio::task::spawn_blocking(move || confirm(&stage, &doomed))
+                .await
+                .map_err(|e| anyhow::anyhow!("the confirmation prompt failed: {e}"))??;
+        if !confirmed {
             bail!("nothing was destroyed");
         }
         let lambda = aws_sdk_lambda::Client::new(&aws.sdk);

@@ -69,14 +69,24 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
         };
         // A stop request drops the task, and with it every process it started (their guards
         // stop them).
+        let interrupted = |signal: &str| -> anyhow::Error {
+            Failure::new(INTERRUPTED, anyhow::anyhow!("stopped by {signal}; everything this task started was stopped"))
+                .into()
+        };
+        let signal = xtask::signals::stop_requested();
+        tokio::pin!(signal);
         tokio::select! {
             biased;
-            result = task => result,
-            signal = xtask::signals::stop_requested() => Err(Failure::new(
-                INTERRUPTED,
-                anyhow::anyhow!("stopped by {signal}; everything this task started was stopped"),
-            )
-            .into()),
+            signal = &mut signal => Err(interrupted(signal)),
+            result = task => match result {
+                // A task that failed because its build or child was interrupted (Ctrl-C reaches the
+                // whole process group) reports the interruption, not the child's failure.
+                Err(err) => match tokio::time::timeout(std::time::Duration::from_millis(200), &mut signal).await {
+                    Ok(signal) => Err(interrupted(signal)),
+                    Err(_) => Err(err),
+                },
+                ok => ok,
+            },
         }
     })
 }

@@ -41,3 +41,33 @@ fn every_usage_mistake_exits_4_before_calling_aws() {
         assert!(!run.stderr().contains("panicked"), "{args:?} panicked:\n{}", run.stderr());
     }
 }
+
+/// Ctrl-C during a build reaches the whole process group: cargo fails because of it, and the task
+/// says it was stopped (exit 130), not that the build failed. The build is cold (a target
+/// directory of its own), so the signal always lands during it.
+#[test]
+fn ctrl_c_during_deploys_build_is_reported_as_a_stop() {
+    use std::os::unix::process::CommandExt;
+    let keys = Keys { id: "local".into(), secret: "local".into() };
+    let target = crate::helpers::Scratch::dir("interrupted-build");
+    let args =
+        ["deploy", "--stage", "interrupted", "--build-profile", "quick", "--builder", "cargo", "--dry-run"];
+    let mut command = xtask_command(&crate::helpers::shared_endpoint(), &keys, &args);
+    command
+        .env("CARGO_TARGET_DIR", &*target)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0);
+    let child = command.spawn().unwrap();
+    let group = child.id().to_string();
+    // Until the build has started compiling.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let sent =
+        std::process::Command::new("kill").args(["-INT", "--", &format!("-{group}")]).status().unwrap();
+    assert!(sent.success());
+    let run = Run(child.wait_with_output().unwrap());
+    assert_eq!(run.code(), 130, "{}", run.stderr());
+    assert!(run.stderr().contains("stopped by SIGINT"), "{}", run.stderr());
+    assert!(!run.stderr().contains("its message is above"), "{}", run.stderr());
+}
