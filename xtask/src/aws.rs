@@ -10,6 +10,30 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use crate::catalogue::Task;
 use crate::flags::AwsArgs;
 
+/// Exit code of a credentials or identity failure, as check-iam has always used it.
+pub const CREDENTIALS: u8 = 3;
+
+/// Whether `profile` is defined in the shared config or credentials file (at `AWS_CONFIG_FILE`
+/// and `AWS_SHARED_CREDENTIALS_FILE`, or under `~/.aws/`).
+fn profile_exists(profile: &str) -> bool {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let file = |variable: &str, default: &str| {
+        std::env::var(variable).unwrap_or_else(|_| format!("{home}/.aws/{default}"))
+    };
+    let sections = |path: String| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']').map(|s| s.trim().to_owned()))
+            .collect()
+    };
+    let config = sections(file("AWS_CONFIG_FILE", "config"));
+    let credentials = sections(file("AWS_SHARED_CREDENTIALS_FILE", "credentials"));
+    let in_config =
+        config.iter().any(|s| s == &format!("profile {profile}") || (profile == "default" && s == "default"));
+    in_config || credentials.iter().any(|s| s == profile)
+}
+
 /// The user-agent app name of a task's calls is this followed by the task's name.
 pub const XTASK_APP_PREFIX: &str = "recording-server-xtask-";
 
@@ -37,7 +61,41 @@ impl AwsArgs {
     /// Load the SDK config once; every client of the run is built from it. Its calls carry
     /// `app/recording-server-xtask-<task>` in their user agent (CloudTrail shows it; the tests'
     /// coverage check attributes each call to the task that made it by it).
+    /// Every task's config: `load_config` and then usable credentials, or one line and exit 3,
+    /// as check-iam reports them.
     pub async fn load(&self, task: Task) -> anyhow::Result<Aws> {
+        use aws_sdk_sts::config::ProvideCredentials;
+        let aws = self.load_config(task).await?;
+        let credentials =
+            aws.sdk.credentials_provider().context("no AWS credentials provider is configured")?;
+        if let Err(e) = credentials.provide_credentials().await {
+            return Err(crate::Failure::new(
+                CREDENTIALS,
+                anyhow::anyhow!(
+                    "no usable AWS credentials ({e}): set AWS_PROFILE (run `aws sso login` for SSO profiles) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                ),
+            )
+            .into());
+        }
+        Ok(aws)
+    }
+
+    /// The SDK config without asking for credentials (printing a policy needs none). A profile
+    /// that does not exist is named as such (exit 3), not reported as a missing region.
+    pub async fn load_config(&self, task: Task) -> anyhow::Result<Aws> {
+        let profile =
+            self.profile.clone().or_else(|| std::env::var("AWS_PROFILE").ok()).filter(|p| !p.is_empty());
+        if let Some(profile) = &profile {
+            if !profile_exists(profile) {
+                return Err(crate::Failure::new(
+                    CREDENTIALS,
+                    anyhow::anyhow!(
+                        "AWS profile {profile} does not exist in the AWS config or credentials file: check its name (`aws configure list-profiles`)"
+                    ),
+                )
+                .into());
+            }
+        }
         let app_name = aws_config::AppName::new(format!("{}{}", XTASK_APP_PREFIX, task.name()))
             .expect("task names are valid app names");
         let mut loader = aws_config::defaults(BehaviorVersion::latest())

@@ -169,7 +169,7 @@ impl CheckIam {
     async fn policy_names(&self) -> anyhow::Result<crate::names::Names> {
         let usage =
             |message: String| -> anyhow::Error { Failure::new(USAGE, anyhow::anyhow!(message)).into() };
-        let aws = self.aws.load(crate::catalogue::Task::CheckIam).await.map_err(|e| {
+        let aws = self.aws.load_config(crate::catalogue::Task::CheckIam).await.map_err(|e| {
             usage(format!(
                 "{e:#}: the ARNs need a region (pass --region, and --account if you have no credentials)"
             ))

@@ -71,3 +71,45 @@ fn ctrl_c_during_deploys_build_is_reported_as_a_stop() {
     assert!(run.stderr().contains("stopped by SIGINT"), "{}", run.stderr());
     assert!(!run.stderr().contains("its message is above"), "{}", run.stderr());
 }
+
+/// Without credentials every AWS task says so in one line and exits 3 (as check-iam does),
+/// instead of the SDK's provider-chain dump and a hint about the emulator; a profile that does
+/// not exist is named, not reported as a missing region.
+#[test]
+fn missing_credentials_and_unknown_profiles_are_one_line_and_exit_3() {
+    let run = |args: &[&str], region: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("HOME", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(std::process::Stdio::null());
+        if region {
+            command.env("AWS_REGION", "us-east-1");
+        }
+        Run(command.output().unwrap())
+    };
+    for args in [
+        &["create-tables"][..],
+        &["deploy", "--stage", "x", "--dry-run", "--binary", "/bin/true"],
+        &["destroy", "--stage", "x", "--yes"],
+        &["logs", "--stage", "x"],
+        &["check-iam"],
+    ] {
+        let run = run(args, true);
+        assert_eq!(run.code(), 3, "{args:?}\n{}", run.stderr());
+        assert!(run.stderr().contains("no usable AWS credentials"), "{args:?}\n{}", run.stderr());
+        assert!(!run.stderr().contains("could not reach"), "{args:?}\n{}", run.stderr());
+        assert_eq!(
+            run.stderr().matches("no usable AWS credentials").count(),
+            1,
+            "{args:?}\n{}",
+            run.stderr()
+        );
+    }
+    let unknown = run(&["create-tables", "--profile", "nosuch"], false);
+    assert_eq!(unknown.code(), 3, "{}", unknown.stderr());
+    assert!(unknown.stderr().contains("AWS profile nosuch does not exist"), "{}", unknown.stderr());
+}
