@@ -119,7 +119,7 @@ pub struct StageArgs {
     pub table_prefix: Option<String>,
     /// Bucket name (default: what the deployed function uses, else
     /// `recording-server-<stage>-<account>-<region>`)
-    #[arg(long)]
+    #[arg(long, value_parser = parse_bucket)]
     pub bucket: Option<String>,
 }
 
@@ -464,6 +464,12 @@ fn parse_oidc_providers(s: &str) -> Result<String, String> {
     if !s.trim().is_empty() {
         app::providers::parse_providers(s).map_err(|e| format!("not valid: {e}"))?;
     }
+    Ok(s.to_owned())
+}
+
+/// A bucket name, checked against S3's rules.
+fn parse_bucket(s: &str) -> Result<String, String> {
+    crate::names::validate_bucket(s)?;
     Ok(s.to_owned())
 }
 

@@ -21,6 +21,35 @@ pub fn default_prefix(stage: &str) -> String {
     format!("{stage}-")
 }
 
+/// A bucket name as S3 accepts it (general purpose buckets): 3-63 characters of lowercase
+/// letters, digits, dots and hyphens, starting and ending with a letter or digit, no `..`, not an
+/// IP address, none of the reserved prefixes and suffixes.
+pub fn validate_bucket(name: &str) -> Result<(), String> {
+    let problem = if !(3..=63).contains(&name.len()) {
+        Some(format!("is {} characters long; S3 allows 3 to 63", name.len()))
+    } else if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-') {
+        Some("may hold only lowercase letters, digits, '.' and '-'".to_owned())
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        Some("must start and end with a letter or digit".to_owned())
+    } else if name.contains("..") {
+        Some("must not contain '..'".to_owned())
+    } else if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
+        Some("must not be an IP address".to_owned())
+    } else if ["xn--", "sthree-", "amzn-s3-demo-"].iter().any(|p| name.starts_with(p))
+        || ["-s3alias", "--ol-s3", "--x-s3", "--table-s3"].iter().any(|s| name.ends_with(s))
+    {
+        Some("uses a prefix or suffix S3 reserves".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(format!("bucket name {name:?} {problem}")),
+        None => Ok(()),
+    }
+}
+
 /// A stage's function: its name depends on the stage alone.
 pub fn function_name(stage: &str) -> String {
     format!("recording-server-{stage}")
@@ -112,6 +141,17 @@ impl Names {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3s_rules() {
+        assert!(validate_bucket("recording-server-dev-123456789012-eu-west-1").is_ok());
+        let long = Names::new("abcdefghijklmnopqrst", "123456789012", "ap-southeast-2", "", None).bucket;
+        assert!(validate_bucket(&long).unwrap_err().contains("65 characters"), "{long}");
+        assert!(validate_bucket("UPPER_bad").unwrap_err().contains("lowercase"));
+        assert!(validate_bucket("192.168.1.1").is_err());
+        assert!(validate_bucket("a..b").is_err());
+        assert!(validate_bucket("-ab").is_err());
+    }
 
     #[test]
     fn names_are_derived_from_stage_account_and_region() {

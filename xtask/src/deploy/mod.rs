@@ -144,6 +144,14 @@ impl Deploy {
             .unwrap_or_else(|| crate::names::default_prefix(&self.target.stage));
         let bucket = self.target.bucket.clone().or_else(|| deployed.as_ref().map(|d| d.bucket.clone()));
         let names = Names::new(&self.target.stage, &account, &aws.region(), &prefix, bucket.as_deref());
+        // A derived name can break S3's rules (a long stage in a long region): said before any
+        // build or write, the dry run included.
+        crate::names::validate_bucket(&names.bucket).map_err(|e| {
+            Failure::new(
+                4,
+                anyhow::anyhow!("{e}: choose a shorter --stage, or pass --bucket with a valid name"),
+            )
+        })?;
         if self.url_only {
             let url = function::url(&aws, &names).await?;
             println!(

@@ -602,3 +602,22 @@ async fn destroy_keeps_adopted_tables_and_says_why() {
     let table = aws.dynamodb().describe_table().table_name("shared-record_user").send().await.unwrap();
     assert_eq!(table.table.unwrap().deletion_protection_enabled, Some(true));
 }
+
+/// A derived bucket name that S3 would refuse (a 20-character stage in a long region makes 65
+/// characters) is refused by the dry run already, before any build or write.
+#[test]
+fn a_derived_bucket_name_s3_would_refuse_fails_the_dry_run() {
+    let args = [
+        "deploy",
+        "--stage",
+        "abcdefghijklmnopqrst",
+        "--region",
+        "ap-southeast-2",
+        "--dry-run",
+        "--binary",
+        "/bin/true",
+    ];
+    let run = xtask(&crate::helpers::shared_endpoint(), &args);
+    assert_eq!(run.code(), 4, "{}", run.stderr());
+    assert!(run.stderr().contains("is 65 characters long; S3 allows 3 to 63"), "{}", run.stderr());
+}

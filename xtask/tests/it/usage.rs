@@ -17,6 +17,8 @@ fn every_usage_mistake_exits_4_before_calling_aws() {
         (&["destroy", "--stage", "abcdefghijklmnopqrstu", "--yes"], "--stage"),
         (&["create-tables", "--table-prefix", "bad/prefix"], "--table-prefix"),
         (&["deploy", "--table-prefix", "bad prefix", "--dry-run"], "--table-prefix"),
+        (&["deploy", "--bucket", "UPPER_bad", "--dry-run"], "--bucket"),
+        (&["destroy", "--bucket", "a..b", "--yes"], "--bucket"),
         (&["logs", "--since", "0s"], "--since"),
         (&["logs", "--stage", "UPPER"], "--stage"),
         (&["bench", "--runs", "0"], "--runs"),
