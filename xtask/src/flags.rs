@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand};
 
 pub use crate::toolchain::{Arch, Builder};
 
+/// The largest direct upload a function URL can carry: 6 MB of request, the body base64-encoded.
+pub const MAX_LAMBDA_UPLOAD: u64 = 4_500_000;
+
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "Developer tooling for recording-server", version)]
 pub struct Xtask {
@@ -163,17 +166,20 @@ pub struct Deploy {
     /// flood of requests can cost and leaves the account's other functions their share
     #[arg(long, default_value = "10", value_parser = parse_reserved_concurrency)]
     pub reserved_concurrency: ReservedConcurrency,
-    /// Largest upload body in bytes (Lambda's payload limit is about 6 MB)
-    #[arg(long, default_value_t = 5 * 1024 * 1024)]
-    pub max_upload_bytes: usize,
+    /// Largest direct upload body in bytes, at most 4500000: a function URL caps a request at
+    /// 6 MB, and a binary body reaches the function base64-encoded (4/3 of its size); larger
+    /// recordings take the presigned path
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=MAX_LAMBDA_UPLOAD))]
+    pub max_upload_bytes: u64,
     /// Enable the seed's unverified GET /login (unsafe: anyone can sign in as anyone)
     #[arg(long)]
     pub allow_unverified_login: bool,
     /// Identity providers for POST /login, as JSON: [{"name","issuer","audiences","jwks_url"}]
     #[arg(long, env = "RECORD_OIDC_PROVIDERS", value_parser = parse_oidc_providers)]
     pub oidc_providers: Option<String>,
-    /// Deletion protection and point-in-time recovery for the tables (default: on except for dev)
-    #[arg(long)]
+    /// Deletion protection and point-in-time recovery for the tables: `--protect`, `--protect
+    /// false` (default: on except for dev)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub protect: Option<bool>,
     /// How to build the service (ignored with --binary)
     #[arg(long, value_enum, default_value_t = Builder::DEFAULT)]
@@ -241,8 +247,8 @@ fn parse_call_timeout(s: &str) -> Result<Duration, String> {
 
 #[derive(Debug, Args)]
 pub struct Local {
-    /// Port the service listens on
-    #[arg(long, default_value_t = 8000)]
+    /// Port the service listens on (1-65535)
+    #[arg(long, default_value_t = 8000, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// Largest upload body in bytes
     #[arg(long, default_value_t = 5 * 1024 * 1024)]
@@ -270,8 +276,9 @@ pub struct CreateTables {
     /// Stage name written into the `stage` tag of new tables
     #[arg(long, default_value = "dev", value_parser = parse_stage)]
     pub stage: String,
-    /// Turn on point-in-time recovery and deletion protection
-    #[arg(long)]
+    /// Turn on point-in-time recovery and deletion protection: `--protect`, `--protect true` or
+    /// `--protect false` (the default), as deploy takes it
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub protect: bool,
     /// Print what would be done; make no write call
     #[arg(long)]
@@ -328,8 +335,9 @@ pub struct CheckIam {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub target: StageArgs,
-    /// Only the permissions of these tasks (repeatable; default: create-tables, deploy, destroy)
-    #[arg(long, value_enum)]
+    /// Only the permissions of these tasks, comma-separated or repeated (default: create-tables,
+    /// deploy, destroy)
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub task: Vec<crate::catalogue::Task>,
     /// How far probes may go when simulation is unavailable
     #[arg(long, value_enum, default_value = "read")]
@@ -533,6 +541,48 @@ mod tests {
         };
         let budget = app::config::AwsBudget::default().request_budget().as_secs();
         assert!(u64::try_from(deploy.timeout).unwrap() > budget, "{} s <= {budget} s", deploy.timeout);
+    }
+
+    #[test]
+    fn each_kind_of_value_looks_the_same_in_every_task() {
+        let parse = |args: &[&str]| Xtask::try_parse_from([&["xtask"][..], args].concat());
+        for (args, want) in [
+            (&["create-tables", "--protect"][..], true),
+            (&["create-tables", "--protect", "true"][..], true),
+            (&["create-tables", "--protect=false"][..], false),
+            (&["create-tables"][..], false),
+        ] {
+            let Ok(Xtask { task: Task::CreateTables(t), .. }) = parse(args) else { panic!("{args:?}") };
+            assert_eq!(t.protect, want, "{args:?}");
+        }
+        for (args, want) in [
+            (&["deploy", "--protect"][..], Some(true)),
+            (&["deploy", "--protect", "false"][..], Some(false)),
+            (&["deploy"][..], None),
+        ] {
+            let Ok(Xtask { task: Task::Deploy(d), .. }) = parse(args) else { panic!("{args:?}") };
+            assert_eq!(d.protect, want, "{args:?}");
+        }
+        let Ok(Xtask { task: Task::CheckIam(c), .. }) = parse(&["check-iam", "--task", "deploy,destroy"])
+        else {
+            panic!("--task takes commas")
+        };
+        assert_eq!(c.task.len(), 2);
+        let Ok(Xtask { task: Task::CheckIam(c), .. }) =
+            parse(&["check-iam", "--task", "deploy", "--task", "logs"])
+        else {
+            panic!("--task repeats")
+        };
+        assert_eq!(c.task.len(), 2);
+        assert!(
+            parse(&["deploy", "--max-upload-bytes", "5000000"]).is_err(),
+            "above a function URL's payload"
+        );
+        assert!(parse(&["local", "--port", "0"]).is_err(), "port 0 would be waited for");
+        assert!(
+            parse(&["deploy", "--timeout", "2m"]).is_ok()
+                && parse(&["create-tables", "--timeout", "2m"]).is_ok()
+        );
     }
 
     #[test]
