@@ -34,7 +34,11 @@ async fn main() -> ExitCode {
             .with_target(false)
             .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+        // Colours only on a terminal: redirected to a file or a pipe (`cargo xtask local > log`),
+        // escape codes would be noise.
+        use std::io::IsTerminal;
+        let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
     }
 
     let config = match Config::from_env() {

@@ -186,7 +186,11 @@ const CHECK_IAM: &[Need] = &[
 ];
 
 /// `cargo xtask logs` reads the function's log group, nothing else.
-const LOGS: &[Need] = &[need("logs:FilterLogEvents", Resource::Runtime(ResourceKind::LogGroup))];
+const LOGS: &[Need] = &[
+    need("logs:FilterLogEvents", Resource::Runtime(ResourceKind::LogGroup)),
+    // A stage without logs: deployed but never run, or not there at all.
+    need("lambda:GetFunctionConfiguration", Resource::Function),
+];
 
 impl Task {
     /// Every task that calls AWS.

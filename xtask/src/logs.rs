@@ -141,9 +141,12 @@ impl Report {
     }
 }
 
-/// `HH:MM:SS.mmm` (UTC) of an event.
+/// `YYYY-MM-DD HH:MM:SS.mmm UTC` of an event: the date and the zone, so lines from a long
+/// `--since` or another machine's clock are read right.
 fn clock(timestamp_ms: i64) -> String {
-    let format = time::macros::format_description!("[hour]:[minute]:[second].[subsecond digits:3]");
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3] UTC"
+    );
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(timestamp_ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&format).ok())
@@ -157,9 +160,23 @@ fn plain(value: &Value) -> String {
     }
 }
 
+/// Control characters (an escape sequence in a logged file name, a carriage return) shown as
+/// `\u{..}` instead of reaching the terminal: a log line cannot move the cursor, recolour or
+/// retitle the reader's terminal. Tabs stay.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() && c != '\t' { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
+}
+
 /// One event for a person: REPORT lines summarised, the service's JSON lines as
-/// `LEVEL message key=value… [request id]`, EMF lines as their metric values, the rest as is.
+/// `LEVEL message key=value… [request id]`, EMF lines as their metric values, the rest as is;
+/// control characters escaped.
 pub fn render(event: &Event) -> String {
+    escape_controls(&render_raw(event))
+}
+
+fn render_raw(event: &Event) -> String {
     let at = clock(event.timestamp_ms);
     if let Some(report) = Report::parse(&event.message) {
         return format!("{at} {}", report.summary());
@@ -249,9 +266,16 @@ impl Logs {
                     Vec::new()
                 }
                 None => {
+                    if crate::stage::deployed(&aws, &self.stage).await?.is_none() {
+                        anyhow::bail!(
+                            "no stage {} here: no function {} and no logs in {} (check --stage, --region and --profile)",
+                            self.stage,
+                            crate::names::function_name(&self.stage),
+                            aws.target()
+                        );
+                    }
                     eprintln!(
-                        "log group {group} does not exist yet: the function has not run since it was deployed \
-                         (or --stage is not the deployed one)"
+                        "log group {group} does not exist yet: the function has not run since it was deployed"
                     );
                     return Ok(());
                 }

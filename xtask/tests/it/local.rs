@@ -63,6 +63,8 @@ pub fn start_local_with(extra: &[&str]) -> (std::process::Child, u16, u16, mpsc:
                 panic!("xtask local exited before serving: {:?} (its stderr is above)", local.wait())
             }
         };
+        // Redirected, so no colour codes (the service's log lines come through this pipe too).
+        assert!(!line.contains('\u{1b}'), "an escape code in redirected output: {line:?}");
         if let Some(at) = line.find("AWS_ENDPOINT_URL=http://127.0.0.1:") {
             let rest = &line[at + "AWS_ENDPOINT_URL=http://127.0.0.1:".len()..];
             emulator = rest.split(' ').next().and_then(|p| p.parse::<u16>().ok());

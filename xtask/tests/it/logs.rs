@@ -92,6 +92,8 @@ async fn logs_renders_summarises_and_narrows_a_stages_events() {
         "{all}"
     );
     assert!(lines[2].ends_with("INFO  access status=200 [lambda-1 ours-1]"), "{all}");
+    // Each line starts with the date, the time and the zone.
+    assert!(lines[0].split(' ').nth(2) == Some("UTC") && lines[0].starts_with("20"), "{all}");
     assert!(lines[3].ends_with("METRICS GET /record/list 200 Requests=1.0 Latency=4.5 5xx=0.0"), "{all}");
 
     // One request, by Lambda's id (its REPORT line included) or by ours.
@@ -127,8 +129,40 @@ async fn logs_renders_summarises_and_narrows_a_stages_events() {
 }
 
 #[tokio::test]
-async fn a_stage_that_never_ran_has_no_log_group_and_that_is_said_not_failed() {
-    let run = xtask(&shared_endpoint(), &["logs", "--stage", &stage()]).ok();
+async fn a_stage_that_is_not_there_fails_and_one_that_never_ran_is_said_not_failed() {
+    let stage = stage();
+    let missing = xtask(&shared_endpoint(), &["logs", "--stage", &stage]);
+    assert_eq!(missing.code(), 1, "{}", missing.stderr());
+    assert!(missing.stderr().contains(&format!("no stage {stage} here")), "{}", missing.stderr());
+
+    // Deployed (a function exists) but never invoked: no log group yet, and that is fine.
+    let lambda = aws_sdk_lambda::Client::new(&xtask::aws::Aws::emulator(&shared_endpoint()).await.sdk);
+    let iam = aws_sdk_iam::Client::new(&xtask::aws::Aws::emulator(&shared_endpoint()).await.sdk);
+    let role = iam
+        .create_role()
+        .role_name(format!("{stage}-role"))
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    lambda
+        .create_function()
+        .function_name(xtask::names::function_name(&stage))
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role.role.unwrap().arn)
+        .environment(aws_sdk_lambda::types::Environment::builder().variables("RECORD_BUCKET", "b").build())
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(xtask::deploy::package::zip_bootstrap(b"x").unwrap().into())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let run = xtask(&shared_endpoint(), &["logs", "--stage", &stage]).ok();
     assert_eq!(run.stdout(), "");
     assert!(run.stderr().contains("does not exist yet"), "{}", run.stderr());
     let bad = xtask(&shared_endpoint(), &["logs", "--stage", "Not A Stage"]);
@@ -156,7 +190,8 @@ async fn every_page_is_read() {
     assert_eq!(read, messages);
 
     let cli = xtask(moto.endpoint(), &["logs", "--stage", &stage]).ok().stdout();
-    let shown: Vec<&str> = cli.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+    // After the date, the time and the zone.
+    let shown: Vec<&str> = cli.lines().map(|l| l.splitn(4, ' ').nth(3).unwrap()).collect();
     assert_eq!(shown, messages);
 }
 
@@ -194,4 +229,19 @@ async fn follow_shows_new_events_as_they_arrive_and_ends_cleanly_on_a_stop_reque
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "Ctrl-C is how --follow ends");
+}
+
+/// A logged escape sequence (a file name, a header) reaches the reader as text: it cannot
+/// recolour, move the cursor of or retitle their terminal.
+#[tokio::test]
+async fn control_characters_in_log_messages_are_escaped() {
+    let endpoint = shared_endpoint();
+    let stage = stage();
+    write(&endpoint, &stage, &["upload of \u{1b}]0;owned\u{7}\u{1b}[2Jevil\rm4a".to_owned()]).await;
+    let out = xtask(&endpoint, &["logs", "--stage", &stage]).ok().stdout();
+    assert!(
+        !out.chars().any(|c| c.is_control() && c != '\n'),
+        "a control character reached the terminal: {out:?}"
+    );
+    assert!(out.contains("\\u{1b}]0;owned\\u{7}\\u{1b}[2Jevil\\u{d}m4a"), "{out}");
 }
