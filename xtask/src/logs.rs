@@ -351,7 +351,7 @@ mod tests {
         assert_eq!((report.duration_ms, report.billed_ms, report.init_ms), (21.53, 22.0, Some(112.4)));
         assert_eq!(
             render(&event(cold)),
-            "03:04:05.678 REPORT 8f5e-11  duration 21.5 ms, billed 22 ms, memory 31 of 256 MB, init 112.4 ms (cold start)"
+            "2026-01-02 03:04:05.678 UTC REPORT 8f5e-11  duration 21.5 ms, billed 22 ms, memory 31 of 256 MB, init 112.4 ms (cold start)"
         );
         let warm = "REPORT RequestId: 8f5e-12\tDuration: 3.10 ms\tBilled Duration: 4 ms\tMemory Size: 256 MB\tMax Memory Used: 31 MB\t";
         assert_eq!(Report::parse(warm).unwrap().init_ms, None);
@@ -378,7 +378,7 @@ mod tests {
         let line = r#"{"timestamp":"2026-01-02T03:04:05.678Z","level":"INFO","message":"access","method":"GET","route":"/record/list","status":200,"spans":[{"requestId":"lambda-1","name":"Lambda runtime invoke"},{"id":"ours-1","name":"request"}]}"#;
         assert_eq!(
             render(&event(line)),
-            "03:04:05.678 INFO  access method=GET route=/record/list status=200 [lambda-1 ours-1]"
+            "2026-01-02 03:04:05.678 UTC INFO  access method=GET route=/record/list status=200 [lambda-1 ours-1]"
         );
     }
 
@@ -387,11 +387,11 @@ mod tests {
         let emf = crate::logs::tests::emf();
         assert_eq!(
             render(&event(&emf)),
-            "03:04:05.678 METRICS GET /health 200 Requests=1.0 Latency=2.5 5xx=0.0"
+            "2026-01-02 03:04:05.678 UTC METRICS GET /health 200 Requests=1.0 Latency=2.5 5xx=0.0"
         );
         assert_eq!(
             render(&event("START RequestId: a Version: $LATEST")),
-            "03:04:05.678 START RequestId: a Version: $LATEST"
+            "2026-01-02 03:04:05.678 UTC START RequestId: a Version: $LATEST"
         );
     }
 

@@ -325,16 +325,13 @@ async fn decide_from_own_policies(
         Ok(Some(policies)) => policies,
         Ok(None) => return,
         Err(unread) => {
+            // Said once, as a note: the same failed read appended to every undecided row (44 of
+            // them against an emulator whose caller is no IAM user) buried the rows' own reasons.
             let count = rows.iter().filter(|r| undecided(r)).count();
             notes.push(format!(
-                "could not read your own policies to settle {count} undecided rows: {}",
+                "could not read your own policies to settle {count} undecided rows (letting check-iam read them would): {}",
                 unread.reason()
             ));
-            for row in rows.iter_mut().filter(|r| undecided(r)) {
-                if let Decision::Unknown { reason } = &mut row.decision {
-                    reason.push_str(&format!("; or let check-iam read your policies: {}", unread.reason()));
-                }
-            }
             return;
         }
     };

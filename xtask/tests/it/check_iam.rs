@@ -801,3 +801,14 @@ fn print_policy_needs_no_credentials() {
     assert_eq!(unknown.code(), 4, "{}", unknown.stderr());
     assert!(unknown.stderr().contains("pass --account"), "{}", unknown.stderr());
 }
+
+/// Against `cargo xtask local`'s emulator the caller is no IAM user, so check-iam cannot read its
+/// own policies: that is said once, as a note, not appended to every undecided row.
+#[test]
+fn an_unreadable_own_policy_is_said_once() {
+    let keys = Keys { id: "local".into(), secret: "local".into() };
+    let run = run_as(&crate::helpers::shared_endpoint(), &keys, &["check-iam", "--stage", "unreadable"]);
+    let out = run.stdout() + &run.stderr();
+    assert_eq!(out.matches("NoSuchEntity").count(), 1, "{out}");
+    assert!(out.contains("note: could not read your own policies"), "{out}");
+}
