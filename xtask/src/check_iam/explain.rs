@@ -303,6 +303,17 @@ pub fn explain(denied: Denied, names: &crate::names::Names) -> Explained {
             format!("{no_allow}: a Deny statement{policy_arn} in the principal's own policies (user, group or role) blocks {action}; remove or narrow that Deny"),
             None,
         ),
+        // A runtime action denied to someone who is not the stage's execution role: the service
+        // needs it, the tooling never does.
+        (Cause::Implicit { policy: PolicyType::Identity } | Cause::Unstated, _)
+            if needs.is_empty() && runtime_needs().iter().any(|n| n.action.eq_ignore_ascii_case(action)) =>
+        (
+            format!(
+                "{action} is needed by the service at run time (the routes above), through its execution role {}, which deploy gives it; the principal denied here is not that role: if the function runs with another role, redeploy; no task of the tooling calls {action}",
+                names.role
+            ),
+            None,
+        ),
         (Cause::Implicit { policy: PolicyType::Identity } | Cause::Unstated, _) if needs.is_empty() => (
             format!("{action} is in no catalogue of this project: none of its tasks or routes calls it, so the project cannot say which statement is right; check the command that failed"),
             None,
@@ -553,6 +564,15 @@ mod tests {
         }
         let scp = parse("User: arn:aws:iam::123456789012:user/dev is not authorized to perform: dynamodb:CreateTable with an explicit deny in a service control policy: arn:aws:organizations::111122223333:policy/o-a1b2c3/service_control_policy/p-1a2b3c").remove(0);
         assert!(explain(scp, &names()).fix.contains("p-1a2b3c"), "the policy ARN is named");
+    }
+
+    #[test]
+    fn a_runtime_action_denied_to_another_principal_is_not_called_uncatalogued() {
+        let d = parse("User: arn:aws:sts::123456789012:assumed-role/some-other-role/s is not authorized to perform: dynamodb:Query on resource: arn:aws:dynamodb:us-east-1:123456789012:table/record_record/index/user_id-created_at-index because no identity-based policy allows the dynamodb:Query action").remove(0);
+        let e = explain(d, &names());
+        assert!(!e.catalogue.is_empty(), "the routes that need it are named");
+        assert!(!e.fix.contains("in no catalogue"), "{}", e.fix);
+        assert!(e.fix.contains("execution role"), "{}", e.fix);
     }
 
     #[test]
