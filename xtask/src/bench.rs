@@ -78,7 +78,9 @@ impl Bench {
         }
         let cargo = crate::toolchain::cargo();
         eprintln!("building the service in release mode (a cold build takes several minutes)...");
-        cmd!(sh, "{cargo} build --release --package app").run().context("release build failed")?;
+        // The whole workspace's features, as `bench --load`, `local` and the tests resolve them:
+        // `--package app` alone resolved others and compiled the AWS SDK once more in release.
+        cmd!(sh, "{cargo} build --release --workspace --bin app").run().context("release build failed")?;
         let target = target_dir(&sh.current_dir());
         let binary = target.join("release").join("app");
         let binary_bytes = std::fs::metadata(&binary)?.len();

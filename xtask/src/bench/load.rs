@@ -165,7 +165,7 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
     let target = target_dir(&sh.current_dir());
     let cargo = crate::toolchain::cargo();
     let (profile, build) = if flags.debug { ("dev", "debug") } else { ("release", "release") };
-    eprintln!("building the service ({profile} profile)...");
+    eprintln!("building the service ({profile} profile; a cold release build takes several minutes)...");
     // The whole workspace's features, as every other build resolves them (see `local`).
     cmd!(sh, "{cargo} build --profile {profile} --workspace --bin app")
         .run()
