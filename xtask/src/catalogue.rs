@@ -162,6 +162,8 @@ const DESTROY: &[Need] = &[
 
 const CHECK_IAM: &[Need] = &[
     need("sts:GetCallerIdentity", Resource::Any),
+    // The deployed function names the stage's tables and bucket.
+    need("lambda:GetFunctionConfiguration", Resource::Function),
     need("iam:SimulatePrincipalPolicy", Resource::Any),
     need("iam:ListRoles", Resource::Any),
     // The execution role's policies, and the function URL's.

@@ -208,7 +208,19 @@ impl CheckIam {
             self.aws.load(crate::catalogue::Task::CheckIam).await.map_err(|e| Failure::new(IDENTITY, e))?;
         let mut notes = Vec::new();
         let identity = identify(&aws, &mut notes).await?;
-        let mut names = self.target.names(&identity.account, &aws.region());
+        // The deployed function names the stage's tables and bucket (a flag contradicting it is
+        // refused, as in every task); one that cannot be read leaves the flags' or the stage's
+        // defaults, said in a note, never an abort.
+        let mut names = match crate::stage::existing(&aws, &self.target, &identity.account).await {
+            Ok((names, _)) => names,
+            Err(err) if err.downcast_ref::<Failure>().is_some() => return Err(err),
+            Err(err) => {
+                notes.push(format!(
+                    "could not read the deployed function's tables and bucket, so the flags' (or the stage's defaults) are checked: {err:#}"
+                ));
+                self.target.names(&identity.account, &aws.region())
+            }
+        };
         names.caller_user = identity.user_name();
 
         let tasks = self.tasks();

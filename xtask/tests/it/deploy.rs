@@ -621,3 +621,18 @@ fn a_derived_bucket_name_s3_would_refuse_fails_the_dry_run() {
     assert_eq!(run.code(), 4, "{}", run.stderr());
     assert!(run.stderr().contains("is 65 characters long; S3 allows 3 to 63"), "{}", run.stderr());
 }
+
+/// check-iam checks the deployed stage's own tables and bucket (from its function), and refuses
+/// a flag that contradicts them instead of reporting the role as over-granted.
+#[tokio::test]
+async fn check_iam_takes_the_stage_from_the_deployed_function() {
+    let moto = OwnMoto::start();
+    deploy(&moto, &bootstrap(0), &["--table-prefix", "custom-"]);
+
+    let run = xtask(moto.endpoint(), &["check-iam", "--stage", "test", "--all", "--skip-role"]);
+    assert!(run.stdout().contains("table/custom-record_user"), "{}", run.stdout());
+    assert!(!run.stdout().contains("table/test-record_user"), "{}", run.stdout());
+    let other = xtask(moto.endpoint(), &["check-iam", "--stage", "test", "--bucket", "some-other-bucket"]);
+    assert_eq!(other.code(), 4, "{}", other.stderr());
+    assert!(other.stderr().contains("\"some-other-bucket\" contradicts stage test"), "{}", other.stderr());
+}
