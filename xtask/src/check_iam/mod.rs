@@ -535,11 +535,8 @@ async fn identify(aws: &Aws, notes: &mut Vec<String>) -> anyhow::Result<Identity
             return Err(fail(crate::aws::explain(e, "sts:GetCallerIdentity", "your identity", aws)));
         }
         Err(e) => {
-            let code = e
-                .as_service_error()
-                .and_then(|s| aws_sdk_sts::error::ProvideErrorMetadata::code(s))
-                .unwrap_or_default()
-                .to_owned();
+            // From the SDK, or from an XML body it could not read (the emulator's answer).
+            let code = ErrorInfo::of(&e).code.unwrap_or_default();
             let fix = match code.as_str() {
                 "ExpiredToken" | "ExpiredTokenException" => {
                     "your session expired: run `aws sso login` or refresh the credentials"

@@ -502,6 +502,12 @@ async fn unknown_credentials_exit_3_with_the_fix() {
 
     assert_eq!(run.code(), 3, "{}\n{}", run.stdout(), run.stderr());
     assert!(run.stderr().contains("sts:GetCallerIdentity failed"), "{}", run.stderr());
+    // ...and the fix for it.
+    assert!(
+        run.stderr().contains("hint: the access key id is not valid: check AWS_ACCESS_KEY_ID or the profile"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[tokio::test]

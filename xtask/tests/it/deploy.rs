@@ -109,6 +109,33 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
         Some(1)
     );
     assert!(aws.s3().get_bucket_policy().bucket(bucket).send().await.is_err());
+    // Public access blocked, encrypted by default.
+    let block = aws.s3().get_public_access_block().bucket(bucket).send().await.unwrap();
+    let block = block.public_access_block_configuration.unwrap();
+    assert_eq!(
+        (
+            block.block_public_acls,
+            block.ignore_public_acls,
+            block.block_public_policy,
+            block.restrict_public_buckets
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let encryption = aws.s3().get_bucket_encryption().bucket(bucket).send().await.unwrap();
+    assert!(!encryption.server_side_encryption_configuration.unwrap().rules().is_empty());
+    // Stage `test` is not dev: its tables get deletion protection and point-in-time recovery.
+    for table in ["test-record_user", "test-record_record"] {
+        let described = aws.dynamodb().describe_table().table_name(table).send().await.unwrap();
+        assert_eq!(described.table.unwrap().deletion_protection_enabled, Some(true), "{table}");
+        let backups = aws.dynamodb().describe_continuous_backups().table_name(table).send().await.unwrap();
+        let pitr =
+            backups.continuous_backups_description.unwrap().point_in_time_recovery_description.unwrap();
+        assert_eq!(
+            pitr.point_in_time_recovery_status.map(|s| s.as_str().to_owned()).as_deref(),
+            Some("ENABLED"),
+            "{table}"
+        );
+    }
     // The web recorder at the function URL may PUT and play from the bucket.
     let cors = aws.s3().get_bucket_cors().bucket(bucket).send().await.unwrap();
     let url = report["url"].as_str().unwrap().trim_end_matches('/');
@@ -366,8 +393,8 @@ async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_pa
     assert_eq!(denied_by_base(&moto.recorded_calls().await), Vec::<String>::new(), "a code change");
 }
 
-/// A trust policy edited by hand (Lambda no longer trusted) is put back by the next deploy, and
-/// nothing else is written.
+/// Reserved concurrency is set, changed and removed as the flag says, and left alone when it
+/// already is.
 #[tokio::test]
 async fn reserved_concurrency_converges_and_none_removes_it() {
     let moto = OwnMoto::start();
@@ -423,6 +450,8 @@ async fn bucket_protections_removed_by_hand_are_restored_by_the_next_deploy_keep
     assert!(actions(&again).iter().all(|(_, a)| a == "unchanged"), "{again}");
 }
 
+/// A trust policy edited by hand (Lambda no longer trusted) is put back by the next deploy, and
+/// nothing else is written.
 #[tokio::test]
 async fn a_drifted_trust_policy_is_restored_by_the_next_deploy() {
     let moto = OwnMoto::start();
