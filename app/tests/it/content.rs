@@ -130,11 +130,28 @@ async fn s3_calls_carry_the_expected_bucket_owner() {
     assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
     let start = json!({ "file_name": "long.m4a", "content_type": "audio/mp4", "size": 3 });
     let upload: Value = app.post_json(&user, "/record/uploads", &start).await.json().await.unwrap();
+    assert_eq!(upload["headers"]["x-amz-expected-bucket-owner"], owner, "{upload}");
+    // The client's presigned PUT, then complete: HeadObject, CopyObject, DeleteObject.
+    let mut put = app.http.put(upload["upload_url"].as_str().unwrap());
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        if name != "content-length" {
+            put = put.header(name, value.as_str().unwrap());
+        }
+    }
+    assert_eq!(put.body(b"abc".to_vec()).send().await.unwrap().status(), 200);
+    let id = upload["record_id"].as_str().unwrap();
+    let complete =
+        app.http.post(app.url(&format!("/record/{id}/complete"))).header("Authorization", user.header());
+    assert_eq!(complete.send().await.unwrap().status(), 200);
 
-    let s3: Vec<String> = ["S3(PUT)", "S3(DELETE)"].iter().flat_map(|l| tap.heads(l)).collect();
-    assert_eq!(s3.len(), 2, "{:?}", tap.requests());
+    let s3: Vec<String> = ["S3(PUT)", "S3(DELETE)", "S3(HEAD)"].iter().flat_map(|l| tap.heads(l)).collect();
+    // Upload, delete, presigned PUT, warm-up-free HEAD, copy, staged delete.
+    assert!(s3.len() >= 6, "{:?}", tap.requests());
     for head in &s3 {
         assert!(head.contains(&format!("x-amz-expected-bucket-owner: {owner}")), "{head}");
     }
-    assert_eq!(upload["headers"]["x-amz-expected-bucket-owner"], owner, "{upload}");
+    let copy = s3.iter().find(|h| h.contains("x-amz-copy-source:")).expect("a CopyObject");
+    assert!(copy.contains(&format!("x-amz-source-expected-bucket-owner: {owner}")), "{copy}");
+    assert!(copy.contains("x-amz-copy-source-if-match:"), "the copy is tied to the checked ETag: {copy}");
+    assert!(copy.contains("x-amz-metadata-directive: replace"), "{copy}");
 }
