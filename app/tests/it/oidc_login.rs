@@ -234,6 +234,32 @@ async fn a_rotated_key_is_picked_up_by_one_refetch() {
     assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
 }
 
+/// At the default refetch limit (30 s between two fetches of a provider's keys), a token signed
+/// with a key published right after a fetch is refused (401) until the interval has passed, and
+/// then accepted after one more fetch: what a user sees in that window. Providers publish keys
+/// well before they sign with them, so the window is met only by a key used within 30 s of its
+/// publication and of our last fetch.
+#[tokio::test]
+async fn at_the_default_refetch_limit_a_key_rotated_right_after_a_fetch_works_once_the_interval_passes() {
+    let default = app::config::Config::from_lookup(|name| (name == "RECORD_BUCKET").then(|| "b".to_owned()))
+        .unwrap()
+        .oidc_min_refetch;
+    assert_eq!(default, std::time::Duration::from_secs(30));
+    let (old, new) = (rsa("before"), rsa("after"));
+    let idp = idp(&[&old]).await;
+    let app = app_with_refetch(&idp.url, default).await;
+    assert_eq!(login(&app, &sign(&old, &claims())).await.status(), 200);
+    *idp.keys.lock().unwrap() = vec![new.jwk.clone()];
+
+    let within = login(&app, &sign(&new, &claims())).await;
+    assert_eq!(within.status(), 401, "refused within the interval");
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1, "no fetch within the interval");
+
+    tokio::time::sleep(default + std::time::Duration::from_millis(200)).await;
+    assert_eq!(login(&app, &sign(&new, &claims())).await.status(), 200, "accepted after it");
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
+}
+
 /// While the provider is slow and failing, forged `kid`s can neither make it fetch more than once
 /// per backoff window nor hold up a login whose key is cached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
