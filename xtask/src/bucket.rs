@@ -453,6 +453,29 @@ pub async fn ensure_cors(
 mod tests {
     use super::*;
 
+    fn aws(endpoint: Option<&str>) -> Aws {
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        Aws { sdk, endpoint: endpoint.map(str::to_owned) }
+    }
+
+    /// AWS and https endpoints get the TLS-only policy (the tests' emulator never does, so the
+    /// decision is tested here); a plain-HTTP endpoint is skipped, and deploy says so.
+    #[test]
+    fn the_tls_only_policy_is_planned_for_aws_and_https_and_skipped_over_plain_http() {
+        for (endpoint, reachable) in
+            [(None, true), (Some("https://s3.example.test"), true), (Some("http://127.0.0.1:5000"), false)]
+        {
+            let aws = aws(endpoint);
+            assert_eq!(tls_reachable(&aws), reachable, "{endpoint:?}");
+            assert_eq!(skipped_protections(&aws).is_empty(), reachable, "{endpoint:?}");
+        }
+        let skipped = skipped_protections(&aws(Some("http://127.0.0.1:5000")));
+        assert_eq!(skipped, ["TLS-only policy: http://127.0.0.1:5000 is plain HTTP, which the policy would lock out (set on AWS and https endpoints)"]);
+    }
+
     #[test]
     fn the_tls_statement_is_added_to_other_statements_once() {
         let other = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Theirs","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#;

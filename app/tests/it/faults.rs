@@ -175,7 +175,13 @@ async fn an_outage_with_requests_in_flight_gets_json_5xx_and_the_service_recover
         let (http, url, header) = (app.http.clone(), app.url("/record/list"), user.header());
         tokio::spawn(async move { http.get(url).header("Authorization", header).send().await })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // In flight for sure: the proxy holds the list's Query (300 ms) once it has seen it; had the
+    // outage not reset it, it would be forwarded then and answered 200.
+    let waited = Instant::now();
+    while !proxy.seen().iter().any(|call| call == "Dynamo(Query)") {
+        assert!(waited.elapsed() < Duration::from_secs(5), "the list never reached the backend");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     proxy.set_outage(true);
     let response = in_flight.await.unwrap().unwrap();
     assert_eq!(response.status(), 503);
