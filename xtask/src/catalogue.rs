@@ -24,6 +24,8 @@ pub enum Resource {
     Groups,
     /// Managed policies (AWS's or the account's) attached to a principal.
     ManagedPolicies,
+    /// The function's log group itself (its streams are `Runtime(LogGroup)`).
+    LogGroup,
     /// Actions that take no resource (`sts:GetCallerIdentity`, `iam:ListRoles`).
     Any,
 }
@@ -44,6 +46,17 @@ impl Resource {
             }],
             Resource::Groups => vec![format!("arn:aws:iam::{}:group/*", names.account)],
             Resource::ManagedPolicies => vec!["arn:aws:iam::*:policy/*".to_owned()],
+            // The group as IAM names it for group-level calls, and with `:*` as CloudWatch Logs
+            // reports group ARNs.
+            Resource::LogGroup => {
+                let group = format!(
+                    "arn:aws:logs:{}:{}:log-group:{}",
+                    names.region,
+                    names.account,
+                    names.log_group()
+                );
+                vec![group.clone(), format!("{group}:*")]
+            }
             Resource::Any => vec!["*".to_owned()],
         }
     }
@@ -140,6 +153,10 @@ const DEPLOY: &[Need] = &[
     need("lambda:GetPolicy", Resource::Function),
     need("lambda:AddPermission", Resource::Function),
     need("logs:FilterLogEvents", Resource::Runtime(ResourceKind::LogGroup)),
+    // The function's log group, created with a retention (Lambda would create it with none).
+    need("logs:DescribeLogGroups", Resource::Any),
+    need("logs:CreateLogGroup", Resource::LogGroup),
+    need("logs:PutRetentionPolicy", Resource::LogGroup),
 ];
 
 const DESTROY: &[Need] = &[
@@ -158,6 +175,7 @@ const DESTROY: &[Need] = &[
     need("s3:ListBucket", Resource::Bucket),
     need("s3:DeleteBucket", Resource::Bucket),
     need("s3:DeleteObject", Resource::Runtime(ResourceKind::BucketObjects)),
+    need("logs:DeleteLogGroup", Resource::LogGroup),
 ];
 
 const CHECK_IAM: &[Need] = &[
@@ -307,6 +325,7 @@ fn sid(resource: Resource, conditional: bool) -> String {
         Resource::Caller => "OwnUser".to_owned(),
         Resource::Groups => "OwnGroups".to_owned(),
         Resource::ManagedPolicies => "ManagedPolicies".to_owned(),
+        Resource::LogGroup => "FunctionLogGroup".to_owned(),
         Resource::Any => "NoResource".to_owned(),
     };
     if conditional {

@@ -29,6 +29,9 @@ impl Destroy {
         let (names, deployed) = crate::stage::existing(&aws, &self.target, &account).await?;
         let mut doomed =
             vec![format!("function {} and its URL", names.function), format!("role {}", names.role)];
+        if !self.keep_logs {
+            doomed.push(format!("log group {} with the function's logs", names.log_group()));
+        }
         // Only what is the stage's own: tables with its stage tag, its default-named bucket.
         let mut own_tables = Vec::new();
         let mut kept = Vec::new();
@@ -98,6 +101,23 @@ impl Destroy {
             )?,
         );
         report("role", &names.role, delete_role(&aws, &names.role).await?);
+        let group = names.log_group();
+        if self.keep_logs {
+            println!("kept     log group {group} (--keep-logs)");
+        } else {
+            let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
+            let deleted = logs.delete_log_group().log_group_name(&group).send().await;
+            let deleted = match deleted {
+                Ok(_) => true,
+                Err(aws_sdk_cloudwatchlogs::error::SdkError::ServiceError(e))
+                    if e.err().is_resource_not_found_exception() =>
+                {
+                    false
+                }
+                Err(e) => return Err(crate::aws::explain(e, "logs:DeleteLogGroup", &group, &aws)),
+            };
+            report("logs", &group, deleted);
+        }
         if self.include_data {
             for table in &own_tables {
                 report("table", table, delete_table(&aws, table).await?);

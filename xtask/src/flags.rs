@@ -177,6 +177,10 @@ pub struct Deploy {
     /// Identity providers for POST /login, as JSON: [{"name","issuer","audiences","jwks_url"}]
     #[arg(long, env = "RECORD_OIDC_PROVIDERS", value_parser = parse_oidc_providers)]
     pub oidc_providers: Option<String>,
+    /// Days the function's logs are kept (one of CloudWatch Logs' values: 1, 3, 5, 7, 14, 30, 60,
+    /// 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+    #[arg(long, default_value_t = 30, value_parser = parse_retention)]
+    pub log_retention_days: i32,
     /// Deletion protection and point-in-time recovery for the tables: `--protect`, `--protect
     /// false` (default: on except for dev)
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -212,6 +216,9 @@ pub struct Destroy {
     /// Also delete the tables and the bucket, with every recording in them
     #[arg(long)]
     pub include_data: bool,
+    /// Keep the function's log group (by default it goes with the function)
+    #[arg(long)]
+    pub keep_logs: bool,
     /// Do not ask for confirmation
     #[arg(long)]
     pub yes: bool,
@@ -473,6 +480,18 @@ fn parse_oidc_providers(s: &str) -> Result<String, String> {
         app::providers::parse_providers(s).map_err(|e| format!("not valid: {e}"))?;
     }
     Ok(s.to_owned())
+}
+
+/// A log retention CloudWatch Logs accepts, in days.
+fn parse_retention(s: &str) -> Result<i32, String> {
+    const DAYS: [i32; 22] = [
+        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
+        3653,
+    ];
+    match s.parse::<i32>() {
+        Ok(days) if DAYS.contains(&days) => Ok(days),
+        _ => Err(format!("{s:?} is not a retention CloudWatch Logs accepts: one of {DAYS:?} days")),
+    }
 }
 
 /// A bucket name, checked against S3's rules.

@@ -367,6 +367,15 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
             None => unknown_presence("the function", "lambda:GetFunction"),
             Some(false) => lambda_write_probe(&lambda, action, &target, arn).await,
         },
+        "logs:DescribeLogGroups" => {
+            let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
+            outcome(action, logs.describe_log_groups().log_group_name_prefix(check.names.log_group()).limit(1).send().await)
+        }
+        // Writes on the group: creating one makes it exist, and a retention or a delete changes
+        // what is kept; none can be tried without that effect.
+        "logs:CreateLogGroup" | "logs:PutRetentionPolicy" | "logs:DeleteLogGroup" => {
+            no_probe("on a log group each of these changes something, and where it is missing CloudWatch Logs answers before it checks permissions")
+        }
         "logs:FilterLogEvents" => {
             let group = check.names.log_group();
             let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);

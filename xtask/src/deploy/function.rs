@@ -449,3 +449,41 @@ pub async fn smoke_test(sh: &Shell, aws: &Aws, names: &Names, url: &str) -> anyh
     }
     bail!("smoke test failed: GET {health}: {last} (curl is needed for the smoke test)")
 }
+
+/// The function's log group with a retention: created here (Lambda would create it at the first
+/// run, keeping logs forever), its retention converged. Reads only when it is as wanted.
+pub async fn ensure_log_group(aws: &Aws, names: &Names, days: i32, dry_run: bool) -> anyhow::Result<Step> {
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
+    let group = names.log_group();
+    let found = logs.describe_log_groups().log_group_name_prefix(&group).send().await.explain(
+        "logs:DescribeLogGroups",
+        &group,
+        aws,
+    )?;
+    let existing = found.log_groups().iter().find(|g| g.log_group_name() == Some(group.as_str()));
+    let retention = format!("retention {days} days");
+    let (action, changes) = match existing {
+        None => {
+            if !dry_run {
+                logs.create_log_group().log_group_name(&group).send().await.explain(
+                    "logs:CreateLogGroup",
+                    &group,
+                    aws,
+                )?;
+            }
+            ("create", vec![retention])
+        }
+        Some(g) if g.retention_in_days() == Some(days) => {
+            return Ok(Step::new("logs", &group, "unchanged", Vec::new()))
+        }
+        Some(_) => ("update", vec![retention]),
+    };
+    if !dry_run {
+        logs.put_retention_policy().log_group_name(&group).retention_in_days(days).send().await.explain(
+            "logs:PutRetentionPolicy",
+            &group,
+            aws,
+        )?;
+    }
+    Ok(Step::new("logs", &group, action, changes))
+}

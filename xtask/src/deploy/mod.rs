@@ -289,6 +289,7 @@ impl Deploy {
         steps.push(role.step);
         steps.extend(function::ensure_function(&aws, &desired, &role.arn, role.created, self.dry_run).await?);
         let url = function::ensure_url(&aws, &names, self.dry_run, &mut steps).await?;
+        steps.push(function::ensure_log_group(&aws, &names, self.log_retention_days, self.dry_run).await?);
         // The web recorder, served at the URL, PUTs and plays straight from the bucket.
         if let Some(url) = &url {
             let origins = [url.trim_end_matches('/').to_owned()];

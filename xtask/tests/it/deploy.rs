@@ -66,7 +66,7 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
 
     let created: Vec<_> =
         actions(&report).into_iter().filter(|(_, a)| a == "create").map(|(r, _)| r).collect();
-    assert_eq!(created, ["bucket", "table", "table", "role", "function", "url", "policy"]);
+    assert_eq!(created, ["bucket", "table", "table", "role", "function", "url", "policy", "logs"]);
     assert!(report["url"].as_str().unwrap().starts_with("https://"));
 
     let aws = xtask::aws::Aws::emulator(moto.endpoint()).await;
@@ -109,6 +109,15 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
         Some(1)
     );
     assert!(aws.s3().get_bucket_policy().bucket(bucket).send().await.is_err());
+    // The function's log group exists with a retention (Lambda would keep its logs forever).
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix("/aws/lambda/recording-server-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
     // Public access blocked, encrypted by default.
     let block = aws.s3().get_public_access_block().bucket(bucket).send().await.unwrap();
     let block = block.public_access_block_configuration.unwrap();
@@ -231,6 +240,7 @@ async fn destroy_keeps_the_data_unless_asked_and_can_be_rerun() {
     let run = xtask(moto.endpoint(), &["destroy", "--stage", "test", "--yes"]).ok();
 
     assert!(run.stdout().contains("kept"), "{}", run.stdout());
+    assert!(run.stdout().contains("logs     /aws/lambda/recording-server-test"), "{}", run.stdout());
     let aws = xtask::aws::Aws::emulator(moto.endpoint()).await;
     assert!(lambda(&moto).await.get_function().function_name("recording-server-test").send().await.is_err());
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
@@ -664,4 +674,28 @@ async fn check_iam_takes_the_stage_from_the_deployed_function() {
     let other = xtask(moto.endpoint(), &["check-iam", "--stage", "test", "--bucket", "some-other-bucket"]);
     assert_eq!(other.code(), 4, "{}", other.stderr());
     assert!(other.stderr().contains("\"some-other-bucket\" contradicts stage test"), "{}", other.stderr());
+}
+
+/// destroy removes the function's log group with it, unless --keep-logs.
+#[tokio::test]
+async fn destroy_removes_the_log_group_unless_asked_to_keep_it() {
+    let moto = OwnMoto::start();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&xtask::aws::Aws::emulator(moto.endpoint()).await.sdk);
+    let groups = || async {
+        let found =
+            logs.describe_log_groups().log_group_name_prefix("/aws/lambda/recording-server-test").send();
+        found.await.unwrap().log_groups().len()
+    };
+    deploy(&moto, &bootstrap(0), &[]);
+    let kept = xtask(moto.endpoint(), &["destroy", "--stage", "test", "--yes", "--keep-logs"]).ok();
+    assert!(
+        kept.stdout().contains("kept     log group /aws/lambda/recording-server-test"),
+        "{}",
+        kept.stdout()
+    );
+    assert_eq!(groups().await, 1);
+
+    deploy(&moto, &bootstrap(0), &["--log-retention-days", "7"]);
+    xtask(moto.endpoint(), &["destroy", "--stage", "test", "--yes"]).ok();
+    assert_eq!(groups().await, 0, "the log group went with the function");
 }
