@@ -95,19 +95,32 @@ impl Default for AwsBudget {
     }
 }
 
+/// Why the configuration could not be read: the service stops at start-up with it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// A required variable (its name, and what it is for) is not set.
     #[error("environment variable {0} is not set: {1}")]
     Missing(&'static str, &'static str),
+    /// A variable is set to a value that cannot be used.
     #[error("environment variable {name} is {value:?}: {expected}")]
-    Invalid { name: &'static str, value: String, expected: String },
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it must be instead.
+        expected: String,
+    },
 }
 
+/// The default largest direct upload body (`RECORD_MAX_UPLOAD_BYTES`).
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
+/// The default largest presigned upload (`RECORD_MAX_LARGE_UPLOAD_BYTES`).
 pub const DEFAULT_MAX_LARGE_UPLOAD_BYTES: u64 = 200 * 1024 * 1024;
 const DAY: u64 = 24 * 60 * 60;
 
 impl Config {
+    /// The configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }

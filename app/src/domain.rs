@@ -50,6 +50,7 @@ impl UserId {
         UserId::from_social(social_type, social_id).ok()
     }
 
+    /// The id as stored and sent (`{social_type}_{social_id}`).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -126,6 +127,7 @@ impl AuthKey {
     // No key without randomness: the request fails (the sandbox restarts) rather than issue a
     // guessable secret.
     #[allow(clippy::expect_used)]
+    /// A new key: 256 bits from the operating system's CSPRNG, as 64 hex digits.
     pub fn generate() -> Self {
         let mut bytes = [0u8; AUTH_KEY_BYTES];
         // The OS RNG failing means the machine cannot issue secrets at all: nothing to recover.
@@ -162,6 +164,7 @@ impl fmt::Debug for AuthKey {
 pub struct KeyHash(String);
 
 impl KeyHash {
+    /// The hash as stored (lowercase hex).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -176,10 +179,12 @@ fn hex(bytes: &[u8]) -> String {
 pub struct RecordId(uuid::Uuid);
 
 impl RecordId {
+    /// A new time-ordered id (UUIDv7).
     pub fn new() -> Self {
         RecordId(uuid::Uuid::now_v7())
     }
 
+    /// An id from a request path, `None` if it cannot be one of ours.
     pub fn parse(s: &str) -> Option<Self> {
         uuid::Uuid::try_parse(s).ok().map(RecordId)
     }
@@ -201,6 +206,7 @@ impl fmt::Display for RecordId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileName(String);
 
+/// The longest file name accepted, in bytes.
 pub const MAX_FILE_NAME_BYTES: usize = 255;
 
 /// Characters that change how a name is displayed without being seen: bidirectional overrides,
@@ -211,6 +217,7 @@ fn is_invisible_format(c: char) -> bool {
 }
 
 impl FileName {
+    /// A file name from a request, refused with what to fix when it is not a plain name.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let problem = if s.is_empty() {
             Some("is empty")
@@ -233,6 +240,7 @@ impl FileName {
         }
     }
 
+    /// The name as uploaded.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -241,12 +249,17 @@ impl FileName {
 /// A stored recording's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Record {
+    /// Its id.
     pub id: String,
+    /// Its owner.
     pub user_id: String,
+    /// The name it was uploaded as.
     pub file_name: String,
     /// RFC 3339 UTC with milliseconds.
     pub created_at: String,
+    /// Its size in bytes.
     pub size: u64,
+    /// The audio type it is served as.
     pub content_type: String,
     /// Where the audio lives in the bucket; never shown to clients.
     #[serde(skip)]
@@ -280,7 +293,9 @@ pub fn timestamp(t: OffsetDateTime) -> String {
 /// Where the next page of a user's list starts: the last record of the previous page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
+    /// The last listed record's `created_at`.
     pub created_at: String,
+    /// The last listed record's id.
     pub record_id: String,
 }
 
@@ -290,6 +305,7 @@ impl Cursor {
         hex(format!("{} {}", self.created_at, self.record_id).as_bytes())
     }
 
+    /// A cursor from the `next` token a list returned; 400 for anything else.
     pub fn from_token(token: &str) -> Result<Self, ApiError> {
         let invalid = || ApiError::BadRequest("next is not a token from a previous page".into());
         if !token.len().is_multiple_of(2) || token.len() > 256 {

@@ -11,49 +11,74 @@ use crate::storage::StorageError;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     // The seed's messages, kept verbatim for existing clients.
+    /// No `Authorization` header (the seed's message).
     #[error("Authorization Header is required.")]
     MissingAuthorization,
+    /// An unknown, revoked or expired key (the seed's message).
     #[error("Not Authorization")]
     NotAuthorized,
+    /// The unverified login lacks a parameter (the seed's message).
     #[error("social_id or social_type is null.")]
     MissingSocialLogin,
 
+    /// An `Authorization` header not of the form `<user_id> <auth_key>`.
     #[error("authorization header must be '<user_id> <auth_key>'")]
     MalformedAuthorization,
+    /// Any other client mistake, with what to fix.
     #[error("{0}")]
     BadRequest(String),
+    /// The seed's unverified login is off here.
     #[error("unverified login is disabled here: sign in with POST /login")]
     UnverifiedLoginDisabled,
+    /// The unverified login named a verified provider.
     #[error("social_type {0} is a verified provider here: sign in with POST /login")]
     ProviderLoginOnly(String),
+    /// No such record of the caller's.
     #[error("record not found")]
     RecordNotFound,
+    /// No such route.
     #[error("no such route: see the README for the API")]
     RouteNotFound,
+    /// The route exists, not with this method.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// A content type that is not audio.
     #[error("content type is not accepted: send one of audio/mpeg, audio/mp4, audio/x-m4a, audio/aac, audio/ogg, audio/opus, audio/webm, audio/wav, audio/x-wav, audio/flac, audio/3gpp, audio/amr or application/octet-stream")]
     UnsupportedMediaType,
+    /// The per-user limit of open upload windows.
     #[error("quota reached: at most {0} pending uploads per user; complete or delete one first")]
     TooManyPendingUploads(u64),
+    /// The per-user limit of recordings.
     #[error("quota reached: at most {0} recordings per user; delete one first")]
     TooManyRecordings(u64),
+    /// The per-user limit of stored bytes.
     #[error("quota reached: at most {0} bytes stored per user; delete recordings first")]
     StorageQuota(u64),
+    /// The bytes that open upload windows hold would pass the bytes limit.
     #[error("quota reached: uploads started in the last minutes hold up to {0} bytes until their upload windows close, even when completed or deleted: retry later")]
     StagedQuota(u64),
+    /// Another `complete` of the same upload is at work.
     #[error("this upload is being completed by another request: retry shortly")]
     CompletionInProgress,
+    /// The staged object changed between its check and its copy.
     #[error("the uploaded object changed while it was being completed: complete it again")]
     UploadChanged,
+    /// The upload's window has closed.
     #[error("this upload's window has closed: start a new upload")]
     UploadClosed,
+    /// A sign-out everywhere began after this login did.
     #[error("signed out everywhere while this login was in flight: sign in again")]
     SignedOutDuringLogin,
+    /// A body over the upload limit.
     #[error("recording is larger than the {limit}-byte upload limit")]
-    PayloadTooLarge { limit: u64 },
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// A verified login was refused.
     #[error("{0}")]
     Login(#[from] crate::oidc::OidcError),
+    /// A storage call failed: 503 when the backend is unavailable, else 500.
     #[error("internal error")]
     Storage(#[from] StorageError),
 }

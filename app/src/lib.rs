@@ -10,6 +10,8 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
+// Every public item says what it is (CI builds the docs with warnings as errors).
+#![warn(missing_docs)]
 
 pub mod permissions;
 pub mod providers;

@@ -15,15 +15,19 @@ use tokio::sync::OnceCell;
 
 pub use crate::providers::{parse_providers, ProviderConfig};
 
+/// Why a verified login was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OidcError {
+    /// The request names a provider this service does not know.
     #[error("unknown provider")]
     UnknownProvider,
     /// Deliberately without detail: the client learns only that the token was refused.
     #[error("id token is not valid")]
     InvalidToken,
+    /// The provider's keys cannot be fetched now (503: retry later).
     #[error("the identity provider's keys could not be fetched")]
     Unavailable,
+    /// The token was exchanged for a key before (a replay).
     #[error("this id token was already exchanged for a key: get a new one from the provider")]
     AlreadyUsed,
 }
@@ -125,6 +129,7 @@ struct Claims {
 /// A verified ID token: who it names, and what identifies the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
+    /// The token's `sub`: the user at the provider.
     pub subject: String,
     /// SHA-256 (hex) of the token's `jti`, or of its signed part (header and claims) when it has
     /// none: the same token always gives the same id, however its signature is encoded, and two

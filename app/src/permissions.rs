@@ -19,8 +19,11 @@ pub enum ResourceKind {
 /// One action on one kind of resource, with the reason the service needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Permission {
+    /// The IAM action, e.g. `dynamodb:Query`.
     pub action: &'static str,
+    /// What it acts on, made concrete by the tooling for each stage.
     pub resource: ResourceKind,
+    /// The routes (or platform duty) that need it, for people reading a policy.
     pub why: &'static str,
     /// The routes that fail without it (what check-iam reports for a role that lacks it).
     pub routes: &'static [&'static str],

@@ -8,8 +8,11 @@ use serde::Deserialize;
 pub struct ProviderConfig {
     /// Becomes the user's `social_type`: lowercase letters and digits.
     pub name: String,
+    /// The `iss` its tokens must carry.
     pub issuer: String,
+    /// The `aud` values accepted (the app's client ids).
     pub audiences: Vec<String>,
+    /// Where its signing keys are published (JWKS).
     pub jwks_url: String,
 }
 

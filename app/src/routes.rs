@@ -25,6 +25,7 @@ const MAX_PAGE: i32 = 100;
 /// may still be arriving, and then needs its `complete`.
 const UPLOAD_GRACE: time::Duration = time::Duration::minutes(10);
 
+/// The service's HTTP API and web recorder: one router for Lambda, local mode and the tests.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_upload_bytes;
     let metrics = state.settings.metrics;

@@ -13,6 +13,7 @@ pub enum AttrType {
 }
 
 impl AttrType {
+    /// The DynamoDB attribute type letter (`S`, `N`).
     pub const fn as_str(self) -> &'static str {
         match self {
             AttrType::S => "S",
@@ -24,15 +25,20 @@ impl AttrType {
 /// One key attribute: its name and type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyAttr {
+    /// The attribute's name.
     pub name: &'static str,
+    /// Its type.
     pub ty: AttrType,
 }
 
 /// A global secondary index, projecting all attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Index {
+    /// The index's name.
     pub name: &'static str,
+    /// Its partition key.
     pub hash: KeyAttr,
+    /// Its sort key, if any.
     pub range: Option<KeyAttr>,
 }
 
@@ -41,8 +47,11 @@ pub struct Index {
 pub struct TableSpec {
     /// The default table name (no prefix), as the original app named it.
     pub base_name: &'static str,
+    /// The partition key.
     pub hash: KeyAttr,
+    /// The sort key, if any.
     pub range: Option<KeyAttr>,
+    /// Its global secondary indexes.
     pub indexes: &'static [Index],
     /// The attribute DynamoDB's TTL deletes items by, if any.
     pub ttl_attribute: Option<&'static str>,
@@ -76,6 +85,7 @@ pub mod user {
     pub const ID: &str = "id";
     /// Lowercase hex SHA-256 of the issued key; the key itself is never stored.
     pub const AUTH_KEY_HASH: &str = "auth_key";
+    /// Epoch seconds when the key was issued.
     pub const CREATED_AT: &str = "created_at";
     /// Epoch milliseconds when the login that issued the key began: keys are ordered by it (the
     /// oldest beyond the cap are revoked), and "sign out everywhere" compares it with its own.
@@ -89,13 +99,19 @@ pub mod user {
 
 /// Attribute names of `record_record`.
 pub mod record {
+    /// The record id (HASH key), time-ordered.
     pub const ID: &str = "id";
+    /// The owner's user id (RANGE key, and the index's HASH key).
     pub const USER_ID: &str = "user_id";
+    /// The name the recording was uploaded as.
     pub const FILE_NAME: &str = "file_name";
     /// RFC 3339 UTC with milliseconds, so string order is time order.
     pub const CREATED_AT: &str = "created_at";
+    /// The recording's size in bytes.
     pub const SIZE: &str = "size";
+    /// The audio type it is served as.
     pub const CONTENT_TYPE: &str = "content_type";
+    /// Where the audio lives in the bucket.
     pub const OBJECT_KEY: &str = "object_key";
     /// Set instead of `created_at` while a large upload is pending: without `created_at` the
     /// row is not in the index, so pending uploads are never listed.
@@ -185,12 +201,14 @@ mod sdk {
     }
 
     impl Index {
+        /// The key schema in the SDK's form.
         pub fn key_schema(&self) -> Vec<KeySchemaElement> {
             key_schema(self.hash, self.range)
         }
 
         // The SDK builder fails only when a required field is unset; all are set from constants.
         #[allow(clippy::expect_used)]
+        /// The index in the SDK's form, projecting every attribute.
         pub fn to_sdk(&self) -> GlobalSecondaryIndex {
             GlobalSecondaryIndex::builder()
                 .index_name(self.name)
@@ -202,12 +220,14 @@ mod sdk {
     }
 
     impl TableSpec {
+        /// The key schema in the SDK's form.
         pub fn key_schema(&self) -> Vec<KeySchemaElement> {
             key_schema(self.hash, self.range)
         }
 
         // The SDK builder fails only when a required field is unset; all are set from constants.
         #[allow(clippy::expect_used)]
+        /// Every key attribute of the table and its indexes, once each.
         pub fn attribute_definitions(&self) -> Vec<AttributeDefinition> {
             self.key_attributes()
                 .into_iter()
@@ -221,6 +241,7 @@ mod sdk {
                 .collect()
         }
 
+        /// The indexes in the SDK's form.
         pub fn global_secondary_indexes(&self) -> Vec<GlobalSecondaryIndex> {
             self.indexes.iter().map(Index::to_sdk).collect()
         }

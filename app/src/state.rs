@@ -9,25 +9,38 @@ use crate::storage::{ObjectStore, RecordStore, UserStore};
 /// The stores (each a client paired with its resource) and the request-time settings.
 #[derive(Clone, Debug)]
 pub struct AppState {
+    /// Issued keys and used ID tokens.
     pub users: UserStore,
+    /// Recording rows.
     pub records: RecordStore,
+    /// The audio objects.
     pub objects: ObjectStore,
+    /// Per-user quotas.
     pub quotas: crate::storage::QuotaStore,
+    /// ID-token verification.
     pub oidc: crate::oidc::Verifier,
+    /// What handlers read from the configuration.
     pub settings: Settings,
 }
 
 /// The parts of [`Config`] handlers use.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// Largest direct upload body.
     pub max_upload_bytes: usize,
+    /// Largest presigned upload.
     pub max_large_upload_bytes: u64,
+    /// Lifetime of a presigned upload URL.
     pub upload_url_ttl: Duration,
+    /// Whether the seed's unverified login is on.
     pub allow_unverified_login: bool,
+    /// Lifetime of an issued key.
     pub key_ttl: Duration,
+    /// Lifetime of a presigned download URL.
     pub download_url_ttl: Duration,
     /// Print an EMF metrics line per request.
     pub metrics: bool,
+    /// Live keys one user may hold.
     pub max_keys_per_user: usize,
 }
 

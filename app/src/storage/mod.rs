@@ -21,13 +21,32 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A storage call failed, or returned something the service did not write.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// AWS answered with an error that retrying will not fix (a denial, a bad request): a bug or a
+    /// misconfiguration, 500.
     #[error("{operation} failed: {message}")]
-    Aws { operation: &'static str, message: String, detail: Box<AwsDetail>, source: BoxError },
+    Aws {
+        /// The call, as the logs name it.
+        operation: &'static str,
+        /// What the SDK said, with its context.
+        message: String,
+        /// AWS's code, message and request id.
+        detail: Box<AwsDetail>,
+        /// The SDK's error.
+        source: BoxError,
+    },
     /// The backend timed out, refused or dropped the connection, failed (5xx) or throttled us,
     /// and the retries are spent: not a bug, the client should retry later.
     #[error("{operation} failed: the backend is unavailable: {message}")]
-    Unavailable { operation: &'static str, message: String, source: BoxError },
+    Unavailable {
+        /// The call, as the logs name it.
+        operation: &'static str,
+        /// What the SDK said, with its context.
+        message: String,
+        /// The SDK's error.
+        source: BoxError,
+    },
     #[error("stored item is not valid: {0}")]
+    /// A row that does not have the shape the service writes.
     Corrupt(String),
 }
 
@@ -49,12 +68,16 @@ impl StorageError {
 /// What AWS said, for the log: `check-iam explain` reads AccessDenied messages from it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AwsDetail {
+    /// AWS's error code.
     pub code: Option<String>,
+    /// AWS's message.
     pub message: Option<String>,
+    /// The request id, for AWS support and the logs.
     pub request_id: Option<String>,
 }
 
 impl AwsDetail {
+    /// Whether AWS denied the call (an IAM permission is missing).
     pub fn is_access_denied(&self) -> bool {
         matches!(self.code.as_deref(), Some("AccessDeniedException" | "AccessDenied"))
     }
@@ -62,8 +85,10 @@ impl AwsDetail {
 
 /// Whether an error means the backend is unavailable rather than that we asked wrongly.
 pub trait Availability {
+    /// Whether retrying later can help.
     fn unavailable(&self) -> bool;
 
+    /// AWS's code, message and request id, when there are any.
     fn detail(&self) -> AwsDetail {
         AwsDetail::default()
     }

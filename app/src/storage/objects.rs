@@ -13,7 +13,9 @@ use crate::domain::Record;
 /// A presigned PUT: the URL and the headers the client must send with it.
 #[derive(Debug, Clone)]
 pub struct PresignedUpload {
+    /// The URL to PUT to.
     pub url: String,
+    /// The headers to send with it, as signed (a browser sets `content-length` itself).
     pub headers: std::collections::BTreeMap<String, String>,
 }
 
@@ -33,6 +35,7 @@ fn urlencode_path(key: &str) -> String {
 const STORED_DISPOSITION: &str = "attachment";
 
 #[derive(Clone, Debug)]
+/// The recordings bucket: objects, presigned uploads and downloads.
 pub struct ObjectStore {
     client: Client,
     bucket: String,
@@ -43,6 +46,7 @@ pub struct ObjectStore {
 }
 
 impl ObjectStore {
+    /// The store of `bucket`, whose owner (`ExpectedBucketOwner`) must be `owner` when given.
     pub fn new(client: Client, bucket: String, owner: Option<String>) -> Self {
         ObjectStore { client, bucket, owner }
     }
@@ -68,6 +72,7 @@ impl ObjectStore {
         Ok(())
     }
 
+    /// Remove the object at `key` (absent is fine).
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.client
             .delete_object()

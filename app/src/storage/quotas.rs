@@ -28,16 +28,22 @@ use crate::schema::user;
 /// The limits of one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Open upload windows.
     pub pending_uploads: u64,
+    /// Recordings.
     pub recordings: u64,
+    /// Stored bytes (recordings and pending uploads).
     pub bytes: u64,
 }
 
 /// Which limit a charge would cross.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exceeded {
+    /// The open upload windows' limit.
     PendingUploads(u64),
+    /// The recordings' limit.
     Recordings(u64),
+    /// The bytes' limit.
     Bytes(u64),
     /// The bytes of upload windows still open (completed or deleted uploads included).
     StagedBytes(u64),
@@ -65,6 +71,7 @@ pub enum Claim {
     Taken,
     /// The upload's window closed (and may already be refunded): it can no longer be completed.
     Closed,
+    /// A limit stands in the way (the recordings').
     Exceeded(Exceeded),
 }
 
@@ -126,6 +133,7 @@ pub struct QuotaStore {
 }
 
 impl QuotaStore {
+    /// The usage rows in `table`, enforcing `limits`; `objects` holds the staged uploads to remove on refunds.
     pub fn new(client: Client, table: String, limits: Limits, objects: ObjectStore) -> Self {
         QuotaStore { client, table, limits, objects }
     }

@@ -10,6 +10,7 @@ use crate::domain::{Cursor, Record, RecordId, UserId};
 use crate::schema::record;
 
 #[derive(Clone, Debug)]
+/// The record table: one row per recording, listed per owner through the index.
 pub struct RecordStore {
     client: Client,
     table: String,
@@ -18,6 +19,7 @@ pub struct RecordStore {
 /// A row as stored: a published record, or a large upload still waiting for its object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredRecord {
+    /// A published recording.
     Published(Record),
     /// `created_at` holds the time the upload was requested.
     Pending(Record),
@@ -26,6 +28,7 @@ pub enum StoredRecord {
 /// One page of a user's records, newest first.
 #[derive(Debug, Clone)]
 pub struct ListPage {
+    /// The records, newest first.
     pub records: Vec<Record>,
     /// Where the next page starts, if there may be one.
     pub next: Option<Cursor>,
@@ -34,6 +37,7 @@ pub struct ListPage {
 }
 
 impl RecordStore {
+    /// The store of `table`.
     pub fn new(client: Client, table: String) -> Self {
         RecordStore { client, table }
     }

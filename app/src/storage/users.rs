@@ -45,6 +45,7 @@ pub struct StoredKey {
 }
 
 impl UserStore {
+    /// The store of `table`.
     pub fn new(client: Client, table: String) -> Self {
         UserStore { client, table }
     }
