@@ -202,6 +202,8 @@ pub fn install_dynalite(sh: &Shell, target_dir: &Path) -> anyhow::Result<PathBuf
 
 /// The browser-test driver, pinned.
 pub const PLAYWRIGHT_CORE: &str = "playwright-core@1.64.1";
+/// The accessibility checker the browser test runs in the page, pinned.
+pub const AXE_CORE: &str = "axe-core@4.10.3";
 /// Debian's Chromium, which the browser tests drive (Playwright's own browser download is not
 /// reachable from here).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -229,20 +231,21 @@ pub fn install_browser(sh: &Shell, target_dir: &Path) -> anyhow::Result<(PathBuf
     let dir = target_dir.join("tools").join(PLAYWRIGHT_CORE.replace('@', "-"));
     let package = dir.join("node_modules").join("playwright-core");
     let marker = dir.join("installed");
-    if !(sh.path_exists(&marker) && sh.path_exists(&package)) {
+    let installed = sh.read_file(&marker).unwrap_or_default();
+    if installed != format!("{PLAYWRIGHT_CORE} {AXE_CORE}") || !sh.path_exists(&package) {
         cmd!(sh, "npm --version").quiet().ignore_stdout().run().context(
             "npm not found: install Node.js 18+ with npm (e.g. `apt install nodejs npm`); it installs playwright-core",
         )?;
         eprintln!("installing {PLAYWRIGHT_CORE} into {} (first run only)...", dir.display());
         sh.create_dir(&dir)?;
-        cmd!(sh, "npm install --prefix {dir} --no-audit --no-fund --silent {PLAYWRIGHT_CORE}")
+        cmd!(sh, "npm install --prefix {dir} --no-audit --no-fund --silent {PLAYWRIGHT_CORE} {AXE_CORE}")
             .run()
             .with_context(|| {
                 format!(
                     "npm could not install {PLAYWRIGHT_CORE}: check access to the npm registry, then rerun"
                 )
             })?;
-        sh.write_file(&marker, PLAYWRIGHT_CORE)?;
+        sh.write_file(&marker, format!("{PLAYWRIGHT_CORE} {AXE_CORE}"))?;
     }
     Ok((chromium, package))
 }

@@ -1,7 +1,7 @@
 // Drives the web recorder in headless Chromium with a fake microphone, against `cargo xtask
 // local`. Prints one JSON object with what it saw; the Rust test asserts on it and on what the
 // emulator stored. Usage: node recorder.mjs <service url> <wav file> <chromium> <screenshot dir>,
-// with PLAYWRIGHT_CORE naming the installed playwright-core package's directory.
+// with PLAYWRIGHT_CORE and AXE_CORE naming the installed packages' directories.
 import path from 'node:path';
 
 const { chromium } = await import(path.join(process.env.PLAYWRIGHT_CORE, 'index.mjs'));
@@ -47,6 +47,10 @@ async function record(page, seconds, name) {
   await page.click('#record');
   await page.waitForSelector('#stop:not([disabled])');
   await page.waitForTimeout(seconds * 1000);
+  if (!seen.recordingShot) {
+    await page.screenshot({ path: `${shots}/recorder-recording.png` });
+    seen.recordingShot = true;
+  }
   seen.level = Math.max(seen.level ?? 0, await page.$eval('#level', (m) => m.value));
   await page.click('#stop');
   await page.waitForSelector('#take:not([hidden])');
@@ -110,6 +114,39 @@ try {
   await page.click(`#list li[data-id="${seen.large.id}"] button:has-text("Play")`);
   await page.waitForSelector('#signin:not([hidden])');
   seen.signedOutMessage = await page.textContent('#status');
+
+  // Accessibility: axe-core in the signed-in page with recordings listed, and signed out. The
+  // page's CSP forbids injected scripts, so this one context bypasses it.
+  const audit = await browser.newContext({ bypassCSP: true });
+  const a11y = await audit.newPage();
+  const axe = path.join(process.env.AXE_CORE, 'axe.min.js');
+  const violations = async () => {
+    await a11y.addScriptTag({ path: axe });
+    const result = await a11y.evaluate(async () => (await window.axe.run()).violations);
+    return result.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help}`);
+  };
+  await a11y.goto(url + '/');
+  await a11y.waitForSelector('body[data-ready="true"]');
+  seen.a11ySignedOut = await violations();
+  await a11y.fill('#demo-name', 'alice');
+  await a11y.click('#demo-signin');
+  await a11y.waitForSelector('#list li');
+  seen.a11ySignedIn = await violations();
+
+  // A type the service refuses (a browser whose recorder says video/webm): its 415 message shows.
+  const odd = await session(['microphone']);
+  await odd.page.addInitScript(() => {
+    Object.defineProperty(MediaRecorder.prototype, 'mimeType', { get: () => 'video/webm' });
+  });
+  await signIn(odd.page, 'dave');
+  await odd.page.click('#record');
+  await odd.page.waitForSelector('#stop:not([disabled])');
+  await odd.page.waitForTimeout(1000);
+  await odd.page.click('#stop');
+  await odd.page.waitForSelector('#take:not([hidden])');
+  await odd.page.click('#upload');
+  await odd.page.waitForSelector('#error:not([hidden])');
+  seen.unsupportedMessage = await odd.page.textContent('#error');
 
   // The microphone refused.
   const refused = await session([]);

@@ -78,6 +78,7 @@ async fn the_web_recorder_records_uploads_plays_and_deletes_in_chromium() {
     let output = tokio::process::Command::new("node")
         .args([script, &format!("http://127.0.0.1:{port}"), wav.to_str().unwrap(), &chromium, &screenshots])
         .env("PLAYWRIGHT_CORE", &playwright)
+        .env("AXE_CORE", std::path::Path::new(&playwright).parent().unwrap().join("axe-core"))
         .kill_on_drop(true)
         .output();
     let output =
@@ -92,7 +93,11 @@ async fn the_web_recorder_records_uploads_plays_and_deletes_in_chromium() {
     // 401 that sent the signed-out session back to sign-in.
     assert_eq!(seen["pageErrors"], serde_json::json!([]), "{seen:#}");
     for error in seen["consoleErrors"].as_array().unwrap() {
-        assert!(error.as_str().unwrap().contains("status of 401"), "a console error: {error}\n{seen:#}");
+        let error = error.as_str().unwrap();
+        assert!(
+            error.contains("status of 401") || error.contains("status of 415"),
+            "a console error: {error}\n{seen:#}"
+        );
     }
     // The only dialog was the delete's confirmation: the HTML file name ran nothing.
     let dialogs: Vec<&str> =
@@ -101,6 +106,9 @@ async fn the_web_recorder_records_uploads_plays_and_deletes_in_chromium() {
     assert_eq!(seen["xss"]["shown"], seen["xss"]["fileName"]);
     assert_eq!(seen["xss"]["images"], 0);
 
+    // axe-core finds no serious or critical accessibility violation, signed out or in.
+    assert_eq!(seen["a11ySignedOut"], serde_json::json!([]), "{seen:#}");
+    assert_eq!(seen["a11ySignedIn"], serde_json::json!([]), "{seen:#}");
     assert!(seen["level"].as_f64().unwrap() > 0.0, "the level meter never moved: {seen:#}");
     assert!(seen["played"]["currentTime"].as_f64().unwrap() > 0.3, "{seen:#}");
     assert_eq!(
@@ -113,6 +121,10 @@ async fn the_web_recorder_records_uploads_plays_and_deletes_in_chromium() {
     assert!(
         seen["refusedMessage"].as_str().unwrap().starts_with("Microphone access was refused"),
         "{seen:#}"
+    );
+    assert!(
+        seen["unsupportedMessage"].as_str().unwrap().starts_with("content type is not accepted: send one of"),
+        "the service's 415 message is shown: {seen:#}"
     );
 
     // What the emulator holds: the long take and the HTML-named one, as audio/webm objects of
