@@ -51,10 +51,15 @@ async fn main() -> ExitCode {
     let sdk = app::state::sdk_config(&config.aws).await;
     let state = AppState::new(&sdk, &config);
     // The first request would otherwise open both connections itself, TLS handshakes included
-    // (most of a cold first request's time on Lambda).
+    // (most of a cold first request's time on Lambda). On Lambda it is part of init, before the
+    // first invocation; locally the server listens at once and it runs beside (nothing waits
+    // for a local server's init, but everything waits for its /health).
     let warm_up = std::time::Instant::now();
-    if config.warm_up {
+    if config.warm_up && on_lambda {
         state.warm_up(WARM_UP_BOUND).await;
+    } else if config.warm_up {
+        let state = state.clone();
+        tokio::spawn(async move { state.warm_up(WARM_UP_BOUND).await });
     }
     let warm_up_ms = warm_up.elapsed().as_secs_f64() * 1000.0;
     let app = app::router(state);
