@@ -59,13 +59,25 @@ impl UserStore {
         issued_at_ms: i64,
         expires_at: i64,
     ) -> Result<(), StorageError> {
+        self.put_dated_row(user, key.as_str(), issued_at_ms, expires_at).await
+    }
+
+    /// A row of `user`'s partition under `sort_key`, stamped with `at_ms` (epoch milliseconds)
+    /// and expiring at `expires_at` (epoch seconds).
+    async fn put_dated_row(
+        &self,
+        user: &UserId,
+        sort_key: &str,
+        at_ms: i64,
+        expires_at: i64,
+    ) -> Result<(), StorageError> {
         self.client
             .put_item()
             .table_name(&self.table)
             .item(user::ID, s(user.as_str()))
-            .item(user::AUTH_KEY_HASH, s(key.as_str()))
-            .item(user::CREATED_AT, n(issued_at_ms.div_euclid(1000)))
-            .item(user::ISSUED_AT_MS, n(issued_at_ms))
+            .item(user::AUTH_KEY_HASH, s(sort_key))
+            .item(user::CREATED_AT, n(at_ms.div_euclid(1000)))
+            .item(user::ISSUED_AT_MS, n(at_ms))
             .item(user::EXPIRES_AT, n(expires_at))
             .send()
             .await
@@ -135,18 +147,7 @@ impl UserStore {
         at_ms: i64,
         expires_at: i64,
     ) -> Result<(), StorageError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(user::ID, s(user.as_str()))
-            .item(user::AUTH_KEY_HASH, s(user::SIGNED_OUT))
-            .item(user::CREATED_AT, n(at_ms.div_euclid(1000)))
-            .item(user::ISSUED_AT_MS, n(at_ms))
-            .item(user::EXPIRES_AT, n(expires_at))
-            .send()
-            .await
-            .map_err(|e| StorageError::aws("PutItem on the user table", e))?;
-        Ok(())
+        self.put_dated_row(user, user::SIGNED_OUT, at_ms, expires_at).await
     }
 
     /// Revoke the keys with these hashes, concurrently (so a whole device list costs one call's

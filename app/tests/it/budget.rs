@@ -44,16 +44,6 @@ async fn start(app: &TestApp, user: &User, size: u64) -> reqwest::Response {
     app.post_json(user, "/record/uploads", &body).await
 }
 
-async fn put(app: &TestApp, upload: &Value, body: Vec<u8>) {
-    let mut request = app.http.put(upload["upload_url"].as_str().unwrap());
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        if name != "content-length" {
-            request = request.header(name, value.as_str().unwrap());
-        }
-    }
-    assert_eq!(request.body(body).send().await.unwrap().status(), 200);
-}
-
 fn complete(app: &TestApp, user: &User, id: &str) -> impl std::future::Future<Output = reqwest::Response> {
     let request =
         app.http.post(app.url(&format!("/record/{id}/complete"))).header("Authorization", user.header());
@@ -88,7 +78,7 @@ async fn no_route_makes_more_aws_calls_in_a_row_than_the_budget_counts() {
     // the claim given back.
     let (app, proxy, user) = behind_proxy(limits).await;
     let upload: Value = start(&app, &user, 4).await.json().await.unwrap();
-    put(&app, &upload, b"data".to_vec()).await;
+    crate::helpers::put_presigned(&app, &upload, b"data".to_vec()).await;
     let id = upload["record_id"].as_str().unwrap().to_owned();
     // The claim is the first UpdateItem, the publish the second.
     proxy.inject_after(Call::Dynamo("UpdateItem"), 1, DYNAMO_CONDITION_FAILED, Some(1));

@@ -242,6 +242,19 @@ impl TestApp {
     }
 }
 
+/// PUT `body` to a started large upload's presigned URL with the headers it names (the client
+/// sets Content-Length itself, as a browser does); asserts S3's 200.
+pub async fn put_presigned(app: &TestApp, upload: &Value, body: Vec<u8>) {
+    let mut request = app.http.put(upload["upload_url"].as_str().unwrap());
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        if name != "content-length" {
+            request = request.header(name, value.as_str().unwrap());
+        }
+    }
+    let response = request.body(body).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
+
 /// The counters of `user`'s usage row (absent ones 0), by name.
 pub async fn usage(app: &TestApp, user: &User) -> HashMap<&'static str, i64> {
     let row = app

@@ -13,18 +13,6 @@ async fn start(app: &TestApp, user: &User, size: usize) -> Value {
     response.json().await.unwrap()
 }
 
-/// PUT `body` to the presigned URL with the headers the service said to send.
-async fn put(app: &TestApp, upload: &Value, body: Vec<u8>) {
-    let mut request = app.http.put(upload["upload_url"].as_str().unwrap());
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        if name != "content-length" {
-            request = request.header(name, value.as_str().unwrap());
-        }
-    }
-    let response = request.body(body).send().await.unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-}
-
 async fn listed_ids(app: &TestApp, user: &User) -> Vec<String> {
     let body: Value = app.get(user, "/record/list").await.json().await.unwrap();
     body["records"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
@@ -40,7 +28,7 @@ async fn a_7_mib_recording_goes_through_a_presigned_put_and_is_listed_once_compl
     let id = upload["record_id"].as_str().unwrap().to_owned();
     assert!(listed_ids(&app, &user).await.is_empty(), "a pending upload was listed");
     assert_eq!(app.get(&user, &format!("/record/{id}")).await.status(), 404);
-    put(&app, &upload, audio.clone()).await;
+    crate::helpers::put_presigned(&app, &upload, audio.clone()).await;
 
     let response = app
         .http
@@ -88,7 +76,7 @@ async fn completing_with_an_object_of_the_wrong_size_returns_400_and_stays_unlis
         app.http.post(app.url(&complete)).header("Authorization", user.header()).send().await.unwrap();
     assert_error(early, 400, "nothing was uploaded yet: PUT the file to upload_url first").await;
 
-    put(&app, &upload, vec![7u8; 60]).await;
+    crate::helpers::put_presigned(&app, &upload, vec![7u8; 60]).await;
     let response =
         app.http.post(app.url(&complete)).header("Authorization", user.header()).send().await.unwrap();
 
@@ -107,7 +95,7 @@ async fn completing_someone_elses_or_a_missing_upload_returns_404() {
     let owner = app.login("owner").await;
     let other = app.login("other").await;
     let upload = start(&app, &owner, 10).await;
-    put(&app, &upload, vec![1u8; 10]).await;
+    crate::helpers::put_presigned(&app, &upload, vec![1u8; 10]).await;
     let id = upload["record_id"].as_str().unwrap();
 
     let theirs = app
@@ -172,7 +160,7 @@ async fn the_upload_url_only_ever_touches_staging() {
     let closes = time::OffsetDateTime::now_utc().unix_timestamp() + 900;
     assert!((closes - 60..=closes).contains(&expires), "the row expires with its upload window: {expires}");
 
-    put(&app, &upload, b"good".to_vec()).await;
+    crate::helpers::put_presigned(&app, &upload, b"good".to_vec()).await;
     assert_eq!(complete(&app, &user, &id).await.status(), 200);
     let rows = app.rows(&RECORD_TABLE).await;
     assert!(!rows[0].contains_key(record::EXPIRES_AT), "a published row never expires");
@@ -180,14 +168,14 @@ async fn the_upload_url_only_ever_touches_staging() {
     assert_eq!(app.object_keys().await, std::slice::from_ref(&key), "the staged object is removed");
 
     // A PUT after completion changes staging only; the published bytes stay.
-    put(&app, &upload, b"evil".to_vec()).await;
+    crate::helpers::put_presigned(&app, &upload, b"evil".to_vec()).await;
     assert_eq!(app.object_bytes(&key).await, b"good");
     assert_eq!(complete(&app, &user, &id).await.status(), 200, "completing twice is harmless");
     assert_eq!(app.object_bytes(&key).await, b"good");
 
     // After a delete, a PUT leaves nothing outside staging (the lifecycle rule expires it).
     assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
-    put(&app, &upload, b"late".to_vec()).await;
+    crate::helpers::put_presigned(&app, &upload, b"late".to_vec()).await;
     let keys = app.object_keys().await;
     assert!(keys.iter().all(|k| k.starts_with(app::schema::STAGING_PREFIX)), "{keys:?}");
     assert!(app.rows(&RECORD_TABLE).await.is_empty());
@@ -208,7 +196,7 @@ async fn racing_completes_publish_once_and_never_lose_the_recording() {
         let audio: Vec<u8> = (0..4096).map(|i| (i * 7 + trial) as u8).collect();
         let upload = start(&app, &user, audio.len()).await;
         let id = upload["record_id"].as_str().unwrap().to_owned();
-        put(&app, &upload, audio.clone()).await;
+        crate::helpers::put_presigned(&app, &upload, audio.clone()).await;
 
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(racers));
         let answers = futures::future::join_all((0..racers).map(|_| {
@@ -300,7 +288,7 @@ async fn completing_after_the_staged_object_is_gone_is_a_client_error_not_a_500(
     let user = app.login("vanished").await;
     let upload = start(&app, &user, 4).await;
     let id = upload["record_id"].as_str().unwrap().to_owned();
-    put(&app, &upload, b"data".to_vec()).await;
+    crate::helpers::put_presigned(&app, &upload, b"data".to_vec()).await;
     let staged = app.object_keys().await.pop().unwrap();
     app.s3.delete_object().bucket(&app.bucket).key(&staged).send().await.unwrap();
 
@@ -310,6 +298,6 @@ async fn completing_after_the_staged_object_is_gone_is_a_client_error_not_a_500(
         "nothing was uploaded yet: PUT the file to upload_url first",
     )
     .await;
-    put(&app, &upload, b"data".to_vec()).await;
+    crate::helpers::put_presigned(&app, &upload, b"data".to_vec()).await;
     assert_eq!(complete(&app, &user, &id).await.status(), 200, "an upload again completes");
 }

@@ -96,7 +96,7 @@ async fn staged_bytes_stay_within_the_bytes_quota_after_deletes_and_completes() 
         let upload: Value = response.json().await.unwrap();
         let id = upload["record_id"].as_str().unwrap();
         assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
-        put_to(&app, &upload, vec![1u8; 9000]).await;
+        crate::helpers::put_presigned(&app, &upload, vec![1u8; 9000]).await;
     }
     assert_eq!(accepted, 1, "only one window of 9000 bytes fits");
     let staged: Vec<String> = app.object_keys().await;
@@ -110,14 +110,14 @@ async fn staged_bytes_stay_within_the_bytes_quota_after_deletes_and_completes() 
     assert!(app.object_keys().await.is_empty(), "the closed window's staged object was removed");
 
     // After a complete, the published copy and the window's staged bytes are both charged.
-    put_to(&app, &upload, vec![2u8; 4000]).await;
+    crate::helpers::put_presigned(&app, &upload, vec![2u8; 4000]).await;
     let id = upload["record_id"].as_str().unwrap();
     let complete =
         app.http.post(app.url(&format!("/record/{id}/complete"))).header("Authorization", user.header());
     assert_eq!(complete.send().await.unwrap().status(), 200);
     assert_eq!(app.object_keys().await.len(), 1, "the staged object is removed at once");
     assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
-    put_to(&app, &upload, vec![3u8; 4000]).await;
+    crate::helpers::put_presigned(&app, &upload, vec![3u8; 4000]).await;
     assert_error(start(&app, &user, 7000).await, 429, staged_over).await;
 }
 
@@ -127,7 +127,7 @@ async fn deleting_a_pending_upload_removes_its_staged_object() {
     let app = app_with(MANY).await;
     let user = app.login("tidy").await;
     let upload: Value = start(&app, &user, 5).await.json().await.unwrap();
-    put_to(&app, &upload, b"hello".to_vec()).await;
+    crate::helpers::put_presigned(&app, &upload, b"hello".to_vec()).await;
     assert_eq!(app.object_keys().await.len(), 1);
     let id = upload["record_id"].as_str().unwrap();
     assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
@@ -146,17 +146,6 @@ async fn an_expired_pending_charge_does_not_block_direct_uploads() {
     assert_eq!(app.upload(&user, "a.m4a", vec![0u8; 2000]).await.status(), 200);
     let usage = crate::helpers::usage(&app, &user).await;
     assert_eq!((usage["bytes"], usage["staged"], usage["pending"], usage["published"]), (2000, 0, 0, 1));
-}
-
-/// PUT `body` to a started upload's presigned URL with the headers it names.
-async fn put_to(app: &TestApp, upload: &Value, body: Vec<u8>) {
-    let mut request = app.http.put(upload["upload_url"].as_str().unwrap());
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        if name != "content-length" {
-            request = request.header(name, value.as_str().unwrap());
-        }
-    }
-    assert_eq!(request.body(body).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
