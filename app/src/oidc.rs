@@ -153,6 +153,21 @@ impl Verifier {
         Verifier { providers: Arc::new(providers), http: Arc::default(), min_refetch }
     }
 
+    /// The providers the web page can send a browser to for sign-in: name, client id and
+    /// authorization endpoint of each that has them.
+    pub fn browser_sign_in(&self) -> Vec<serde_json::Value> {
+        let mut providers: Vec<serde_json::Value> = self
+            .providers
+            .values()
+            .filter_map(|p| {
+                let (client, endpoint) = (p.config.client_id.as_ref()?, p.config.authorization_endpoint.as_ref()?);
+                Some(serde_json::json!({ "name": p.config.name, "client_id": client, "authorization_endpoint": endpoint }))
+            })
+            .collect();
+        providers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        providers
+    }
+
     /// Whether `name` is a configured provider.
     pub fn has_provider(&self, name: &str) -> bool {
         self.providers.contains_key(name)
@@ -323,6 +338,8 @@ mod tests {
             audiences: vec!["a".into()],
             // Nothing listens here: a fetch would make the result Unavailable, not InvalidToken.
             jwks_url: "http://127.0.0.1:9/jwks".into(),
+            client_id: None,
+            authorization_endpoint: None,
         };
         let verifier = Verifier::new(&[config], Duration::ZERO);
         let none = "eyJhbGciOiJub25lIiwia2lkIjoiayJ9.eyJzdWIiOiIxIn0.";

@@ -14,6 +14,13 @@ pub struct ProviderConfig {
     pub audiences: Vec<String>,
     /// Where its signing keys are published (JWKS).
     pub jwks_url: String,
+    /// The web recorder's client id at the provider (one of `audiences`): with
+    /// `authorization_endpoint`, the page offers sign-in with this provider.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The provider's OpenID Connect authorization endpoint, where the page sends the browser.
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
 }
 
 /// Parse and check `RECORD_OIDC_PROVIDERS` (a JSON array of providers); blank means none.
@@ -33,6 +40,26 @@ pub fn parse_providers(json: &str) -> Result<Vec<ProviderConfig>, String> {
         if p.audiences.is_empty() {
             return Err(format!("provider {} has no audiences: list your client ids", p.name));
         }
+        match (&p.client_id, &p.authorization_endpoint) {
+            (None, None) => {}
+            (Some(client), Some(endpoint)) => {
+                if !p.audiences.contains(client) {
+                    return Err(format!(
+                        "provider {}'s client_id {client} is not among its audiences",
+                        p.name
+                    ));
+                }
+                if !endpoint.starts_with("https://") && !endpoint.starts_with("http://127.0.0.1") {
+                    return Err(format!("provider {}'s authorization_endpoint must be https", p.name));
+                }
+            }
+            _ => {
+                return Err(format!(
+                "provider {} needs both client_id and authorization_endpoint for browser sign-in, or neither",
+                p.name
+            ))
+            }
+        }
     }
     Ok(providers)
 }
@@ -49,5 +76,12 @@ mod tests {
         assert!(parse_providers(&ok.replace(r#"["a"]"#, "[]")).is_err());
         assert!(parse_providers("{}").is_err());
         assert_eq!(parse_providers(" "), Ok(Vec::new()));
+        let browser = ok.replace(
+            r#""jwks_url":"https://x""#,
+            r#""jwks_url":"https://x","client_id":"a","authorization_endpoint":"https://idp/authorize""#,
+        );
+        assert_eq!(parse_providers(&browser).unwrap()[0].client_id.as_deref(), Some("a"));
+        assert!(parse_providers(&browser.replace(r#""client_id":"a""#, r#""client_id":"b""#)).is_err());
+        assert!(parse_providers(&browser.replace("https://idp", "http://idp")).is_err());
     }
 }

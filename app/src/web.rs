@@ -87,12 +87,13 @@ fn content_security_policy(bucket: Option<&str>) -> String {
     )
 }
 
-/// What the page needs to know: the direct upload limit (above it, the presigned path), and
-/// whether the demo sign-in is available.
+/// What the page needs to know: the direct upload limit (above it, the presigned path), whether
+/// the demo sign-in is available, and the providers it can send the browser to.
 async fn config(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
         "max_upload_bytes": state.settings.max_upload_bytes,
         "unverified_login": state.settings.allow_unverified_login,
+        "providers": state.oidc.browser_sign_in(),
     }))
 }
 

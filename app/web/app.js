@@ -5,12 +5,14 @@
 
 const $ = (id) => document.getElementById(id);
 const KEY = 'recorder.auth';
+// A provider sign-in in progress: its state, nonce and provider, until the browser comes back.
+const PENDING = 'recorder.oidc';
 // Preferred formats, in order; the browser's default when none is supported.
 const FORMATS = ['audio/mp4;codecs=mp4a.40.2', 'audio/webm;codecs=opus', 'audio/mp4', 'audio/ogg;codecs=opus'];
 const EXTENSIONS = { 'audio/mp4': 'm4a', 'audio/webm': 'webm', 'audio/ogg': 'ogg' };
 const VOICE_BITRATE = 32000;
 
-let config = { max_upload_bytes: 5 * 1024 * 1024, unverified_login: false };
+let config = { max_upload_bytes: 5 * 1024 * 1024, unverified_login: false, providers: [] };
 let recording = null; // { recorder, stream, chunks, started, timer, audio }
 let take = null; // { blob, type, url }
 let next = null;
@@ -85,7 +87,10 @@ function signedOut(message) {
   $('player').removeAttribute('src');
   show(['signin']);
   $('demo-form').hidden = !config.unverified_login;
-  $('no-signin').hidden = config.unverified_login;
+  $('no-signin').hidden = config.unverified_login || config.providers.length > 0;
+  $('providers').replaceChildren(
+    ...config.providers.map((p) => button('Sign in with ' + p.name, 'Sign in with ' + p.name, () => providerSignIn(p))),
+  );
   say(message || '');
 }
 
@@ -108,6 +113,57 @@ async function demoSignIn(event) {
     say('Signed in.');
   } catch (error) {
     report(error, () => demoSignIn(event));
+  }
+}
+
+function random() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Send the browser to the provider (OpenID Connect implicit flow: an ID token with our nonce). */
+function providerSignIn(provider) {
+  const state = random();
+  const nonce = random();
+  sessionStorage.setItem(PENDING, JSON.stringify({ state, nonce, provider: provider.name }));
+  const query = new URLSearchParams({
+    response_type: 'id_token', response_mode: 'fragment', scope: 'openid',
+    client_id: provider.client_id, redirect_uri: location.origin + '/', state, nonce,
+  });
+  const separator = provider.authorization_endpoint.includes('?') ? '&' : '?';
+  location.assign(provider.authorization_endpoint + separator + query);
+}
+
+/** Back from the provider: check state and nonce, then exchange the ID token for a key. */
+async function finishProviderSignIn() {
+  if (!/(^#|&)(id_token|error)=/.test(location.hash)) return;
+  const answer = new URLSearchParams(location.hash.slice(1));
+  history.replaceState(null, '', location.pathname);
+  let pending = null;
+  try { pending = JSON.parse(sessionStorage.getItem(PENDING) || 'null'); } catch { pending = null; }
+  sessionStorage.removeItem(PENDING);
+  if (answer.get('error')) {
+    fail('The provider did not sign you in (' + answer.get('error') + '): try again.');
+    return;
+  }
+  const token = answer.get('id_token') || '';
+  if (!pending || answer.get('state') !== pending.state) {
+    fail('Sign-in refused: the answer does not belong to a sign-in started here (state). Sign in again.');
+    return;
+  }
+  let claims = null;
+  try { claims = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))); } catch { claims = null; }
+  if (!claims || claims.nonce !== pending.nonce) {
+    fail('Sign-in refused: the token was not issued for this sign-in (nonce). Sign in again.');
+    return;
+  }
+  try {
+    const login = await api('POST', '/login', { provider: pending.provider, id_token: token });
+    sessionStorage.setItem(KEY, JSON.stringify({ user_id: login.user_id, auth_key: login.auth_key }));
+    say('Signed in.');
+  } catch (error) {
+    report(error);
   }
 }
 
@@ -418,7 +474,8 @@ async function start() {
     report(error, start);
     return;
   }
-  if (auth()) signedIn(); else signedOut();
+  await finishProviderSignIn();
+  if (auth()) signedIn(); else signedOut($('status').textContent);
   document.body.dataset.ready = 'true';
 }
 

@@ -257,6 +257,9 @@ pub struct Local {
     /// Port the service listens on (1-65535)
     #[arg(long, default_value_t = 8000, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
+    /// Identity providers for POST /login and the web recorder's sign-in, as deploy takes them
+    #[arg(long, value_parser = parse_oidc_providers)]
+    pub oidc_providers: Option<String>,
     /// Largest upload body in bytes
     #[arg(long, default_value_t = 5 * 1024 * 1024)]
     pub max_upload_bytes: usize,

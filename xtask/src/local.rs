@@ -70,7 +70,9 @@ impl Local {
         let binary = target.join("debug").join("app");
         let port = self.port.to_string();
         let max_upload = self.max_upload_bytes.to_string();
+        let providers = self.oidc_providers.clone().unwrap_or_default();
         let mut service: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
+            .env("RECORD_OIDC_PROVIDERS", &providers)
             .env("PORT", &port)
             .env("RECORD_BUCKET", LOCAL_BUCKET)
             .env("RECORD_MAX_UPLOAD_BYTES", &max_upload)

@@ -141,6 +141,8 @@ async fn app_with_refetch(jwks_url: &str, min_refetch: std::time::Duration) -> T
         issuer: ISSUER.into(),
         audiences: vec![AUDIENCE.into()],
         jwks_url: jwks_url.into(),
+        client_id: None,
+        authorization_endpoint: None,
     };
     TestApp::spawn_with(Setup {
         oidc_providers: vec![provider],
@@ -396,6 +398,8 @@ async fn the_unverified_login_refuses_a_providers_name() {
         issuer: ISSUER.into(),
         audiences: vec![AUDIENCE.into()],
         jwks_url: "http://127.0.0.1:9/jwks".into(),
+        client_id: None,
+        authorization_endpoint: None,
     };
     let app = TestApp::spawn_with(Setup { oidc_providers: vec![provider], ..Setup::default() }).await;
     let response = app.http.get(app.url("/login?social_type=google&social_id=u1")).send().await.unwrap();

@@ -2,12 +2,46 @@
 // local`. Prints one JSON object with what it saw; the Rust test asserts on it and on what the
 // emulator stored. Usage: node recorder.mjs <service url> <wav file> <chromium> <screenshot dir>,
 // with PLAYWRIGHT_CORE and AXE_CORE naming the installed packages' directories.
+import crypto from 'node:crypto';
+import http from 'node:http';
 import path from 'node:path';
 
 const { chromium } = await import(path.join(process.env.PLAYWRIGHT_CORE, 'index.mjs'));
 
 const [url, wav, executablePath, shots] = process.argv.slice(2);
 const seen = { pageErrors: [], consoleErrors: [], dialogs: [], stagingPuts: 0 };
+
+// The tests' identity provider on IDP_PORT: its JWKS, and an authorization endpoint that sends
+// the browser back with an RS256 ID token for user `carol` (the OpenID Connect implicit flow).
+// `idp.mode` makes it answer with another nonce or state, as a forged or stale answer would.
+const idp = { mode: 'good' };
+const idpPort = Number(process.env.IDP_PORT);
+const issuer = `http://127.0.0.1:${idpPort}`;
+const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const b64url = (data) => Buffer.from(data).toString('base64url');
+const idpServer = http.createServer((request, response) => {
+  const at = new URL(request.url, issuer);
+  if (at.pathname === '/jwks') {
+    const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'test-key', alg: 'RS256', use: 'sig' };
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end(JSON.stringify({ keys: [jwk] }));
+    return;
+  }
+  const q = at.searchParams;
+  const now = Math.floor(Date.now() / 1000);
+  const nonce = idp.mode === 'bad-nonce' ? 'not-' + q.get('nonce') : q.get('nonce');
+  const state = idp.mode === 'bad-state' ? 'not-' + q.get('state') : q.get('state');
+  const header = b64url(JSON.stringify({ alg: 'RS256', kid: 'test-key', typ: 'JWT' }));
+  const claims = b64url(JSON.stringify({
+    iss: issuer, aud: q.get('client_id'), sub: 'carol', iat: now, exp: now + 300, nonce,
+    jti: crypto.randomUUID(),
+  }));
+  const signature = b64url(crypto.sign('sha256', Buffer.from(`${header}.${claims}`), privateKey));
+  const fragment = new URLSearchParams({ id_token: `${header}.${claims}.${signature}`, state });
+  response.writeHead(302, { location: `${q.get('redirect_uri')}#${fragment}` });
+  response.end();
+});
+await new Promise((ready) => idpServer.listen(idpPort, '127.0.0.1', ready));
 
 const browser = await chromium.launch({
   executablePath,
@@ -133,6 +167,25 @@ try {
   await a11y.waitForSelector('#list li');
   seen.a11ySignedIn = await violations();
 
+  // Sign-in with the identity provider, by redirect: state and nonce checked.
+  const federated = await session(['microphone']);
+  await federated.page.goto(url + '/');
+  await federated.page.waitForSelector('body[data-ready="true"]');
+  await federated.page.click('button:has-text("Sign in with testidp")');
+  await federated.page.waitForSelector('#recorder:not([hidden])');
+  seen.providerUser = await federated.page.textContent('#who');
+  seen.tokenLeftInUrl = federated.page.url().includes('id_token');
+  for (const mode of ['bad-nonce', 'bad-state']) {
+    idp.mode = mode;
+    const forged = await session(['microphone']);
+    await forged.page.goto(url + '/');
+    await forged.page.waitForSelector('body[data-ready="true"]');
+    await forged.page.click('button:has-text("Sign in with testidp")');
+    await forged.page.waitForSelector('#error:not([hidden])');
+    seen[mode] = { error: await forged.page.textContent('#error'), signedIn: await forged.page.isVisible('#recorder') };
+  }
+  idp.mode = 'good';
+
   // A type the service refuses (a browser whose recorder says video/webm): its 415 message shows.
   const odd = await session(['microphone']);
   await odd.page.addInitScript(() => {
@@ -159,5 +212,6 @@ try {
   seen.failure = String(error && error.stack || error);
 } finally {
   await browser.close();
+  idpServer.close();
 }
 console.log(JSON.stringify(seen));

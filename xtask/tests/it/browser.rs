@@ -71,13 +71,21 @@ async fn the_web_recorder_records_uploads_plays_and_deletes_in_chromium() {
     let wav = scratch.join("tone.wav");
     std::fs::write(&wav, tone_wav(10)).unwrap();
 
+    let idp = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let providers = serde_json::json!([{
+        "name": "testidp", "issuer": format!("http://127.0.0.1:{idp}"), "audiences": ["recorder"],
+        "jwks_url": format!("http://127.0.0.1:{idp}/jwks"), "client_id": "recorder",
+        "authorization_endpoint": format!("http://127.0.0.1:{idp}/authorize"),
+    }])
+    .to_string();
     let (local, port, emulator, _output) =
-        crate::local::start_local_with(&["--max-upload-bytes", DIRECT_LIMIT]);
+        crate::local::start_local_with(&["--max-upload-bytes", DIRECT_LIMIT, "--oidc-providers", &providers]);
     let _local = Stopped(local);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/recorder.mjs");
     let output = tokio::process::Command::new("node")
         .args([script, &format!("http://127.0.0.1:{port}"), wav.to_str().unwrap(), &chromium, &screenshots])
         .env("PLAYWRIGHT_CORE", &playwright)
+        .env("IDP_PORT", idp.to_string())
         .env("AXE_CORE", std::path::Path::new(&playwright).parent().unwrap().join("axe-core"))
         .kill_on_drop(true)
         .output();
@@ -121,6 +129,16 @@ async fn the_web_recorder_records_uploads_plays_and_deletes_in_chromium() {
     assert!(
         seen["refusedMessage"].as_str().unwrap().starts_with("Microphone access was refused"),
         "{seen:#}"
+    );
+    // Signed in through the provider by redirect; a token with another nonce, or an answer with
+    // another state, is refused by the page.
+    assert_eq!(seen["providerUser"], "Signed in as testidp_carol", "{seen:#}");
+    assert_eq!(seen["tokenLeftInUrl"], false, "the ID token stays in the address bar");
+    assert!(seen["bad-nonce"]["error"].as_str().unwrap().contains("(nonce)"), "{seen:#}");
+    assert!(seen["bad-state"]["error"].as_str().unwrap().contains("(state)"), "{seen:#}");
+    assert_eq!(
+        (&seen["bad-nonce"]["signedIn"], &seen["bad-state"]["signedIn"]),
+        (&Value::Bool(false), &Value::Bool(false))
     );
     assert!(
         seen["unsupportedMessage"].as_str().unwrap().starts_with("content type is not accepted: send one of"),
