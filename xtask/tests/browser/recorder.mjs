@@ -63,7 +63,13 @@ async function session(permissions, width = 1024) {
     seen.dialogs.push({ type: d.type(), message: d.message() });
     if (d.type() === 'confirm') await d.accept(); else await d.dismiss();
   });
-  page.on('request', (r) => { if (r.method() === 'PUT' && r.url().includes('/staging/')) seen.stagingPuts += 1; });
+  page.on('request', async (r) => {
+    if (r.method() === 'PUT' && r.url().includes('/staging/')) {
+      seen.stagingPuts += 1;
+      // What the browser really sends, to hold against what the service signed.
+      seen.stagingPut = { url: r.url(), headers: await r.allHeaders() };
+    }
+  });
   return { context, page };
 }
 

@@ -124,6 +124,17 @@ async fn the_web_recorder_records_uploads_plays_and_deletes_in_chromium() {
         "the download is named as uploaded"
     );
     assert_eq!(seen["stagingPuts"], 1, "the long take went through the presigned PUT: {seen:#}");
+    // The browser's PUT carries every header the service signed, with the signed values: the
+    // type without parameters, the fixed disposition, and the declared length.
+    let put = &seen["stagingPut"];
+    let url = put["url"].as_str().unwrap();
+    let signed = url.split(['?', '&']).find_map(|p| p.strip_prefix("X-Amz-SignedHeaders=")).unwrap();
+    let headers = put["headers"].as_object().unwrap();
+    for header in signed.split("%3B") {
+        assert!(headers.contains_key(header), "the browser did not send the signed header {header}: {put:#}");
+    }
+    assert_eq!(headers["content-type"], "audio/webm", "{put:#}");
+    assert_eq!(headers["content-disposition"], "attachment", "{put:#}");
     assert_eq!(seen["narrowOverflow"], false, "the page scrolls sideways at 360 px");
     assert!(seen["signedOutMessage"].as_str().unwrap().contains("sign in again"), "{seen:#}");
     assert!(
@@ -158,6 +169,13 @@ async fn the_web_recorder_records_uploads_plays_and_deletes_in_chromium() {
         [seen["large"]["id"].as_str().unwrap().to_owned(), seen["xss"]["id"].as_str().unwrap().to_owned()];
     expected.sort();
     assert_eq!(stored, expected, "rows after the run");
+    let large =
+        rows.iter().find(|r| r["id"].as_s().unwrap() == seen["large"]["id"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        headers["content-length"].as_str().unwrap(),
+        large["size"].as_n().unwrap(),
+        "the browser's PUT has the declared (signed) length"
+    );
     let s3 = aws.s3();
     for row in &rows {
         let key = row["object_key"].as_s().unwrap();
