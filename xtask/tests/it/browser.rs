@@ -135,6 +135,26 @@ async fn the_web_recorder_records_uploads_plays_and_deletes_in_chromium() {
     }
     assert_eq!(headers["content-type"], "audio/webm", "{put:#}");
     assert_eq!(headers["content-disposition"], "attachment", "{put:#}");
+    // And S3's own check (moto makes none): the browser's exact PUT, re-signed, matches its
+    // signature; another type or disposition, or the URL after its expiry, does not. So does the
+    // presigned GET the player used.
+    let sent: Vec<(String, String)> =
+        headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap().to_owned())).collect();
+    crate::sigv4::check_presigned("PUT", url, &sent)
+        .unwrap_or_else(|e| panic!("S3 would refuse the browser's PUT: {e}"));
+    for (name, value) in [("content-type", "audio/ogg"), ("content-disposition", "inline")] {
+        let tampered: Vec<(String, String)> = sent
+            .iter()
+            .map(|(n, v)| (n.clone(), if n == name { value.to_owned() } else { v.clone() }))
+            .collect();
+        let refused = crate::sigv4::check_presigned("PUT", url, &tampered).unwrap_err();
+        assert!(refused.starts_with("SignatureDoesNotMatch"), "{name}: {refused}");
+    }
+    let stale = url.replacen("X-Amz-Date=20", "X-Amz-Date=19", 1);
+    assert_eq!(crate::sigv4::check_presigned("PUT", &stale, &sent), Err("the URL has expired".to_owned()));
+    let played = seen["played"]["src"].as_str().unwrap();
+    crate::sigv4::check_presigned("GET", played, &[])
+        .unwrap_or_else(|e| panic!("S3 would refuse the playback: {e}"));
     assert_eq!(seen["narrowOverflow"], false, "the page scrolls sideways at 360 px");
     assert!(seen["signedOutMessage"].as_str().unwrap().contains("sign in again"), "{seen:#}");
     assert!(

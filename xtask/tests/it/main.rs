@@ -10,6 +10,7 @@ mod helpers;
 mod local;
 mod logs;
 mod runtime_policy;
+mod sigv4;
 mod stalled;
 mod tidy;
 mod usage;
