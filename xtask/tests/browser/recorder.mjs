@@ -66,8 +66,8 @@ async function session(permissions, width = 1024) {
   page.on('request', async (r) => {
     if (r.method() === 'PUT' && r.url().includes('/staging/')) {
       seen.stagingPuts += 1;
-      // What the browser really sends, to hold against what the service signed.
-      seen.stagingPut = { url: r.url(), headers: await r.allHeaders() };
+      // What the browser really sends (the first: the 6 s take), to hold against what was signed.
+      if (seen.stagingPuts === 1) seen.stagingPut = { url: r.url(), headers: await r.allHeaders() };
     }
   });
   return { context, page };
@@ -78,6 +78,10 @@ async function signIn(page, name) {
   await page.goto(url + '/');
   await page.waitForSelector('body[data-ready="true"]');
   seen.interactiveMs = seen.interactiveMs ?? Date.now() - started;
+  if (!seen.signedOutShot) {
+    await page.screenshot({ path: `${shots}/recorder-signed-out.png` });
+    seen.signedOutShot = true;
+  }
   await page.fill('#demo-name', name);
   await page.click('#demo-signin');
   await page.waitForSelector('#recorder:not([hidden])');
@@ -115,7 +119,7 @@ try {
   // Play it: the audio element knows its duration and its time advances.
   await page.click(`#list li[data-id="${seen.direct.id}"] button:has-text("Play")`);
   await page.waitForFunction(() => document.getElementById('player').currentTime > 0.3, null, { timeout: 15000 });
-  seen.played = await page.$eval('#player', (p) => ({ currentTime: p.currentTime, src: p.src }));
+  seen.played = await page.$eval('#player', (p) => ({ currentTime: p.currentTime, duration: p.duration, src: p.src }));
 
   // Download: the attachment URL.
   const [download] = await Promise.all([
@@ -131,6 +135,16 @@ try {
 
   // Larger than the direct limit: the presigned path, with progress.
   seen.large = await record(page, 6);
+  seen.large.progress = await page.$eval('#progress', (p) => p.value);
+  // The budget's 1 MiB take, from Stop (the take in hand) to listed: the page's own upload path.
+  seen.oneMiB = await page.evaluate(async () => {
+    take = { blob: new Blob([new Uint8Array(1024 * 1024)], { type: 'audio/webm' }), type: 'audio/webm', url: '' };
+    document.getElementById('file-name').value = 'one-mib.webm';
+    const started = performance.now();
+    await upload();
+    const listed = [...document.querySelectorAll('#list li .name')].some((e) => e.textContent === 'one-mib.webm');
+    return { ms: performance.now() - started, listed };
+  });
   await page.screenshot({ path: `${shots}/recorder-list.png` });
   await page.setViewportSize({ width: 640, height: 720 });
   await page.screenshot({ path: `${shots}/recorder-list.jpg`, type: 'jpeg', quality: 60 });

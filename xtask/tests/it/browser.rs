@@ -119,11 +119,20 @@ async fn the_web_recorder_records_uploads_plays_and_deletes_in_chromium() {
     assert_eq!(seen["a11ySignedIn"], serde_json::json!([]), "{seen:#}");
     assert!(seen["level"].as_f64().unwrap() > 0.0, "the level meter never moved: {seen:#}");
     assert!(seen["played"]["currentTime"].as_f64().unwrap() > 0.3, "{seen:#}");
+    // A MediaRecorder WebM has no duration in its header: Chromium reports it once played
+    // through, or as Infinity; either way not zero or NaN.
+    let duration = &seen["played"]["duration"];
+    assert!(duration.is_null() || duration.as_f64().is_some_and(|d| d > 0.0), "{seen:#}");
+    assert_eq!(seen["large"]["progress"], 1, "the progress bar reached the end: {seen:#}");
+    assert_eq!(seen["oneMiB"]["listed"], true, "{seen:#}");
     assert_eq!(
         seen["download"]["suggested"], seen["direct"]["fileName"],
         "the download is named as uploaded"
     );
-    assert_eq!(seen["stagingPuts"], 1, "the long take went through the presigned PUT: {seen:#}");
+    assert_eq!(
+        seen["stagingPuts"], 2,
+        "the long take and the 1 MiB one went through the presigned PUT: {seen:#}"
+    );
     // The browser's PUT carries every header the service signed, with the signed values: the
     // type without parameters, the fixed disposition, and the declared length.
     let put = &seen["stagingPut"];
@@ -182,8 +191,11 @@ async fn the_web_recorder_records_uploads_plays_and_deletes_in_chromium() {
     let rows = aws.dynamodb().scan().table_name(app::schema::RECORD_TABLE.name("")).send().await.unwrap();
     let rows: Vec<_> =
         rows.items().iter().filter(|r| r["user_id"] == AttributeValue::S("demo_alice".into())).collect();
+    let one_mib = rows.iter().find(|r| r["file_name"] == AttributeValue::S("one-mib.webm".into()));
+    assert_eq!(one_mib.map(|r| r["size"].as_n().unwrap().as_str()), Some("1048576"), "the 1 MiB take");
     let id = |r: &&std::collections::HashMap<String, AttributeValue>| r["id"].as_s().unwrap().clone();
-    let mut stored: Vec<String> = rows.iter().map(id).collect();
+    let mut stored: Vec<String> =
+        rows.iter().filter(|r| r["file_name"] != AttributeValue::S("one-mib.webm".into())).map(id).collect();
     stored.sort();
     let mut expected =
         [seen["large"]["id"].as_str().unwrap().to_owned(), seen["xss"]["id"].as_str().unwrap().to_owned()];
@@ -216,7 +228,7 @@ async fn the_web_recorder_records_uploads_plays_and_deletes_in_chromium() {
     let deleted = format!("recordings/demo_alice/{}", seen["deleted"].as_str().unwrap());
     assert!(s3.head_object().bucket(xtask::local::LOCAL_BUCKET).key(&deleted).send().await.is_err());
     println!(
-        "budgets: interactive in {} ms; stop to listed {} ms (direct), {} ms (presigned)",
-        seen["interactiveMs"], seen["direct"]["stopToListedMs"], seen["large"]["stopToListedMs"]
+        "budgets: interactive in {} ms; stop to listed {} ms (direct), {} ms (presigned), {} ms (1 MiB, presigned)",
+        seen["interactiveMs"], seen["direct"]["stopToListedMs"], seen["large"]["stopToListedMs"], seen["oneMiB"]["ms"]
     );
 }
