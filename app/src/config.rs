@@ -95,6 +95,27 @@ impl Default for AwsBudget {
     }
 }
 
+/// The names of the variables the tooling sets for the service (`deploy`, `local`, `bench`):
+/// spelled here once, where they are read.
+pub mod env {
+    /// Whether the seed's unverified `GET /login` is on.
+    pub const ALLOW_UNVERIFIED_LOGIN: &str = "RECORD_ALLOW_UNVERIFIED_LOGIN";
+    /// The recordings bucket (required).
+    pub const BUCKET: &str = "RECORD_BUCKET";
+    /// The account that must own the bucket.
+    pub const BUCKET_OWNER: &str = "RECORD_BUCKET_OWNER";
+    /// The largest direct upload body.
+    pub const MAX_UPLOAD_BYTES: &str = "RECORD_MAX_UPLOAD_BYTES";
+    /// Whether each request prints an EMF line.
+    pub const METRICS: &str = "RECORD_METRICS";
+    /// The identity providers, as JSON.
+    pub const OIDC_PROVIDERS: &str = "RECORD_OIDC_PROVIDERS";
+    /// The prefix of both table names.
+    pub const TABLE_PREFIX: &str = "RECORD_TABLE_PREFIX";
+    /// Whether init opens the connections.
+    pub const WARM_UP: &str = "RECORD_WARM_UP";
+}
+
 /// Why the configuration could not be read: the service stops at start-up with it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -127,22 +148,22 @@ impl Config {
 
     /// Build from any variable lookup, so tests need not touch the process environment.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let bucket = var("RECORD_BUCKET")
+        let bucket = var(env::BUCKET)
             .filter(|b| !b.is_empty())
-            .ok_or(ConfigError::Missing("RECORD_BUCKET", "set it to the recordings bucket name"))?;
-        let bucket_owner = var("RECORD_BUCKET_OWNER").filter(|o| !o.is_empty());
+            .ok_or(ConfigError::Missing(env::BUCKET, "set it to the recordings bucket name"))?;
+        let bucket_owner = var(env::BUCKET_OWNER).filter(|o| !o.is_empty());
         if let Some(owner) =
             bucket_owner.as_ref().filter(|o| o.len() != 12 || !o.bytes().all(|b| b.is_ascii_digit()))
         {
             return Err(ConfigError::Invalid {
-                name: "RECORD_BUCKET_OWNER",
+                name: env::BUCKET_OWNER,
                 value: owner.clone(),
                 expected: "expected a 12-digit AWS account id".into(),
             });
         }
-        let table_prefix = var("RECORD_TABLE_PREFIX").unwrap_or_default();
+        let table_prefix = var(env::TABLE_PREFIX).unwrap_or_default();
         schema::validate_prefix(&table_prefix).map_err(|expected| ConfigError::Invalid {
-            name: "RECORD_TABLE_PREFIX",
+            name: env::TABLE_PREFIX,
             value: table_prefix.clone(),
             expected,
         })?;
@@ -168,18 +189,18 @@ impl Config {
                 }),
             }
         };
-        let allow_unverified_login = flag("RECORD_ALLOW_UNVERIFIED_LOGIN", false)?;
+        let allow_unverified_login = flag(env::ALLOW_UNVERIFIED_LOGIN, false)?;
         let on_lambda = var("AWS_LAMBDA_RUNTIME_API").is_some();
         let port = number("PORT", 8000)?;
-        let json = var("RECORD_OIDC_PROVIDERS").unwrap_or_default();
+        let json = var(env::OIDC_PROVIDERS).unwrap_or_default();
         let oidc_providers = crate::oidc::parse_providers(&json).map_err(|expected| {
-            ConfigError::Invalid { name: "RECORD_OIDC_PROVIDERS", value: json.clone(), expected }
+            ConfigError::Invalid { name: env::OIDC_PROVIDERS, value: json.clone(), expected }
         })?;
         Ok(Config {
             bucket_owner,
             table_prefix,
             bucket,
-            max_upload_bytes: number("RECORD_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES as u64)? as usize,
+            max_upload_bytes: number(env::MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_BYTES as u64)? as usize,
             allow_unverified_login,
             max_large_upload_bytes: number("RECORD_MAX_LARGE_UPLOAD_BYTES", DEFAULT_MAX_LARGE_UPLOAD_BYTES)?,
             upload_url_ttl: Duration::from_secs(number("RECORD_UPLOAD_URL_TTL_SECONDS", 300)?),
@@ -208,8 +229,8 @@ impl Config {
                 recordings: number("RECORD_MAX_RECORDINGS", 10_000)?,
                 bytes: number("RECORD_MAX_BYTES_PER_USER", 2 << 30)?,
             },
-            warm_up: flag("RECORD_WARM_UP", true)?,
-            metrics: flag("RECORD_METRICS", on_lambda)?,
+            warm_up: flag(env::WARM_UP, true)?,
+            metrics: flag(env::METRICS, on_lambda)?,
             aws: {
                 let default = AwsBudget::default();
                 let millis = |name, default: Duration| -> Result<Duration, ConfigError> {

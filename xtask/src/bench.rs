@@ -110,10 +110,10 @@ impl Bench {
                 let port = free_port()?;
                 let mut command: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
                     .env("PORT", port.to_string())
-                    .env("RECORD_BUCKET", BUCKET)
-                    .env("RECORD_TABLE_PREFIX", PREFIX)
-                    .env("RECORD_ALLOW_UNVERIFIED_LOGIN", "true")
-                    .env("RECORD_WARM_UP", warm_up.to_string())
+                    .env(app::config::env::BUCKET, BUCKET)
+                    .env(app::config::env::TABLE_PREFIX, PREFIX)
+                    .env(app::config::env::ALLOW_UNVERIFIED_LOGIN, "true")
+                    .env(app::config::env::WARM_UP, warm_up.to_string())
                     .env("RUST_LOG", "warn")
                     .into();
                 let started = Instant::now();

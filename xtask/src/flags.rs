@@ -261,7 +261,7 @@ pub struct Local {
     #[arg(long, value_parser = parse_oidc_providers)]
     pub oidc_providers: Option<String>,
     /// Largest upload body in bytes
-    #[arg(long, default_value_t = 5 * 1024 * 1024)]
+    #[arg(long, default_value_t = app::config::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,
 }
 

@@ -72,12 +72,12 @@ impl Local {
         let max_upload = self.max_upload_bytes.to_string();
         let providers = self.oidc_providers.clone().unwrap_or_default();
         let mut service: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
-            .env("RECORD_OIDC_PROVIDERS", &providers)
+            .env(app::config::env::OIDC_PROVIDERS, &providers)
             .env("PORT", &port)
-            .env("RECORD_BUCKET", LOCAL_BUCKET)
-            .env("RECORD_MAX_UPLOAD_BYTES", &max_upload)
+            .env(app::config::env::BUCKET, LOCAL_BUCKET)
+            .env(app::config::env::MAX_UPLOAD_BYTES, &max_upload)
             // Local mode is for trying the API: the seed's unverified login is on.
-            .env("RECORD_ALLOW_UNVERIFIED_LOGIN", "true")
+            .env(app::config::env::ALLOW_UNVERIFIED_LOGIN, "true")
             .into();
         crate::signals::stop_with_parent(&mut service);
         let mut child = tokio::process::Command::from(service)

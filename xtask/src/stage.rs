@@ -34,10 +34,10 @@ pub async fn deployed(aws: &Aws, stage: &str) -> anyhow::Result<Option<Deployed>
         Err(e) => return Err(crate::aws::explain(e, "lambda:GetFunctionConfiguration", &name, aws)),
     };
     let variables = config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
-    let bucket = variables.get("RECORD_BUCKET").cloned().with_context(|| {
+    let bucket = variables.get(app::config::env::BUCKET).cloned().with_context(|| {
         format!("function {name} has no RECORD_BUCKET: it was not deployed by `cargo xtask deploy`")
     })?;
-    let table_prefix = variables.get("RECORD_TABLE_PREFIX").cloned().unwrap_or_default();
+    let table_prefix = variables.get(app::config::env::TABLE_PREFIX).cloned().unwrap_or_default();
     Ok(Some(Deployed { table_prefix, bucket }))
 }
 

@@ -185,18 +185,18 @@ impl Deploy {
             .with_context(|| format!("{} cannot run on Lambda", binary.display()))?;
         let zip = zip_bootstrap(&bytes)?;
         let mut environment = BTreeMap::from([
-            ("RECORD_BUCKET".to_owned(), names.bucket.clone()),
-            ("RECORD_BUCKET_OWNER".to_owned(), names.account.clone()),
-            ("RECORD_TABLE_PREFIX".to_owned(), names.table_prefix.clone()),
-            ("RECORD_ALLOW_UNVERIFIED_LOGIN".to_owned(), self.allow_unverified_login.to_string()),
-            ("RECORD_MAX_UPLOAD_BYTES".to_owned(), self.max_upload_bytes.to_string()),
+            (app::config::env::BUCKET.to_owned(), names.bucket.clone()),
+            (app::config::env::BUCKET_OWNER.to_owned(), names.account.clone()),
+            (app::config::env::TABLE_PREFIX.to_owned(), names.table_prefix.clone()),
+            (app::config::env::ALLOW_UNVERIFIED_LOGIN.to_owned(), self.allow_unverified_login.to_string()),
+            (app::config::env::MAX_UPLOAD_BYTES.to_owned(), self.max_upload_bytes.to_string()),
         ]);
         if let Some(providers) = self.oidc_providers.as_ref().filter(|p| !p.trim().is_empty()) {
             // Checked here with the service's own parser, so a typo fails the deploy, not the
             // function's cold start.
             app::providers::parse_providers(providers)
                 .map_err(|e| Failure::new(4, anyhow::anyhow!("--oidc-providers is not valid: {e}")))?;
-            environment.insert("RECORD_OIDC_PROVIDERS".to_owned(), providers.clone());
+            environment.insert(app::config::env::OIDC_PROVIDERS.to_owned(), providers.clone());
         }
         let desired = Desired {
             code_sha256: code_sha256(&zip),
