@@ -150,7 +150,7 @@ async fn issue_key(state: &AppState, user: &UserId) -> ApiResult {
     let key = AuthKey::generate();
     let hash = key.hash();
     let now = time::OffsetDateTime::now_utc();
-    let began_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let began_ms = epoch_ms(now);
     let expires = now + state.settings.key_ttl;
     state.users.add_key(user, &hash, began_ms, expires.unix_timestamp()).await?;
     let listed = state.users.list_keys(user).await?;
@@ -180,6 +180,11 @@ async fn issue_key(state: &AppState, user: &UserId) -> ApiResult {
     })))
 }
 
+/// Epoch milliseconds: keys are ordered, and sign-outs compared, at this precision.
+fn epoch_ms(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 #[derive(Deserialize)]
 struct LogoutQuery {
     all: Option<String>,
@@ -203,7 +208,7 @@ async fn logout(
     // Recorded first, so a login in flight that lists after this revokes its own key; the keys
     // it wrote before this listing are revoked here.
     let now = time::OffsetDateTime::now_utc();
-    let at_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let at_ms = epoch_ms(now);
     state.users.mark_signed_out(&caller.user, at_ms, (now + state.settings.key_ttl).unix_timestamp()).await?;
     let keys: Vec<String> = state
         .users
@@ -438,13 +443,9 @@ async fn complete_large_upload(
     let etag = match state.objects.head(&staged).await? {
         // A concurrent `complete` may have published it and removed the staged object since.
         None => {
-            return match state.records.find_for_user(&id, &caller.user).await? {
-                Some(StoredRecord::Published(record)) => Ok(published(record)),
-                Some(StoredRecord::Pending(_)) => Err(ApiError::BadRequest(
-                    "nothing was uploaded yet: PUT the file to upload_url first".into(),
-                )),
-                None => Err(ApiError::RecordNotFound),
-            };
+            let nothing =
+                ApiError::BadRequest("nothing was uploaded yet: PUT the file to upload_url first".into());
+            return as_it_is_now(&state, &id, &caller.user, nothing).await;
         }
         Some((size, _)) if size != record.size => {
             return Err(ApiError::BadRequest(format!(
@@ -456,30 +457,21 @@ async fn complete_large_upload(
     };
     match state.quotas.claim_pending(&caller.user, &record.id).await? {
         Claim::Won => {}
-        Claim::Taken => {
-            return match state.records.find_for_user(&id, &caller.user).await? {
-                Some(StoredRecord::Published(record)) => Ok(published(record)),
-                Some(StoredRecord::Pending(_)) => Err(ApiError::CompletionInProgress),
-                None => Err(ApiError::RecordNotFound),
-            };
-        }
+        Claim::Taken => return as_it_is_now(&state, &id, &caller.user, ApiError::CompletionInProgress).await,
         Claim::Closed => return Err(ApiError::UploadClosed),
         Claim::Exceeded(exceeded) => return Err(exceeded.into()),
     }
     // Published bytes are a copy of exactly the object checked above: a later PUT to the upload
     // URL only changes the staged object.
-    let unclaim = |state: &AppState| {
-        let (state, user, id, size) = (state.clone(), caller.user.clone(), record.id.clone(), record.size);
-        async move { release(state.quotas.unclaim(&user, &id, size).await) }
-    };
+    let unclaim = || async { release(state.quotas.unclaim(&caller.user, &record.id, record.size).await) };
     match state.objects.copy_if_unchanged(&staged, &etag, &record.object_key, &record.content_type).await {
         Ok(true) => {}
         Ok(false) => {
-            unclaim(&state).await;
+            unclaim().await;
             return Err(ApiError::UploadChanged);
         }
         Err(err) => {
-            unclaim(&state).await;
+            unclaim().await;
             return Err(err.into());
         }
     }
@@ -498,7 +490,7 @@ async fn complete_large_upload(
                     "could not remove the copy of an unpublished upload",
                 );
             }
-            unclaim(&state).await;
+            unclaim().await;
             return Err(failed.err().map_or(ApiError::RecordNotFound, ApiError::from));
         }
     }
@@ -507,6 +499,16 @@ async fn complete_large_upload(
         crate::error::log_storage_failure(&err, "could not remove a completed upload's staged object");
     }
     Ok(published(Record { created_at, ..record }))
+}
+
+/// A `complete` that did not publish answers with the record as it is now: published (by a
+/// concurrent or earlier `complete`), still pending (`pending`'s error), or gone.
+async fn as_it_is_now(state: &AppState, id: &RecordId, user: &UserId, pending: ApiError) -> ApiResult {
+    match state.records.find_for_user(id, user).await? {
+        Some(StoredRecord::Published(record)) => Ok(published(record)),
+        Some(StoredRecord::Pending(_)) => Err(pending),
+        None => Err(ApiError::RecordNotFound),
+    }
 }
 
 /// The answer of a successful (or repeated) `complete`.

@@ -169,8 +169,7 @@ impl QuotaStore {
             counter: PENDING,
             limit: Exceeded::PendingUploads(self.limits.pending_uploads),
             size,
-            staged: true,
-            entry: Some((entry_name(record_id), entry)),
+            window: Some((entry_name(record_id), entry)),
         };
         self.charge_refunding(user, &charge).await
     }
@@ -185,8 +184,7 @@ impl QuotaStore {
             counter: PUBLISHED,
             limit: Exceeded::Recordings(self.limits.recordings),
             size,
-            staged: false,
-            entry: None,
+            window: None,
         };
         self.charge_refunding(user, &charge).await
     }
@@ -241,26 +239,25 @@ impl QuotaStore {
                 (i, key, removal)
             });
         }
-        let mut removed = vec![false; closed.len()];
+        // A window whose removal failed (or did not finish) is not in `removed`: it keeps its charge.
+        let mut removed = std::collections::HashSet::new();
         while let Some(done) = removals.join_next().await {
-            let Ok((i, key, removal)) = done else { continue };
-            match removal {
-                Ok(()) => {
-                    if let Some(removed) = removed.get_mut(i) {
-                        *removed = true;
-                    }
+            match done {
+                Ok((i, _, Ok(()))) => {
+                    removed.insert(i);
                 }
-                Err(err) => {
+                Ok((_, key, Err(err))) => {
                     let _key = tracing::error_span!("staged", key = key.as_deref()).entered();
                     crate::error::log_storage_failure(
                         &err,
                         "could not remove a closed upload's staged object",
                     );
                 }
+                Err(_) => {}
             }
         }
         let refunded: Vec<Window> =
-            closed.into_iter().zip(removed).filter(|(_, r)| *r).map(|(w, _)| w).collect();
+            closed.into_iter().enumerate().filter(|(i, _)| removed.contains(i)).map(|(_, w)| w).collect();
         if refunded.is_empty() {
             return Ok(false);
         }
@@ -314,11 +311,15 @@ impl QuotaStore {
             // Too large for the limit whatever the usage: refused without a write.
             return Ok(Err((bytes_limit, HashMap::new())));
         };
-        let set = if charge.entry.is_some() { "SET #entry = :entry " } else { "" };
-        let (staged_add, staged_condition) = if charge.staged {
-            (", #staged :size", " AND (attribute_not_exists(#staged) OR #staged <= :room)")
+        // An upload window is set in the same write, and its bytes count as staged too.
+        let (set, staged_add, staged_condition) = if charge.window.is_some() {
+            (
+                "SET #entry = :entry ",
+                ", #staged :size",
+                " AND (attribute_not_exists(#staged) OR #staged <= :room)",
+            )
         } else {
-            ("", "")
+            ("", "", "")
         };
         let mut request = self
             .update(user)
@@ -332,11 +333,9 @@ impl QuotaStore {
             .expression_attribute_values(":size", n(charge.size))
             .expression_attribute_values(":max", n(charge.limit.value()))
             .expression_attribute_values(":room", n(room));
-        if charge.staged {
-            request = request.expression_attribute_names("#staged", STAGED);
-        }
-        if let Some((name, value)) = &charge.entry {
+        if let Some((name, value)) = &charge.window {
             request = request
+                .expression_attribute_names("#staged", STAGED)
                 .expression_attribute_names("#entry", name)
                 .expression_attribute_values(":entry", value.clone());
         }
@@ -348,7 +347,7 @@ impl QuotaStore {
             charge.limit
         } else if count(&usage, BYTES) > room {
             bytes_limit
-        } else if charge.staged {
+        } else if charge.window.is_some() {
             Exceeded::StagedBytes(self.limits.bytes)
         } else {
             bytes_limit
@@ -458,7 +457,7 @@ struct Charge {
     counter: &'static str,
     limit: Exceeded,
     size: u64,
-    /// Whether the item is an upload window, whose bytes count as staged too.
-    staged: bool,
-    entry: Option<(String, AttributeValue)>,
+    /// For an upload window, its entry (name, value): set in the same write, and its bytes count
+    /// as staged too.
+    window: Option<(String, AttributeValue)>,
 }
