@@ -16,13 +16,9 @@ impl Destroy {
     pub async fn run(self) -> anyhow::Result<()> {
         validate_stage(&self.target.stage)?;
         if !self.yes && !std::io::stdin().is_terminal() {
-            return Err(crate::Failure::new(
-                4,
-                anyhow::anyhow!(
-                    "destroy asks for confirmation on a terminal: pass --yes to run it unattended"
-                ),
-            )
-            .into());
+            return Err(crate::Failure::usage(anyhow::anyhow!(
+                "destroy asks for confirmation on a terminal: pass --yes to run it unattended"
+            )));
         }
         let aws = self.aws.load(crate::catalogue::Task::Destroy).await?;
         let account = crate::aws::account(&aws).await?;
@@ -33,6 +29,8 @@ impl Destroy {
             doomed.push(format!("log group {} with the function's logs", names.log_group()));
         }
         // Only what is the stage's own: tables with its stage tag, its default-named bucket.
+        let own_bucket =
+            crate::stage::owns_bucket(&names.stage, &names.account, &names.region, &names.bucket);
         let mut own_tables = Vec::new();
         let mut kept = Vec::new();
         if self.include_data {
@@ -50,7 +48,7 @@ impl Destroy {
                     )),
                 }
             }
-            if crate::stage::owns_bucket(&names.stage, &names.account, &names.region, &names.bucket) {
+            if own_bucket {
                 doomed.push(format!("bucket {} with every recording", names.bucket));
             } else {
                 kept.push(format!(
@@ -107,22 +105,13 @@ impl Destroy {
         } else {
             let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
             let deleted = logs.delete_log_group().log_group_name(&group).send().await;
-            let deleted = match deleted {
-                Ok(_) => true,
-                Err(aws_sdk_cloudwatchlogs::error::SdkError::ServiceError(e))
-                    if e.err().is_resource_not_found_exception() =>
-                {
-                    false
-                }
-                Err(e) => return Err(crate::aws::explain(e, "logs:DeleteLogGroup", &group, &aws)),
-            };
-            report("logs", &group, deleted);
+            report("logs", &group, gone_if_missing(deleted, "logs:DeleteLogGroup", &group, &aws)?);
         }
         if self.include_data {
             for table in &own_tables {
                 report("table", table, delete_table(&aws, table).await?);
             }
-            if crate::stage::owns_bucket(&names.stage, &names.account, &names.region, &names.bucket) {
+            if own_bucket {
                 report("bucket", &names.bucket, delete_bucket(&aws, &names.bucket, &names.account).await?);
             }
             for item in &kept {

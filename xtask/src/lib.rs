@@ -31,9 +31,18 @@ pub struct Failure {
     pub error: anyhow::Error,
 }
 
+/// Exit code of a command line that cannot work, in every task: caught before any AWS call where
+/// the flags alone show it.
+pub const USAGE: u8 = 4;
+
 impl Failure {
     pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
         Failure { code, error: error.into() }
+    }
+
+    /// A usage mistake (exit [`USAGE`]), as an error a task returns.
+    pub fn usage(error: impl Into<anyhow::Error>) -> anyhow::Error {
+        Failure::new(USAGE, error).into()
     }
 }
 

@@ -6,10 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use xshell::Shell;
 use xtask::flags::{Task, Xtask};
-use xtask::Failure;
+use xtask::{Failure, USAGE};
 
-/// Exit code for a command line that does not parse.
-const USAGE: u8 = 4;
 /// Exit code after a stop request (SIGINT, SIGTERM, SIGHUP), as shells report 128 + SIGINT.
 const INTERRUPTED: u8 = 130;
 

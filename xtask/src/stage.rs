@@ -14,9 +14,6 @@ use crate::flags::StageArgs;
 use crate::names::{function_name, Names};
 use crate::Failure;
 
-/// Exit code of a command line that contradicts the deployed stage.
-const USAGE: u8 = 4;
-
 /// The data a deployed function uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployed {
@@ -44,14 +41,10 @@ pub async fn deployed(aws: &Aws, stage: &str) -> anyhow::Result<Option<Deployed>
 /// Refuse a flag whose value differs from the deployed stage's.
 fn agree(stage: &str, flag: &str, given: Option<&str>, deployed: &str) -> anyhow::Result<()> {
     match given {
-        Some(given) if given != deployed => Err(Failure::new(
-            USAGE,
-            anyhow::anyhow!(
+        Some(given) if given != deployed => Err(Failure::usage(anyhow::anyhow!(
                 "{flag} {given:?} contradicts stage {stage}, whose function uses {deployed:?}: leave the flag out \
                  (the deployed function is the source of truth) or pass {flag} {deployed:?}"
-            ),
-        )
-        .into()),
+        ))),
         _ => Ok(()),
     }
 }

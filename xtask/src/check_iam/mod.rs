@@ -31,8 +31,6 @@ use crate::Failure;
 pub const DENIED: u8 = 1;
 pub const INCONCLUSIVE: u8 = 2;
 pub const IDENTITY: u8 = 3;
-/// A command line that cannot work (check-iam exits 4 for it, as every task does).
-pub const USAGE: u8 = 4;
 
 /// One needed action and the ARNs it must be allowed on.
 #[derive(Debug, Clone)]
@@ -168,8 +166,7 @@ impl CheckIam {
     /// printing makes no AWS call at all, so a developer without access yet can hand the policy
     /// to an admin; without `--account` the credentials' account is asked for.
     async fn policy_names(&self) -> anyhow::Result<crate::names::Names> {
-        let usage =
-            |message: String| -> anyhow::Error { Failure::new(USAGE, anyhow::anyhow!(message)).into() };
+        let usage = |message: String| Failure::usage(anyhow::anyhow!(message));
         let aws = self.aws.load_config(crate::catalogue::Task::CheckIam).await.map_err(|e| {
             usage(format!(
                 "{e:#}: the ARNs need a region (pass --region, and --account if you have no credentials)"

@@ -66,11 +66,12 @@ async fn data_steps(
     aws: &Aws,
     names: &Names,
     deployed: Option<&crate::stage::Deployed>,
+    bucket_exists: bool,
     flags: &Deploy,
 ) -> anyhow::Result<Vec<Step>> {
     let mut steps = Vec::new();
-    let refuse = |what: String, flag: &str, advice: &str| -> anyhow::Error {
-        Failure::new(4, anyhow::anyhow!("{what}: pass {flag} to do this on purpose, or {advice}")).into()
+    let refuse = |what: String, flag: &str, advice: &str| {
+        Failure::usage(anyhow::anyhow!("{what}: pass {flag} to do this on purpose, or {advice}"))
     };
     if let Some(d) = deployed {
         let mut changes = Vec::new();
@@ -122,6 +123,15 @@ async fn data_steps(
             steps.push(Step::new("data", &table, "adopt", vec![format!("{what}; needs --adopt-data")]));
         }
     }
+    let own_bucket = crate::stage::owns_bucket(&names.stage, &names.account, &names.region, &names.bucket);
+    let bucket_in_use = deployed.is_some_and(|d| d.bucket == names.bucket);
+    if bucket_exists && !own_bucket && !bucket_in_use {
+        let what = format!("bucket {} exists and is not stage {}'s own", names.bucket, names.stage);
+        if !flags.adopt_data && !flags.dry_run {
+            return Err(refuse(what, "--adopt-data", "leave --bucket out"));
+        }
+        steps.push(Step::new("data", &names.bucket, "adopt", vec![format!("{what}; needs --adopt-data")]));
+    }
     Ok(steps)
 }
 
@@ -147,10 +157,9 @@ impl Deploy {
         // A derived name can break S3's rules (a long stage in a long region): said before any
         // build or write, the dry run included.
         crate::names::validate_bucket(&names.bucket).map_err(|e| {
-            Failure::new(
-                4,
-                anyhow::anyhow!("{e}: choose a shorter --stage, or pass --bucket with a valid name"),
-            )
+            Failure::usage(anyhow::anyhow!(
+                "{e}: choose a shorter --stage, or pass --bucket with a valid name"
+            ))
         })?;
         if self.url_only {
             let url = function::url(&aws, &names).await?;
@@ -192,10 +201,8 @@ impl Deploy {
             (app::config::env::MAX_UPLOAD_BYTES.to_owned(), self.max_upload_bytes.to_string()),
         ]);
         if let Some(providers) = self.oidc_providers.as_ref().filter(|p| !p.trim().is_empty()) {
-            // Checked here with the service's own parser, so a typo fails the deploy, not the
-            // function's cold start.
-            app::providers::parse_providers(providers)
-                .map_err(|e| Failure::new(4, anyhow::anyhow!("--oidc-providers is not valid: {e}")))?;
+            // Already checked by the flag's parser with the service's own, so a typo fails the
+            // command line, not the function's cold start.
             environment.insert(app::config::env::OIDC_PROVIDERS.to_owned(), providers.clone());
         }
         let desired = Desired {
@@ -232,24 +239,9 @@ impl Deploy {
             );
         }
 
-        let mut steps = data_steps(&aws, &names, deployed.as_ref(), &self).await?;
         let bucket = plan_bucket(&aws, &names.bucket, Some(&names.account)).await?;
-        let own_bucket =
-            crate::stage::owns_bucket(&names.stage, &names.account, &names.region, &names.bucket);
-        let bucket_in_use = deployed.as_ref().is_some_and(|d| d.bucket == names.bucket);
-        if !matches!(bucket, crate::bucket::BucketPlan::Create) && !own_bucket && !bucket_in_use {
-            let why = format!("bucket {} exists and is not stage {}'s own", names.bucket, names.stage);
-            if !self.adopt_data && !self.dry_run {
-                return Err(Failure::new(
-                    4,
-                    anyhow::anyhow!(
-                        "{why}: pass --adopt-data to share its recordings on purpose, or leave --bucket out"
-                    ),
-                )
-                .into());
-            }
-            steps.push(Step::new("data", &names.bucket, "adopt", vec![format!("{why}; needs --adopt-data")]));
-        }
+        let bucket_exists = !matches!(bucket, crate::bucket::BucketPlan::Create);
+        let mut steps = data_steps(&aws, &names, deployed.as_ref(), bucket_exists, &self).await?;
         if !self.dry_run {
             apply_bucket(&aws, &names.bucket, Some(&names.account), &bucket).await?;
         }
