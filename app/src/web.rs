@@ -4,6 +4,8 @@
 //! bucket), `nosniff`, no referrer, and an ETag: the page may be cached and revalidated, while
 //! every API answer stays `no-store`.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -11,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use tokio::sync::OnceCell;
 
 use crate::state::AppState;
 
@@ -45,18 +48,27 @@ pub fn routes() -> Router<AppState> {
     let mut router = Router::new()
         .route("/config", get(config))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }));
+    // The policy names the bucket's origin, which cannot change while the service runs: worked
+    // out at the first page request, then served as it is.
+    let policy: Arc<OnceCell<HeaderValue>> = Arc::default();
     for (path, asset) in assets {
+        let policy = policy.clone();
         router = router.route(
             path,
             get(move |State(state): State<AppState>, headers: HeaderMap| {
-                serve(asset.clone(), state, headers)
+                serve(asset.clone(), policy.clone(), state, headers)
             }),
         );
     }
     router
 }
 
-async fn serve(asset: Asset, state: AppState, request: HeaderMap) -> Response {
+async fn serve(
+    asset: Asset,
+    policy: Arc<OnceCell<HeaderValue>>,
+    state: AppState,
+    request: HeaderMap,
+) -> Response {
     let unchanged = request.get(IF_NONE_MATCH).is_some_and(|tag| tag == asset.etag);
     let mut response = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
@@ -69,9 +81,20 @@ async fn serve(asset: Asset, state: AppState, request: HeaderMap) -> Response {
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff"));
     headers.insert(HeaderName::from_static("referrer-policy"), HeaderValue::from_static("no-referrer"));
-    let policy = content_security_policy(state.objects.origin().await.ok().as_deref());
-    if let Ok(policy) = HeaderValue::from_str(&policy) {
-        headers.insert(HeaderName::from_static("content-security-policy"), policy);
+    // Only a policy naming the bucket is kept; without the origin (it could not be signed) the
+    // stricter one goes out and the next request tries again.
+    let policy = match policy
+        .get_or_try_init(|| async {
+            let origin = state.objects.origin().await.map_err(|_| ())?;
+            HeaderValue::from_str(&content_security_policy(Some(&origin))).map_err(|_| ())
+        })
+        .await
+    {
+        Ok(policy) => Some(policy.clone()),
+        Err(()) => HeaderValue::from_str(&content_security_policy(None)).ok(),
+    };
+    if let Some(policy) = policy {
+        response.headers_mut().insert(HeaderName::from_static("content-security-policy"), policy);
     }
     response
 }
