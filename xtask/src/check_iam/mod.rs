@@ -30,7 +30,8 @@ use crate::Failure;
 /// Exit codes.
 pub const DENIED: u8 = 1;
 pub const INCONCLUSIVE: u8 = 2;
-pub const IDENTITY: u8 = 3;
+/// A credentials or identity failure: the code every task exits with for it.
+pub const IDENTITY: u8 = crate::aws::CREDENTIALS;
 
 /// One needed action and the ARNs it must be allowed on.
 #[derive(Debug, Clone)]
