@@ -1,26 +1,13 @@
 //! The IAM permissions the service needs at run time: one catalogue, read by `xtask` to render the
 //! Lambda execution role's policy and to check it, and tested against the calls the code makes.
 
-/// The kind of resource an action is performed on; `xtask` turns each into concrete ARNs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ResourceKind {
-    /// The `record_user` table.
-    UserTable,
-    /// The `record_record` table.
-    RecordTable,
-    /// The `user_id-created_at-index` of `record_record`.
-    RecordIndex,
-    /// Objects in the recordings bucket (`arn:aws:s3:::bucket/*`).
-    BucketObjects,
-    /// The function's CloudWatch Logs group and its streams.
-    LogGroup,
-}
+pub use iam::{Action, ResourceKind};
 
 /// One action on one kind of resource, with the reason the service needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Permission {
     /// The IAM action, e.g. `dynamodb:Query`.
-    pub action: &'static str,
+    pub action: Action,
     /// What it acts on, made concrete by the tooling for each stage.
     pub resource: ResourceKind,
     /// The routes (or platform duty) that need it, for people reading a policy.
@@ -30,7 +17,7 @@ pub struct Permission {
 }
 
 const fn p(
-    action: &'static str,
+    action: Action,
     resource: ResourceKind,
     why: &'static str,
     routes: &'static [&'static str],
@@ -55,16 +42,16 @@ pub const LAMBDA: &[&str] = &["(the function's logs, written by Lambda)"];
 
 /// Everything the running service calls. Nothing else is granted to its role.
 pub const RUNTIME: &[Permission] = &[
-    p("dynamodb:GetItem", ResourceKind::UserTable, "check a presented auth key", AUTHENTICATED),
-    p("dynamodb:PutItem", ResourceKind::UserTable, "store a newly issued auth key", LOGIN),
+    p(Action::DynamoDbGetItem, ResourceKind::UserTable, "check a presented auth key", AUTHENTICATED),
+    p(Action::DynamoDbPutItem, ResourceKind::UserTable, "store a newly issued auth key", LOGIN),
     p(
-        "dynamodb:DeleteItem",
+        Action::DynamoDbDeleteItem,
         ResourceKind::UserTable,
         "revoke a key on logout, or a user's oldest keys beyond the cap on login",
         &["POST /logout"],
     ),
     p(
-        "dynamodb:UpdateItem",
+        Action::DynamoDbUpdateItem,
         ResourceKind::UserTable,
         "charge and refund the per-user quotas (pending uploads, recordings, bytes)",
         &[
@@ -75,66 +62,71 @@ pub const RUNTIME: &[Permission] = &[
         ],
     ),
     p(
-        "dynamodb:Query",
+        Action::DynamoDbQuery,
         ResourceKind::UserTable,
         "list a user's keys: cap them on login, revoke them all on logout?all=true",
         &["GET /login", "POST /login", "POST /logout"],
     ),
     p(
-        "dynamodb:PutItem",
+        Action::DynamoDbPutItem,
         ResourceKind::RecordTable,
         "store an uploaded record",
         &["PUT /upload/record/{file_name}", "POST /record/uploads"],
     ),
     p(
-        "dynamodb:GetItem",
+        Action::DynamoDbGetItem,
         ResourceKind::RecordTable,
         "read one of the caller's records",
         &["GET /record/{record_id}", "POST /record/{record_id}/complete", "DELETE /record/{record_id}"],
     ),
     p(
-        "dynamodb:DeleteItem",
+        Action::DynamoDbDeleteItem,
         ResourceKind::RecordTable,
         "delete one of the caller's records",
         &["DELETE /record/{record_id}"],
     ),
     p(
-        "dynamodb:UpdateItem",
+        Action::DynamoDbUpdateItem,
         ResourceKind::RecordTable,
         "publish a completed large upload",
         &["POST /record/{record_id}/complete"],
     ),
     p(
-        "dynamodb:Query",
+        Action::DynamoDbQuery,
         ResourceKind::RecordIndex,
         "list the caller's records, newest first",
         &["GET /record/list"],
     ),
     p(
-        "s3:PutObject",
+        Action::S3PutObject,
         ResourceKind::BucketObjects,
         "store an uploaded recording (directly, or by the presigned URL)",
         &["PUT /upload/record/{file_name}", "POST /record/uploads"],
     ),
     p(
-        "s3:GetObject",
+        Action::S3GetObject,
         ResourceKind::BucketObjects,
         "presigned download; check a large upload (HeadObject)",
         &["GET /record/{record_id}", "POST /record/{record_id}/complete"],
     ),
     p(
-        "s3:DeleteObject",
+        Action::S3DeleteObject,
         ResourceKind::BucketObjects,
         "delete a recording, or undo a failed upload",
         &["DELETE /record/{record_id}"],
     ),
-    p("logs:CreateLogGroup", ResourceKind::LogGroup, "Lambda creates the log group on first run", LAMBDA),
-    p("logs:CreateLogStream", ResourceKind::LogGroup, "Lambda writes each sandbox to a stream", LAMBDA),
-    p("logs:PutLogEvents", ResourceKind::LogGroup, "Lambda ships the service's logs", LAMBDA),
+    p(
+        Action::LogsCreateLogGroup,
+        ResourceKind::LogGroup,
+        "Lambda creates the log group on first run",
+        LAMBDA,
+    ),
+    p(Action::LogsCreateLogStream, ResourceKind::LogGroup, "Lambda writes each sandbox to a stream", LAMBDA),
+    p(Action::LogsPutLogEvents, ResourceKind::LogGroup, "Lambda ships the service's logs", LAMBDA),
 ];
 
 /// The runtime actions on one kind of resource, each once, in catalogue order.
-pub fn actions_on(kind: ResourceKind) -> Vec<&'static str> {
+pub fn actions_on(kind: ResourceKind) -> Vec<Action> {
     RUNTIME.iter().filter(|p| p.resource == kind).map(|p| p.action).collect()
 }
 
@@ -156,7 +148,6 @@ mod tests {
 
     #[test]
     fn the_list_route_may_only_query_the_index() {
-        assert_eq!(actions_on(ResourceKind::RecordIndex), ["dynamodb:Query"]);
-        assert!(!RUNTIME.iter().any(|p| p.action == "dynamodb:Scan"));
+        assert_eq!(actions_on(ResourceKind::RecordIndex), [Action::DynamoDbQuery]);
     }
 }

@@ -166,7 +166,6 @@ pub fn validate_prefix(prefix: &str) -> Result<(), String> {
     }
 }
 
-#[cfg(feature = "dynamodb-schema")]
 mod sdk {
     //! The schema as AWS SDK for Rust types, for creating and comparing tables.
     use super::{AttrType, Index, KeyAttr, TableSpec};

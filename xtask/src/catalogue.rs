@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use app::permissions::{ResourceKind, RUNTIME};
-use serde_json::{json, Value};
+use iam::{Action, PolicyDocument, Statement};
 
 use crate::names::Names;
 
@@ -40,22 +40,14 @@ impl Resource {
             Resource::Bucket => vec![names.bucket_arn()],
             Resource::Function => vec![names.function_arn()],
             Resource::Role => vec![names.role_arn()],
-            Resource::Caller => vec![match &names.caller_user {
-                Some(user) => format!("arn:aws:iam::{}:user/{user}", names.account),
-                None => format!("arn:aws:iam::{}:user/${{aws:username}}", names.account),
-            }],
-            Resource::Groups => vec![format!("arn:aws:iam::{}:group/*", names.account)],
-            Resource::ManagedPolicies => vec!["arn:aws:iam::*:policy/*".to_owned()],
+            Resource::Caller => vec![names.arns().user(names.caller_user.as_deref())],
+            Resource::Groups => vec![names.arns().groups()],
+            Resource::ManagedPolicies => vec![names.arns().any_policy()],
             // The group as IAM names it for group-level calls, and with `:*` as CloudWatch Logs
             // reports group ARNs.
             Resource::LogGroup => {
-                let group = format!(
-                    "arn:aws:logs:{}:{}:log-group:{}",
-                    names.region,
-                    names.account,
-                    names.log_group()
-                );
-                vec![group.clone(), format!("{group}:*")]
+                let group = names.log_group();
+                vec![names.arns().log_group(&group), names.arns().log_streams(&group)]
             }
             Resource::Any => vec!["*".to_owned()],
         }
@@ -85,131 +77,157 @@ pub enum Task {
 /// A condition key and the value a request carries for it, e.g. `iam:PassedToService`.
 pub type Condition = (&'static str, &'static str);
 
+/// The two parts of the deployer policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Part {
+    /// What a developer needs to redeploy, inspect and destroy an existing stage.
+    Base,
+    /// What creates or changes the execution role, and passes it to Lambda: a developer who
+    /// only redeploys an existing stage needs none of it.
+    Iam,
+}
+
+impl Part {
+    /// The prefix of each statement's Sid in the combined deployer policy.
+    pub fn sid_prefix(self) -> &'static str {
+        match self {
+            Part::Base => "Base",
+            Part::Iam => "Iam",
+        }
+    }
+}
+
 /// One action a principal needs, on one resource, maybe under a condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Need {
-    pub action: &'static str,
+    pub action: Action,
     pub resource: Resource,
     /// A condition key and value the request carries (and the policy must allow).
     pub condition: Option<Condition>,
+    /// The deployer policy's part that grants it (the runtime's needs are all `Base`).
+    pub part: Part,
 }
 
-const fn need(action: &'static str, resource: Resource) -> Need {
-    Need { action, resource, condition: None }
+const fn need(action: Action, resource: Resource) -> Need {
+    Need { action, resource, condition: None, part: Part::Base }
+}
+
+/// A need of the deployer policy's IAM part.
+const fn iam_part(need: Need) -> Need {
+    Need { part: Part::Iam, ..need }
 }
 
 const CREATE_TABLES: &[Need] = &[
-    need("dynamodb:DescribeTable", Resource::Tables),
-    need("dynamodb:CreateTable", Resource::Tables),
-    need("dynamodb:TagResource", Resource::Tables),
-    need("dynamodb:UpdateTable", Resource::Tables),
-    need("dynamodb:DescribeTimeToLive", Resource::Tables),
-    need("dynamodb:UpdateTimeToLive", Resource::Tables),
-    need("dynamodb:DescribeContinuousBackups", Resource::Tables),
-    need("dynamodb:UpdateContinuousBackups", Resource::Tables),
+    need(Action::DynamoDbDescribeTable, Resource::Tables),
+    need(Action::DynamoDbCreateTable, Resource::Tables),
+    need(Action::DynamoDbTagResource, Resource::Tables),
+    need(Action::DynamoDbUpdateTable, Resource::Tables),
+    need(Action::DynamoDbDescribeTimeToLive, Resource::Tables),
+    need(Action::DynamoDbUpdateTimeToLive, Resource::Tables),
+    need(Action::DynamoDbDescribeContinuousBackups, Resource::Tables),
+    need(Action::DynamoDbUpdateContinuousBackups, Resource::Tables),
 ];
 
 const DEPLOY: &[Need] = &[
-    need("sts:GetCallerIdentity", Resource::Any),
-    need("s3:CreateBucket", Resource::Bucket),
-    need("s3:ListBucket", Resource::Bucket),
-    need("s3:GetBucketPublicAccessBlock", Resource::Bucket),
-    need("s3:GetEncryptionConfiguration", Resource::Bucket),
-    need("s3:PutBucketPublicAccessBlock", Resource::Bucket),
-    need("s3:PutEncryptionConfiguration", Resource::Bucket),
-    need("s3:GetBucketPolicy", Resource::Bucket),
-    need("s3:PutBucketPolicy", Resource::Bucket),
-    need("s3:GetBucketOwnershipControls", Resource::Bucket),
-    need("s3:PutBucketOwnershipControls", Resource::Bucket),
-    need("s3:GetLifecycleConfiguration", Resource::Bucket),
-    need("s3:PutLifecycleConfiguration", Resource::Bucket),
+    need(Action::StsGetCallerIdentity, Resource::Any),
+    need(Action::S3CreateBucket, Resource::Bucket),
+    need(Action::S3ListBucket, Resource::Bucket),
+    need(Action::S3GetBucketPublicAccessBlock, Resource::Bucket),
+    need(Action::S3GetEncryptionConfiguration, Resource::Bucket),
+    need(Action::S3PutBucketPublicAccessBlock, Resource::Bucket),
+    need(Action::S3PutEncryptionConfiguration, Resource::Bucket),
+    need(Action::S3GetBucketPolicy, Resource::Bucket),
+    need(Action::S3PutBucketPolicy, Resource::Bucket),
+    need(Action::S3GetBucketOwnershipControls, Resource::Bucket),
+    need(Action::S3PutBucketOwnershipControls, Resource::Bucket),
+    need(Action::S3GetLifecycleConfiguration, Resource::Bucket),
+    need(Action::S3PutLifecycleConfiguration, Resource::Bucket),
     // The web recorder's CORS rule for the function URL's origin.
-    need("s3:GetBucketCORS", Resource::Bucket),
-    need("s3:PutBucketCORS", Resource::Bucket),
-    need("iam:GetRole", Resource::Role),
-    need("iam:CreateRole", Resource::Role),
-    need("iam:TagRole", Resource::Role),
-    need("iam:UpdateAssumeRolePolicy", Resource::Role),
-    need("iam:GetRolePolicy", Resource::Role),
-    need("iam:PutRolePolicy", Resource::Role),
-    Need {
-        action: "iam:PassRole",
-        resource: Resource::Role,
+    need(Action::S3GetBucketCors, Resource::Bucket),
+    need(Action::S3PutBucketCors, Resource::Bucket),
+    need(Action::IamGetRole, Resource::Role),
+    iam_part(need(Action::IamCreateRole, Resource::Role)),
+    iam_part(need(Action::IamTagRole, Resource::Role)),
+    iam_part(need(Action::IamUpdateAssumeRolePolicy, Resource::Role)),
+    need(Action::IamGetRolePolicy, Resource::Role),
+    iam_part(need(Action::IamPutRolePolicy, Resource::Role)),
+    iam_part(Need {
         condition: Some(("iam:PassedToService", "lambda.amazonaws.com")),
-    },
-    need("dynamodb:ListTagsOfResource", Resource::Tables),
-    need("lambda:GetFunction", Resource::Function),
-    need("lambda:CreateFunction", Resource::Function),
-    need("lambda:TagResource", Resource::Function),
-    need("lambda:GetFunctionConfiguration", Resource::Function),
-    need("lambda:UpdateFunctionCode", Resource::Function),
-    need("lambda:UpdateFunctionConfiguration", Resource::Function),
-    need("lambda:GetFunctionConcurrency", Resource::Function),
-    need("lambda:PutFunctionConcurrency", Resource::Function),
-    need("lambda:DeleteFunctionConcurrency", Resource::Function),
-    need("lambda:GetFunctionUrlConfig", Resource::Function),
-    need("lambda:CreateFunctionUrlConfig", Resource::Function),
-    need("lambda:UpdateFunctionUrlConfig", Resource::Function),
-    need("lambda:GetPolicy", Resource::Function),
-    need("lambda:AddPermission", Resource::Function),
-    need("logs:FilterLogEvents", Resource::Runtime(ResourceKind::LogGroup)),
+        ..need(Action::IamPassRole, Resource::Role)
+    }),
+    need(Action::DynamoDbListTagsOfResource, Resource::Tables),
+    need(Action::LambdaGetFunction, Resource::Function),
+    need(Action::LambdaCreateFunction, Resource::Function),
+    need(Action::LambdaTagResource, Resource::Function),
+    need(Action::LambdaGetFunctionConfiguration, Resource::Function),
+    need(Action::LambdaUpdateFunctionCode, Resource::Function),
+    need(Action::LambdaUpdateFunctionConfiguration, Resource::Function),
+    need(Action::LambdaGetFunctionConcurrency, Resource::Function),
+    need(Action::LambdaPutFunctionConcurrency, Resource::Function),
+    need(Action::LambdaDeleteFunctionConcurrency, Resource::Function),
+    need(Action::LambdaGetFunctionUrlConfig, Resource::Function),
+    need(Action::LambdaCreateFunctionUrlConfig, Resource::Function),
+    need(Action::LambdaUpdateFunctionUrlConfig, Resource::Function),
+    need(Action::LambdaGetPolicy, Resource::Function),
+    need(Action::LambdaAddPermission, Resource::Function),
+    need(Action::LogsFilterLogEvents, Resource::Runtime(ResourceKind::LogGroup)),
     // The function's log group, created with a retention (Lambda would create it with none).
-    need("logs:DescribeLogGroups", Resource::Any),
-    need("logs:CreateLogGroup", Resource::LogGroup),
-    need("logs:PutRetentionPolicy", Resource::LogGroup),
+    need(Action::LogsDescribeLogGroups, Resource::Any),
+    need(Action::LogsCreateLogGroup, Resource::LogGroup),
+    need(Action::LogsPutRetentionPolicy, Resource::LogGroup),
 ];
 
 const DESTROY: &[Need] = &[
-    need("sts:GetCallerIdentity", Resource::Any),
+    need(Action::StsGetCallerIdentity, Resource::Any),
     // The deployed function names the stage's data; tags say which tables are the stage's own.
-    need("lambda:GetFunctionConfiguration", Resource::Function),
-    need("dynamodb:ListTagsOfResource", Resource::Tables),
-    need("iam:ListRolePolicies", Resource::Role),
-    need("dynamodb:DescribeTable", Resource::Tables),
-    need("dynamodb:UpdateTable", Resource::Tables),
-    need("lambda:DeleteFunctionUrlConfig", Resource::Function),
-    need("lambda:DeleteFunction", Resource::Function),
-    need("iam:DeleteRolePolicy", Resource::Role),
-    need("iam:DeleteRole", Resource::Role),
-    need("dynamodb:DeleteTable", Resource::Tables),
-    need("s3:ListBucket", Resource::Bucket),
-    need("s3:DeleteBucket", Resource::Bucket),
-    need("s3:DeleteObject", Resource::Runtime(ResourceKind::BucketObjects)),
-    need("logs:DeleteLogGroup", Resource::LogGroup),
+    need(Action::LambdaGetFunctionConfiguration, Resource::Function),
+    need(Action::DynamoDbListTagsOfResource, Resource::Tables),
+    need(Action::IamListRolePolicies, Resource::Role),
+    need(Action::DynamoDbDescribeTable, Resource::Tables),
+    need(Action::DynamoDbUpdateTable, Resource::Tables),
+    need(Action::LambdaDeleteFunctionUrlConfig, Resource::Function),
+    need(Action::LambdaDeleteFunction, Resource::Function),
+    need(Action::IamDeleteRolePolicy, Resource::Role),
+    need(Action::IamDeleteRole, Resource::Role),
+    need(Action::DynamoDbDeleteTable, Resource::Tables),
+    need(Action::S3ListBucket, Resource::Bucket),
+    need(Action::S3DeleteBucket, Resource::Bucket),
+    need(Action::S3DeleteObject, Resource::Runtime(ResourceKind::BucketObjects)),
+    need(Action::LogsDeleteLogGroup, Resource::LogGroup),
 ];
 
 const CHECK_IAM: &[Need] = &[
-    need("sts:GetCallerIdentity", Resource::Any),
+    need(Action::StsGetCallerIdentity, Resource::Any),
     // The deployed function names the stage's tables and bucket.
-    need("lambda:GetFunctionConfiguration", Resource::Function),
-    need("iam:SimulatePrincipalPolicy", Resource::Any),
-    need("iam:ListRoles", Resource::Any),
+    need(Action::LambdaGetFunctionConfiguration, Resource::Function),
+    need(Action::IamSimulatePrincipalPolicy, Resource::Any),
+    need(Action::IamListRoles, Resource::Any),
     // The execution role's policies, and the function URL's.
-    need("iam:GetRole", Resource::Role),
-    need("iam:ListRolePolicies", Resource::Role),
-    need("iam:GetRolePolicy", Resource::Role),
-    need("iam:ListAttachedRolePolicies", Resource::Role),
-    need("lambda:GetPolicy", Resource::Function),
+    need(Action::IamGetRole, Resource::Role),
+    need(Action::IamListRolePolicies, Resource::Role),
+    need(Action::IamGetRolePolicy, Resource::Role),
+    need(Action::IamListAttachedRolePolicies, Resource::Role),
+    need(Action::LambdaGetPolicy, Resource::Function),
     // `check-iam explain --stage S --since D` reads the function's log group.
-    need("logs:FilterLogEvents", Resource::Runtime(ResourceKind::LogGroup)),
+    need(Action::LogsFilterLogEvents, Resource::Runtime(ResourceKind::LogGroup)),
     // Your own policies, read when neither simulation nor a probe can decide.
-    need("iam:GetUser", Resource::Caller),
-    need("iam:ListUserPolicies", Resource::Caller),
-    need("iam:GetUserPolicy", Resource::Caller),
-    need("iam:ListAttachedUserPolicies", Resource::Caller),
-    need("iam:ListGroupsForUser", Resource::Caller),
-    need("iam:ListGroupPolicies", Resource::Groups),
-    need("iam:GetGroupPolicy", Resource::Groups),
-    need("iam:ListAttachedGroupPolicies", Resource::Groups),
-    need("iam:GetPolicy", Resource::ManagedPolicies),
-    need("iam:GetPolicyVersion", Resource::ManagedPolicies),
+    need(Action::IamGetUser, Resource::Caller),
+    need(Action::IamListUserPolicies, Resource::Caller),
+    need(Action::IamGetUserPolicy, Resource::Caller),
+    need(Action::IamListAttachedUserPolicies, Resource::Caller),
+    need(Action::IamListGroupsForUser, Resource::Caller),
+    need(Action::IamListGroupPolicies, Resource::Groups),
+    need(Action::IamGetGroupPolicy, Resource::Groups),
+    need(Action::IamListAttachedGroupPolicies, Resource::Groups),
+    need(Action::IamGetPolicy, Resource::ManagedPolicies),
+    need(Action::IamGetPolicyVersion, Resource::ManagedPolicies),
 ];
 
 /// `cargo xtask logs` reads the function's log group, nothing else.
 const LOGS: &[Need] = &[
-    need("logs:FilterLogEvents", Resource::Runtime(ResourceKind::LogGroup)),
+    need(Action::LogsFilterLogEvents, Resource::Runtime(ResourceKind::LogGroup)),
     // A stage without logs: deployed but never run, or not there at all.
-    need("lambda:GetFunctionConfiguration", Resource::Function),
+    need(Action::LambdaGetFunctionConfiguration, Resource::Function),
 ];
 
 impl Task {
@@ -255,29 +273,22 @@ pub fn deployer_needs(tasks: &[Task]) -> Vec<Need> {
 /// The name of the execution role's inline policy that deploy writes from [`runtime_needs`].
 pub const RUNTIME_POLICY_NAME: &str = "recording-server-runtime";
 
-/// The deployer policy's IAM part: what creates or changes the execution role, and passes it
-/// to Lambda. A developer who only redeploys an existing stage needs none of it.
-pub const IAM_PART: &[&str] =
-    &["iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:PassRole"];
-
 /// The deployer needs of `tasks` split into the base part and the IAM part.
 pub fn deployer_parts(tasks: &[Task]) -> (Vec<Need>, Vec<Need>) {
-    deployer_needs(tasks).into_iter().partition(|n| !IAM_PART.contains(&n.action))
+    deployer_needs(tasks).into_iter().partition(|n| n.part == Part::Base)
 }
 
 /// Both parts in one document: each statement's Sid says its part (`Base…`, `Iam…`).
-pub fn render_deployer_policy(tasks: &[Task], names: &Names, any_resource: bool) -> Value {
+pub fn render_deployer_policy(tasks: &[Task], names: &Names, any_resource: bool) -> PolicyDocument {
     let (base, iam) = deployer_parts(tasks);
     let mut statements = Vec::new();
-    for (prefix, needs) in [("Base", base), ("Iam", iam)] {
-        let part = render_policy(&needs, names, any_resource);
-        for mut statement in part["Statement"].as_array().cloned().unwrap_or_default() {
-            statement["Sid"] =
-                Value::String(format!("{prefix}{}", statement["Sid"].as_str().unwrap_or_default()));
+    for (part, needs) in [(Part::Base, base), (Part::Iam, iam)] {
+        for mut statement in render_policy(&needs, names, any_resource).statement {
+            statement.sid = Some(format!("{}{}", part.sid_prefix(), statement.sid.unwrap_or_default()));
             statements.push(statement);
         }
     }
-    json!({ "Version": "2012-10-17", "Statement": statements })
+    PolicyDocument::new(statements)
 }
 
 /// The service's runtime needs, from `app::permissions`.
@@ -288,31 +299,30 @@ pub fn runtime_needs() -> Vec<Need> {
 /// A least-privilege IAM policy document: one statement per resource set (plus one per
 /// conditional action). `any_resource` writes `*` instead of ARNs, for emulators that only
 /// match `*` (moto, for DynamoDB and Lambda).
-pub fn render_policy(needs: &[Need], names: &Names, any_resource: bool) -> Value {
+pub fn render_policy(needs: &[Need], names: &Names, any_resource: bool) -> PolicyDocument {
     let mut groups: BTreeMap<(Resource, Option<Condition>), Vec<&str>> = BTreeMap::new();
     for n in needs {
         let actions = groups.entry((n.resource, n.condition)).or_default();
-        if !actions.contains(&n.action) {
-            actions.push(n.action);
+        if !actions.contains(&n.action.name()) {
+            actions.push(n.action.name());
         }
     }
-    let statements: Vec<Value> = groups
+    let statements = groups
         .into_iter()
         .map(|((resource, condition), actions)| {
             let resources = if any_resource { vec!["*".to_owned()] } else { resource.policy_arns(names) };
-            let mut statement = json!({
-                "Sid": sid(resource, condition.is_some()),
-                "Effect": "Allow",
-                "Action": actions,
-                "Resource": resources,
-            });
-            if let Some((key, value)) = condition {
-                statement["Condition"] = json!({ "StringEquals": { key: value } });
+            let statement = Statement::allow(
+                sid(resource, condition.is_some()),
+                actions.into_iter().collect(),
+                resources.into_iter().collect(),
+            );
+            match condition {
+                Some((key, value)) => statement.when_equals(key, value),
+                None => statement,
             }
-            statement
         })
         .collect();
-    json!({ "Version": "2012-10-17", "Statement": statements })
+    PolicyDocument::new(statements)
 }
 
 fn sid(resource: Resource, conditional: bool) -> String {
@@ -337,7 +347,20 @@ fn sid(resource: Resource, conditional: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
     use super::*;
+
+    fn render_policy(needs: &[Need], names: &Names, any_resource: bool) -> Value {
+        super::render_policy(needs, names, any_resource).to_value()
+    }
+
+    fn render_deployer_policy(tasks: &[Task], names: &Names, any_resource: bool) -> Value {
+        super::render_deployer_policy(tasks, names, any_resource).to_value()
+    }
+
+    const IAM_PART: [&str; 5] =
+        ["iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:PassRole"];
 
     fn names() -> Names {
         Names::new("dev", "123456789012", "us-east-1", "", None)
@@ -388,7 +411,7 @@ mod tests {
         let tasks = Task::ALL;
         let (base, iam) = deployer_parts(&tasks);
         assert_eq!(base.len() + iam.len(), deployer_needs(&tasks).len());
-        let iam_actions: Vec<&str> = iam.iter().map(|n| n.action).collect();
+        let iam_actions: Vec<&str> = iam.iter().map(|n| n.action.name()).collect();
         assert_eq!(iam_actions, IAM_PART);
         let both = render_deployer_policy(&tasks, &names(), false);
         let statements = both["Statement"].as_array().unwrap();
@@ -419,7 +442,7 @@ mod tests {
                     let resource = resource.as_str().unwrap();
                     if resource == "*" {
                         for action in statement["Action"].as_array().unwrap() {
-                            let need = deployer_needs(&tasks).into_iter().find(|n| n.action == action);
+                            let need = deployer_needs(&tasks).into_iter().find(|n| n.action.name() == action);
                             assert_eq!(need.map(|n| n.resource), Some(Resource::Any), "{action} on \"*\"");
                         }
                         continue;

@@ -103,20 +103,25 @@ impl Names {
         log_group(&self.stage)
     }
 
+    /// The ARN builder of this account and region (its partition included).
+    pub fn arns(&self) -> iam::Arns {
+        iam::Arns::new(&self.region, &self.account)
+    }
+
     pub fn table_arn(&self, table: &str) -> String {
-        format!("arn:aws:dynamodb:{}:{}:table/{table}", self.region, self.account)
+        self.arns().table(table)
     }
 
     pub fn role_arn(&self) -> String {
-        format!("arn:aws:iam::{}:role/{}", self.account, self.role)
+        self.arns().role(&self.role)
     }
 
     pub fn function_arn(&self) -> String {
-        format!("arn:aws:lambda:{}:{}:function:{}", self.region, self.account, self.function)
+        self.arns().function(&self.function)
     }
 
     pub fn bucket_arn(&self) -> String {
-        format!("arn:aws:s3:::{}", self.bucket)
+        self.arns().bucket(&self.bucket)
     }
 
     /// The ARNs a runtime permission applies to.
@@ -124,16 +129,9 @@ impl Names {
         match kind {
             ResourceKind::UserTable => vec![self.table_arn(&self.user_table())],
             ResourceKind::RecordTable => vec![self.table_arn(&self.record_table())],
-            ResourceKind::RecordIndex => {
-                vec![format!("{}/index/{}", self.table_arn(&self.record_table()), record::BY_USER_INDEX)]
-            }
-            ResourceKind::BucketObjects => vec![format!("{}/*", self.bucket_arn())],
-            ResourceKind::LogGroup => vec![format!(
-                "arn:aws:logs:{}:{}:log-group:{}:*",
-                self.region,
-                self.account,
-                self.log_group()
-            )],
+            ResourceKind::RecordIndex => vec![self.arns().index(&self.record_table(), record::BY_USER_INDEX)],
+            ResourceKind::BucketObjects => vec![self.arns().objects(&self.bucket)],
+            ResourceKind::LogGroup => vec![self.arns().log_streams(&self.log_group())],
         }
     }
 }

@@ -65,23 +65,9 @@ impl StorageError {
     }
 }
 
-/// What AWS said, for the log: `check-iam explain` reads AccessDenied messages from it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AwsDetail {
-    /// AWS's error code.
-    pub code: Option<String>,
-    /// AWS's message.
-    pub message: Option<String>,
-    /// The request id, for AWS support and the logs.
-    pub request_id: Option<String>,
-}
-
-impl AwsDetail {
-    /// Whether AWS denied the call (an IAM permission is missing).
-    pub fn is_access_denied(&self) -> bool {
-        matches!(self.code.as_deref(), Some("AccessDeniedException" | "AccessDenied"))
-    }
-}
+/// What AWS said, for the log (`check-iam explain` reads AccessDenied messages from it): the
+/// tooling reads AWS's answers the same way.
+pub use iam::ErrorReply as AwsDetail;
 
 /// Whether an error means the backend is unavailable rather than that we asked wrongly.
 pub trait Availability {
@@ -94,18 +80,6 @@ pub trait Availability {
     }
 }
 
-/// Codes AWS answers when it is overloaded or failing: retrying later helps.
-const TRANSIENT: &[&str] = &[
-    "ThrottlingException",
-    "Throttling",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "SlowDown",
-    "ServiceUnavailable",
-    "InternalServerError",
-    "InternalError",
-];
-
 impl<E> Availability for aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
@@ -114,45 +88,18 @@ where
         use aws_sdk_dynamodb::error::SdkError;
         match self {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-            SdkError::ServiceError(e) => {
-                e.raw().status().is_server_error() || e.err().code().is_some_and(|c| TRANSIENT.contains(&c))
-            }
+            SdkError::ServiceError(_) => self.detail().is_transient(),
             _ => false,
         }
     }
 
     fn detail(&self) -> AwsDetail {
         let aws_sdk_dynamodb::error::SdkError::ServiceError(e) = self else { return AwsDetail::default() };
-        let header = |name: &str| e.raw().headers().get(name).map(str::to_owned);
-        // Some endpoints (the emulator) answer a JSON service with an XML error body the SDK
-        // cannot read a code from: read its <Code> and <Message>.
-        let body = e.raw().body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
-        let tag = |name: &str| {
-            let open = format!("<{name}>");
-            let start = body.find(&open)? + open.len();
-            let end = body[start..].find(&format!("</{name}>"))? + start;
-            Some(body[start..end].to_owned())
-        };
-        // A HEAD request's error has no body (S3's HeadObject): a bare 403 is its denial.
-        let bare_403 = body.is_empty() && e.raw().status().as_u16() == 403;
-        AwsDetail {
-            code: e
-                .err()
-                .code()
-                .map(str::to_owned)
-                .or_else(|| tag("Code"))
-                .or_else(|| bare_403.then(|| "AccessDenied".to_owned())),
-            message: e.err().message().map(str::to_owned).or_else(|| tag("Message")).or_else(|| {
-                bare_403.then(|| {
-                    "HTTP 403 with no error body (a HEAD request): access denied, or the object is missing \
-                     and s3:ListBucket is not granted"
-                        .to_owned()
-                })
-            }),
-            request_id: header("x-amzn-requestid")
-                .or_else(|| header("x-amz-request-id"))
-                .or_else(|| tag("RequestId")),
-        }
+        let raw = e.raw();
+        let body = raw.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+        AwsDetail::read(raw.status().as_u16(), e.err().code(), e.err().message(), &body, |name| {
+            raw.headers().get(name).map(str::to_owned)
+        })
     }
 }
 
@@ -236,7 +183,7 @@ mod detail_tests {
 #[cfg(test)]
 mod tests {
     //! The IAM catalogue must cover every call the storage code makes, and nothing it doesn't.
-    use crate::permissions::{ResourceKind, RUNTIME};
+    use crate::permissions::{Action, ResourceKind, RUNTIME};
 
     const SOURCES: [(&str, &str); 4] = [
         ("users.rs", include_str!("users.rs")),
@@ -247,25 +194,27 @@ mod tests {
 
     /// SDK builder method → IAM action. HeadObject and presigned GETs are `s3:GetObject`;
     /// CopyObject needs both object actions.
-    const CALLS: [(&str, &str); 12] = [
-        (".copy_object()", "s3:GetObject"),
-        (".copy_object()", "s3:PutObject"),
-        (".get_item()", "dynamodb:GetItem"),
-        (".put_item()", "dynamodb:PutItem"),
-        (".delete_item()", "dynamodb:DeleteItem"),
-        (".query()", "dynamodb:Query"),
-        (".scan()", "dynamodb:Scan"),
-        (".update_item()", "dynamodb:UpdateItem"),
-        (".put_object()", "s3:PutObject"),
-        (".get_object()", "s3:GetObject"),
-        (".head_object()", "s3:GetObject"),
-        (".delete_object()", "s3:DeleteObject"),
+    const CALLS: [(&str, Action); 11] = [
+        (".copy_object()", Action::S3GetObject),
+        (".copy_object()", Action::S3PutObject),
+        (".get_item()", Action::DynamoDbGetItem),
+        (".put_item()", Action::DynamoDbPutItem),
+        (".delete_item()", Action::DynamoDbDeleteItem),
+        (".query()", Action::DynamoDbQuery),
+        (".update_item()", Action::DynamoDbUpdateItem),
+        (".put_object()", Action::S3PutObject),
+        (".get_object()", Action::S3GetObject),
+        (".head_object()", Action::S3GetObject),
+        (".delete_object()", Action::S3DeleteObject),
     ];
 
-    fn resource_of(file: &str, action: &str) -> ResourceKind {
+    /// Calls the runtime policy must never need: a scan reads every user's rows.
+    const NEVER: [&str; 2] = [".scan()", ".batch_write_item()"];
+
+    fn resource_of(file: &str, action: Action) -> ResourceKind {
         match (file, action) {
             ("users.rs" | "quotas.rs", _) => ResourceKind::UserTable,
-            ("records.rs", "dynamodb:Query") => ResourceKind::RecordIndex,
+            ("records.rs", Action::DynamoDbQuery) => ResourceKind::RecordIndex,
             ("records.rs", _) => ResourceKind::RecordTable,
             _ => ResourceKind::BucketObjects,
         }
@@ -281,6 +230,9 @@ mod tests {
                 if code.contains(method) {
                     called.push((action, resource_of(file, action)));
                 }
+            }
+            for method in NEVER {
+                assert!(!code.contains(method), "{file} calls {method}");
             }
         }
         for (action, resource) in &called {

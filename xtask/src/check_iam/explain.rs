@@ -212,14 +212,16 @@ pub struct Entry {
 fn entries(action: &str) -> Vec<Entry> {
     let mut entries = Vec::new();
     for task in Task::ALL {
-        if task.needs().iter().any(|n| n.action.eq_ignore_ascii_case(action)) {
+        if task.needs().iter().any(|n| n.action.name().eq_ignore_ascii_case(action)) {
             entries.push(Entry {
                 needed_by: format!("cargo xtask {}", task.name()),
                 why: "a step of the task".into(),
             });
         }
     }
-    for permission in app::permissions::RUNTIME.iter().filter(|p| p.action.eq_ignore_ascii_case(action)) {
+    for permission in
+        app::permissions::RUNTIME.iter().filter(|p| p.action.name().eq_ignore_ascii_case(action))
+    {
         entries.push(Entry { needed_by: "the service (execution role)".into(), why: permission.why.into() });
     }
     entries
@@ -234,7 +236,7 @@ pub struct Explained {
     /// What to do, in one or two sentences.
     pub fix: String,
     /// The statement to attach, for implicit identity denials of catalogued actions.
-    pub statement: Option<serde_json::Value>,
+    pub statement: Option<iam::PolicyDocument>,
 }
 
 /// Whether the principal is the stage's execution role (a session of it, or the role).
@@ -250,9 +252,12 @@ pub fn explain(denied: Denied, names: &crate::names::Names) -> Explained {
     let policy_arn = denied.policy_arn.as_deref().map(|a| format!(" ({a})")).unwrap_or_default();
     let runtime = is_execution_role(denied.principal.as_deref(), names);
     let needs: Vec<Need> = if runtime {
-        runtime_needs().into_iter().filter(|n| n.action.eq_ignore_ascii_case(action)).collect()
+        runtime_needs().into_iter().filter(|n| n.action.name().eq_ignore_ascii_case(action)).collect()
     } else {
-        deployer_needs(&Task::ALL).into_iter().filter(|n| n.action.eq_ignore_ascii_case(action)).collect()
+        deployer_needs(&Task::ALL)
+            .into_iter()
+            .filter(|n| n.action.name().eq_ignore_ascii_case(action))
+            .collect()
     };
     // Only the catalogue entries on the resource the message names, when it names one of them.
     let on_resource: Vec<Need> = needs
@@ -306,7 +311,7 @@ pub fn explain(denied: Denied, names: &crate::names::Names) -> Explained {
         // A runtime action denied to someone who is not the stage's execution role: the service
         // needs it, the tooling never does.
         (Cause::Implicit { policy: PolicyType::Identity } | Cause::Unstated, _)
-            if needs.is_empty() && runtime_needs().iter().any(|n| n.action.eq_ignore_ascii_case(action)) =>
+            if needs.is_empty() && runtime_needs().iter().any(|n| n.action.name().eq_ignore_ascii_case(action)) =>
         (
             format!(
                 "{action} is needed by the service at run time (the routes above), through its execution role {}, which deploy gives it; the principal denied here is not that role: if the function runs with another role, redeploy; no task of the tooling calls {action}",
@@ -540,7 +545,7 @@ mod tests {
     fn an_implicit_identity_denial_gets_the_scoped_statement_from_the_catalogue() {
         let d = parse("User: arn:aws:iam::123456789012:user/dev is not authorized to perform: dynamodb:CreateTable on resource: arn:aws:dynamodb:us-east-1:123456789012:table/record_user because no identity-based policy allows the dynamodb:CreateTable action").remove(0);
         let e = explain(d, &names());
-        let statement = e.statement.expect("a statement").to_string();
+        let statement = e.statement.expect("a statement").to_value().to_string();
         assert!(
             statement.contains("arn:aws:dynamodb:us-east-1:123456789012:table/record_user"),
             "{statement}"

@@ -20,6 +20,8 @@ use aws_sdk_iam::error::SdkError;
 use aws_sdk_sts::config::ProvideCredentials;
 use serde::Serialize;
 
+use iam::{Action, PolicyDocument};
+
 use crate::aws::{Aws, ErrorInfo};
 use crate::catalogue::{deployer_needs, render_policy, runtime_needs, Need, Resource, Task};
 use crate::flags::{CheckIam, PolicyKind, ProbeMode};
@@ -83,13 +85,38 @@ pub enum Method {
     Policy,
 }
 
+/// Whose permissions a row is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Principal {
+    /// You: the developer running the tasks.
+    Deployer,
+    /// The service's Lambda execution role.
+    ExecutionRole,
+    /// The public, through the function URL's resource policy.
+    FunctionUrl,
+}
+
+impl Principal {
+    /// The policy a fix goes into.
+    fn policy(self) -> &'static str {
+        match self {
+            Principal::ExecutionRole => "runtime",
+            Principal::Deployer | Principal::FunctionUrl => "deployer",
+        }
+    }
+}
+
 /// One principal × action × resource.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
-    pub principal: String,
+    pub principal: Principal,
     pub principal_arn: String,
     pub action: String,
     pub resource: String,
+    /// The catalogue entry the row checks (none for the trust policy and the URL's statements).
+    #[serde(skip)]
+    pub need: Option<Need>,
     #[serde(flatten)]
     pub decision: Decision,
     pub method: Method,
@@ -98,36 +125,54 @@ pub struct Row {
 
 impl Row {
     pub fn new(
-        principal: &str,
+        principal: Principal,
         principal_arn: &str,
         action: &str,
         resource: &str,
         decision: Decision,
         method: Method,
     ) -> Row {
-        let policy = if principal == role::ROLE { "runtime" } else { "deployer" };
         let fix = match &decision {
-            Decision::Deny { denial } => Some(denial.fix(action, policy)),
+            Decision::Deny { denial } => Some(denial.fix(action, principal.policy())),
             Decision::Conditional { missing_context } => {
                 Some(format!("allowed only under conditions ({}): check them", missing_context.join(", ")))
             }
             _ => None,
         };
         Row {
-            principal: principal.to_owned(),
+            principal,
             principal_arn: principal_arn.to_owned(),
             action: action.to_owned(),
             resource: resource.to_owned(),
+            need: None,
             decision,
             method,
             fix,
         }
     }
 
+    /// The row of a catalogue entry.
+    pub fn of_need(
+        principal: Principal,
+        principal_arn: &str,
+        need: Need,
+        resource: &str,
+        decision: Decision,
+        method: Method,
+    ) -> Row {
+        Row {
+            need: Some(need),
+            ..Row::new(principal, principal_arn, need.action.name(), resource, decision, method)
+        }
+    }
+
     /// Replace the decision (and the fix that follows from it).
     fn decide(&mut self, decision: Decision, method: Method) {
-        *self =
-            Row::new(&self.principal, &self.principal_arn, &self.action, &self.resource, decision, method);
+        let need = self.need;
+        *self = Row {
+            need,
+            ..Row::new(self.principal, &self.principal_arn, &self.action, &self.resource, decision, method)
+        };
     }
 
     fn label(&self) -> String {
@@ -275,7 +320,7 @@ async fn deployer_rows(
     notes: &mut Vec<String>,
 ) -> Vec<Row> {
     let unavailable = match &identity.policy_arn {
-        Some(arn) => match simulate(iam, "deployer", arn, checks).await {
+        Some(arn) => match simulate(iam, Principal::Deployer, arn, checks).await {
             Ok(rows) => return rows,
             Err(unavailable) => unavailable,
         },
@@ -294,16 +339,23 @@ async fn deployer_rows(
         for arn in &check.arns {
             let decision = match (check.need.action, unavailable.denied) {
                 // The failed simulation is itself the probe of this action.
-                ("iam:SimulatePrincipalPolicy", Some(denial)) => Decision::Deny { denial },
-                ("iam:SimulatePrincipalPolicy", None) => Decision::Unknown {
+                (Action::IamSimulatePrincipalPolicy, Some(denial)) => Decision::Deny { denial },
+                (Action::IamSimulatePrincipalPolicy, None) => Decision::Unknown {
                     reason: format!("the endpoint cannot simulate ({})", unavailable.message),
                 },
                 _ => probe::probe(aws, &facts, check, arn, mode).await,
             };
-            rows.push(Row::new("deployer", &identity.arn, check.need.action, arn, decision, Method::Probe));
+            rows.push(Row::of_need(
+                Principal::Deployer,
+                &identity.arn,
+                check.need,
+                arn,
+                decision,
+                Method::Probe,
+            ));
         }
     }
-    decide_from_own_policies(iam, identity, checks, &mut rows, notes).await;
+    decide_from_own_policies(iam, identity, &mut rows, notes).await;
     rows
 }
 
@@ -311,7 +363,6 @@ async fn deployer_rows(
 async fn decide_from_own_policies(
     iam: &aws_sdk_iam::Client,
     identity: &Identity,
-    checks: &[Check],
     rows: &mut [Row],
     notes: &mut Vec<String>,
 ) {
@@ -321,9 +372,11 @@ async fn decide_from_own_policies(
     }
     let policies = match (identity.principal_type, identity.user_name(), &identity.policy_arn) {
         ("root", ..) => Ok(Some(Policies {
-            identity: vec![
-                serde_json::json!({"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}),
-            ],
+            identity: vec![PolicyDocument::new(vec![iam::Statement::allow(
+                "Root",
+                ["*"].into_iter().collect(),
+                ["*"].into_iter().collect(),
+            )])],
             ..Policies::default()
         })),
         (_, Some(user), _) => crate::policy::read_user(iam, &user).await.map(Some),
@@ -349,8 +402,7 @@ async fn decide_from_own_policies(
     let mut settled = 0;
     for row in rows.iter_mut().filter(|r| undecided(r)) {
         // The condition the real request carries, from the check the row was made for.
-        let context: Vec<(&str, &str)> =
-            checks.iter().filter(|c| c.need.action == row.action).filter_map(|c| c.need.condition).collect();
+        let context: Vec<(&str, &str)> = row.need.and_then(|n| n.condition).into_iter().collect();
         let decision = role::decision(policies.evaluate(&row.action, &row.resource, &context));
         if matches!(decision, Decision::Allow | Decision::Deny { .. }) {
             settled += 1;
@@ -376,13 +428,13 @@ pub enum RoleState {
 
 /// Set the fix of the execution role's denied rows: the routes that fail, and how to restore it.
 fn routes_broken(rows: &mut [Row], names: &Names) {
-    for row in rows.iter_mut().filter(|r| r.principal == role::ROLE) {
-        if !matches!(row.decision, Decision::Deny { .. }) || row.action == "sts:AssumeRole" {
+    for row in rows.iter_mut().filter(|r| r.principal == Principal::ExecutionRole) {
+        let Some(need) = row.need.filter(|_| matches!(row.decision, Decision::Deny { .. })) else {
             continue;
-        }
+        };
         let routes: Vec<&str> = app::permissions::RUNTIME
             .iter()
-            .filter(|p| p.action == row.action && names.runtime_arns(p.resource).contains(&row.resource))
+            .filter(|p| p.action == need.action && names.runtime_arns(p.resource).contains(&row.resource))
             .flat_map(|p| p.routes.iter().copied())
             .collect();
         row.fix = Some(format!(
@@ -406,20 +458,20 @@ async fn check_execution_role(
     let checks: Vec<Check> = runtime_needs().into_iter().map(|n| Check::new(n, names)).collect();
     let unknown_rows = |reason: &str| -> Vec<Row> {
         let trust = Row::new(
-            role::ROLE,
+            Principal::ExecutionRole,
             "lambda.amazonaws.com",
             "sts:AssumeRole",
             &role_arn,
             Decision::Unknown { reason: reason.to_owned() },
             Method::Policy,
         );
-        let needed = checks.iter().flat_map(|c| c.arns.iter().map(move |arn| (c.need.action, arn)));
+        let needed = checks.iter().flat_map(|c| c.arns.iter().map(move |arn| (c.need, arn)));
         std::iter::once(trust)
-            .chain(needed.map(|(action, arn)| {
-                Row::new(
-                    role::ROLE,
+            .chain(needed.map(|(need, arn)| {
+                Row::of_need(
+                    Principal::ExecutionRole,
                     &role_arn,
-                    action,
+                    need,
                     arn,
                     Decision::Unknown { reason: reason.to_owned() },
                     Method::Policy,
@@ -444,10 +496,10 @@ async fn check_execution_role(
     };
     let over_granted = policies.as_ref().map(|p| role::over_grants(p, names)).unwrap_or_default();
     if let Some(policies) = &policies {
-        let trusted = crate::policy::trusts_lambda(&policies.trust);
+        let trusted = policies.trust.trusts_lambda();
         let decision = if trusted { Decision::Allow } else { Decision::Deny { denial: Denial::Implicit } };
         let mut trust = Row::new(
-            role::ROLE,
+            Principal::ExecutionRole,
             "lambda.amazonaws.com",
             "sts:AssumeRole",
             &role_arn,
@@ -461,16 +513,16 @@ async fn check_execution_role(
         }
         rows.push(trust);
 
-        match simulate(iam, role::ROLE, &role_arn, &checks).await {
+        match simulate(iam, Principal::ExecutionRole, &role_arn, &checks).await {
             Ok(simulated) => rows.extend(simulated),
             Err(_) => {
                 for check in &checks {
                     for arn in &check.arns {
-                        let decision = role::decision(policies.evaluate(check.need.action, arn, &[]));
-                        rows.push(Row::new(
-                            role::ROLE,
+                        let decision = role::decision(policies.evaluate(check.need.action.name(), arn, &[]));
+                        rows.push(Row::of_need(
+                            Principal::ExecutionRole,
                             &role_arn,
-                            check.need.action,
+                            check.need,
                             arn,
                             decision,
                             Method::Policy,
@@ -484,7 +536,7 @@ async fn check_execution_role(
     let lambda = aws_sdk_lambda::Client::new(&aws.sdk);
     match lambda.get_policy().function_name(&names.function).send().await {
         Ok(output) => {
-            let policy = serde_json::from_str(output.policy().unwrap_or("{}")).unwrap_or_default();
+            let policy = PolicyDocument::parse(output.policy().unwrap_or("{}")).unwrap_or_default();
             rows.extend(role::url_rows(&policy, &names.function_arn()));
         }
         Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => {
@@ -503,7 +555,7 @@ async fn check_execution_role(
             for action in ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"] {
                 let decision = Decision::Unknown { reason: reason.clone() };
                 rows.push(Row::new(
-                    "function-url",
+                    Principal::FunctionUrl,
                     "*",
                     action,
                     &names.function_arn(),

@@ -19,6 +19,10 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, Tag, TimeToLiveSpecification,
 };
 
+use std::future::Future;
+
+use iam::Action;
+
 use super::classify::classify;
 use super::{Check, Decision};
 use crate::aws::{Aws, ErrorInfo, HttpResponse};
@@ -142,38 +146,60 @@ fn no_probe(why: &str) -> Decision {
     Decision::Unknown { reason: format!("no side-effect-free probe: {why}") }
 }
 
-/// Whether `action` only reads.
-fn is_read(action: &str) -> bool {
-    let verb = action.split(':').nth(1).unwrap_or_default();
-    ["Get", "List", "Describe", "Filter", "Simulate"].iter().any(|p| verb.starts_with(p))
+/// The IAM user running check-iam, or why the user's own actions cannot be probed.
+fn caller(check: &Check) -> Result<String, Decision> {
+    check
+        .names
+        .caller_user
+        .clone()
+        .ok_or_else(|| no_probe("you are not an IAM user; these permissions matter to IAM users only"))
+}
+
+/// Run `probe` only on a resource a read just showed absent: writes there are answered "not
+/// found" after authorization and change nothing.
+async fn if_absent(
+    present: Option<bool>,
+    what: &str,
+    read: Action,
+    probe: impl Future<Output = Decision>,
+) -> Decision {
+    match present {
+        Some(true) => unsafe_while_present(what),
+        None => unknown_presence(what, read.name()),
+        Some(false) => probe.await,
+    }
 }
 
 /// Probe one action on one resource (GetCallerIdentity already succeeded before any probe).
+///
+/// An exhaustive match: a new [`Action`] does not compile until it has an arm here. No arm
+/// sends a delete, whatever it finds (the conditional-probe test checks the recorder).
 pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: ProbeMode) -> Decision {
+    use aws_sdk_lambda::types::FunctionUrlAuthType;
+    use Action as A;
+
     let action = check.need.action;
-    if !is_read(action) && mode == ProbeMode::Read {
+    if action.writes() && mode == ProbeMode::Read {
         return needs_conditional();
     }
     let target = check.target_name(arn);
     let table = facts.tables.get(&target).copied().flatten();
-    let table_exists = || table;
     let dynamodb = aws.dynamodb();
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
     let lambda = aws_sdk_lambda::Client::new(&aws.sdk);
     let s3 = aws.s3();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
+    let empty = r#"{"Version":"2012-10-17","Statement":[]}"#;
+    let a = action.name();
     match action {
-        "sts:GetCallerIdentity" => Decision::Allow,
-        "dynamodb:DescribeTable" => outcome(action, dynamodb.describe_table().table_name(target).send().await),
-        "dynamodb:ListTagsOfResource" => {
-            outcome(action, dynamodb.list_tags_of_resource().resource_arn(arn).send().await)
+        A::StsGetCallerIdentity => Decision::Allow,
+        A::DynamoDbDescribeTable => outcome(a, dynamodb.describe_table().table_name(target).send().await),
+        A::DynamoDbListTagsOfResource => outcome(a, dynamodb.list_tags_of_resource().resource_arn(arn).send().await),
+        A::DynamoDbDescribeTimeToLive => outcome(a, dynamodb.describe_time_to_live().table_name(target).send().await),
+        A::DynamoDbDescribeContinuousBackups => {
+            outcome(a, dynamodb.describe_continuous_backups().table_name(target).send().await)
         }
-        "dynamodb:DescribeTimeToLive" => {
-            outcome(action, dynamodb.describe_time_to_live().table_name(target).send().await)
-        }
-        "dynamodb:DescribeContinuousBackups" => {
-            outcome(action, dynamodb.describe_continuous_backups().table_name(target).send().await)
-        }
-        "dynamodb:CreateTable" => {
+        A::DynamoDbCreateTable => {
             // An invalid request (an attribute definition no key uses) can create nothing. On a
             // table that exists DynamoDB answers ResourceInUseException, after authorizing; an
             // AccessDenied answer is a denial either way. A validation error proves nothing.
@@ -188,8 +214,8 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
                 .attribute_definitions(definition("probe").expect("name and type are set"))
                 .attribute_definitions(definition("unused").expect("name and type are set"))
                 .billing_mode(BillingMode::PayPerRequest);
-            match outcome(action, request.send().await) {
-                Decision::Unknown { .. } if table_exists() != Some(true) => {
+            match outcome(a, request.send().await) {
+                Decision::Unknown { .. } if table != Some(true) => {
                     no_probe("the table does not exist, and only creating it would show this")
                 }
                 decision => decision,
@@ -197,263 +223,196 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
         }
         // The writes below run only on a table DynamoDB just said does not exist: the answer is
         // then ResourceNotFoundException, after authorization, and nothing can change.
-        "dynamodb:UpdateTable"
-        | "dynamodb:TagResource"
-        | "dynamodb:UpdateTimeToLive"
-        | "dynamodb:UpdateContinuousBackups"
-        | "dynamodb:DeleteTable" => match table_exists() {
-            Some(true) => unsafe_while_present("the table"),
-            None => unknown_presence("the table", "dynamodb:DescribeTable"),
-            Some(false) => match action {
-                "dynamodb:UpdateTable" => outcome(
-                    action,
-                    dynamodb.update_table().table_name(target).billing_mode(BillingMode::PayPerRequest).send().await,
-                ),
-                "dynamodb:TagResource" => {
-                    let tag = Tag::builder().key(PROBE_NAME).value("1").build().expect("key and value are set");
-                    outcome(action, dynamodb.tag_resource().resource_arn(arn).tags(tag).send().await)
-                }
-                "dynamodb:UpdateTimeToLive" => {
-                    let spec = TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build();
-                    let request = dynamodb.update_time_to_live().table_name(target);
-                    outcome(action, request.time_to_live_specification(spec.expect("set")).send().await)
-                }
-                "dynamodb:UpdateContinuousBackups" => {
-                    let spec =
-                        PointInTimeRecoverySpecification::builder().point_in_time_recovery_enabled(true).build();
-                    let request = dynamodb.update_continuous_backups().table_name(target);
-                    outcome(action, request.point_in_time_recovery_specification(spec.expect("set")).send().await)
-                }
-                _ => outcome(action, dynamodb.delete_table().table_name(target).send().await),
-            },
-        },
-        "s3:ListBucket" => outcome(action, s3.list_objects_v2().bucket(target).max_keys(1).send().await),
-        "s3:GetBucketPublicAccessBlock" => outcome(action, s3.get_public_access_block().bucket(target).send().await),
-        "s3:GetEncryptionConfiguration" => outcome(action, s3.get_bucket_encryption().bucket(target).send().await),
-        "s3:GetBucketPolicy" => outcome(action, s3.get_bucket_policy().bucket(target).send().await),
-        "s3:GetBucketOwnershipControls" => {
-            outcome(action, s3.get_bucket_ownership_controls().bucket(target).send().await)
+        A::DynamoDbUpdateTable => {
+            let request = dynamodb.update_table().table_name(target).billing_mode(BillingMode::PayPerRequest);
+            if_absent(table, "the table", A::DynamoDbDescribeTable, async { outcome(a, request.send().await) }).await
         }
-        "s3:GetBucketCORS" => outcome(action, s3.get_bucket_cors().bucket(target).send().await),
-        "s3:GetLifecycleConfiguration" => {
-            outcome(action, s3.get_bucket_lifecycle_configuration().bucket(target).send().await)
+        A::DynamoDbTagResource => {
+            let tag = Tag::builder().key(PROBE_NAME).value("1").build().expect("key and value are set");
+            let request = dynamodb.tag_resource().resource_arn(arn).tags(tag);
+            if_absent(table, "the table", A::DynamoDbDescribeTable, async { outcome(a, request.send().await) }).await
+        }
+        A::DynamoDbUpdateTimeToLive => {
+            let spec = TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build();
+            let request = dynamodb.update_time_to_live().table_name(target).time_to_live_specification(spec.expect("set"));
+            if_absent(table, "the table", A::DynamoDbDescribeTable, async { outcome(a, request.send().await) }).await
+        }
+        A::DynamoDbUpdateContinuousBackups => {
+            let spec = PointInTimeRecoverySpecification::builder().point_in_time_recovery_enabled(true).build();
+            let request =
+                dynamodb.update_continuous_backups().table_name(target).point_in_time_recovery_specification(spec.expect("set"));
+            if_absent(table, "the table", A::DynamoDbDescribeTable, async { outcome(a, request.send().await) }).await
+        }
+        A::DynamoDbDeleteTable
+        | A::S3DeleteBucket
+        | A::S3DeleteObject
+        | A::IamDeleteRolePolicy
+        | A::IamDeleteRole
+        | A::LambdaDeleteFunctionUrlConfig
+        | A::LambdaDeleteFunctionConcurrency
+        | A::LambdaDeleteFunction
+        | A::LogsDeleteLogGroup => no_probe("a delete: check-iam never sends one, even where nothing would be deleted"),
+        // The service's own calls: check-iam reads the execution role's policies for them.
+        A::DynamoDbGetItem
+        | A::DynamoDbPutItem
+        | A::DynamoDbUpdateItem
+        | A::DynamoDbDeleteItem
+        | A::DynamoDbQuery
+        | A::S3GetObject
+        | A::S3PutObject
+        | A::LogsCreateLogStream
+        | A::LogsPutLogEvents => no_probe("the service's action: its role's policies decide it, not yours"),
+        A::S3ListBucket => outcome(a, s3.list_objects_v2().bucket(target).max_keys(1).send().await),
+        A::S3GetBucketPublicAccessBlock => outcome(a, s3.get_public_access_block().bucket(target).send().await),
+        A::S3GetEncryptionConfiguration => outcome(a, s3.get_bucket_encryption().bucket(target).send().await),
+        A::S3GetBucketPolicy => outcome(a, s3.get_bucket_policy().bucket(target).send().await),
+        A::S3GetBucketOwnershipControls => outcome(a, s3.get_bucket_ownership_controls().bucket(target).send().await),
+        A::S3GetBucketCors => outcome(a, s3.get_bucket_cors().bucket(target).send().await),
+        A::S3GetLifecycleConfiguration => {
+            outcome(a, s3.get_bucket_lifecycle_configuration().bucket(target).send().await)
         }
         // S3 answers a missing bucket before it checks permissions, so writes on a missing
         // bucket prove nothing; on an existing one each could change it (CreateBucket in
-        // us-east-1 answers 200 for a bucket you own; DeleteObject writes a delete marker on a
-        // versioned bucket).
-        "s3:CreateBucket"
-        | "s3:PutBucketPublicAccessBlock"
-        | "s3:PutEncryptionConfiguration"
-        | "s3:PutBucketPolicy"
-        | "s3:PutBucketOwnershipControls"
-        | "s3:PutLifecycleConfiguration"
-        | "s3:PutBucketCORS"
-        | "s3:DeleteBucket"
-        | "s3:DeleteObject" => {
+        // us-east-1 answers 200 for a bucket you own).
+        A::S3CreateBucket
+        | A::S3PutBucketPublicAccessBlock
+        | A::S3PutEncryptionConfiguration
+        | A::S3PutBucketPolicy
+        | A::S3PutBucketOwnershipControls
+        | A::S3PutLifecycleConfiguration
+        | A::S3PutBucketCors => {
             no_probe("S3 reports a missing bucket before it checks permissions, and on an existing one it could change it")
         }
-        "iam:GetRole" => outcome(action, iam.get_role().role_name(target).send().await),
-        "iam:ListRolePolicies" => outcome(action, iam.list_role_policies().role_name(target).send().await),
-        "iam:GetRolePolicy" => {
-            outcome(action, iam.get_role_policy().role_name(target).policy_name(PROBE_NAME).send().await)
-        }
-        "iam:ListAttachedRolePolicies" => {
-            outcome(action, iam.list_attached_role_policies().role_name(target).send().await)
-        }
-        "iam:ListRoles" => outcome(action, iam.list_roles().max_items(1).send().await),
-        // Deleting a policy that no role holds: NoSuchEntity after authorization, always safe.
-        "iam:DeleteRolePolicy" => {
-            outcome(action, iam.delete_role_policy().role_name(target).policy_name(PROBE_NAME).send().await)
-        }
+        A::IamGetRole => outcome(a, iam.get_role().role_name(target).send().await),
+        A::IamListRolePolicies => outcome(a, iam.list_role_policies().role_name(target).send().await),
+        A::IamGetRolePolicy => outcome(a, iam.get_role_policy().role_name(target).policy_name(PROBE_NAME).send().await),
+        A::IamListAttachedRolePolicies => outcome(a, iam.list_attached_role_policies().role_name(target).send().await),
+        A::IamListRoles => outcome(a, iam.list_roles().max_items(1).send().await),
         // On a role that exists, CreateRole answers EntityAlreadyExists after authorizing and
         // cannot create anything (the trust policy sent would let no one assume it anyway).
-        "iam:CreateRole" => match facts.role {
+        A::IamCreateRole => match facts.role {
             Some(true) => {
                 let nobody = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
-                outcome(action, iam.create_role().role_name(target).assume_role_policy_document(nobody).send().await)
+                outcome(a, iam.create_role().role_name(target).assume_role_policy_document(nobody).send().await)
             }
             _ => no_probe("the role does not exist, and only creating it would show this"),
         },
         // These run only on a role IAM just said does not exist: NoSuchEntity, nothing changes.
-        "iam:TagRole" | "iam:UpdateAssumeRolePolicy" | "iam:PutRolePolicy" | "iam:DeleteRole" => match facts.role {
-            Some(true) => unsafe_while_present("the role"),
-            None => unknown_presence("the role", "iam:GetRole"),
-            Some(false) => {
-                let empty = r#"{"Version":"2012-10-17","Statement":[]}"#;
-                match action {
-                    "iam:TagRole" => {
-                        let tag = aws_sdk_iam::types::Tag::builder().key(PROBE_NAME).value("1").build();
-                        outcome(action, iam.tag_role().role_name(target).tags(tag.expect("set")).send().await)
-                    }
-                    "iam:UpdateAssumeRolePolicy" => outcome(
-                        action,
-                        iam.update_assume_role_policy().role_name(target).policy_document(empty).send().await,
-                    ),
-                    "iam:PutRolePolicy" => outcome(
-                        action,
-                        iam.put_role_policy()
-                            .role_name(target)
-                            .policy_name(PROBE_NAME)
-                            .policy_document(empty)
-                            .send()
-                            .await,
-                    ),
-                    _ => outcome(action, iam.delete_role().role_name(target).send().await),
-                }
-            }
+        A::IamTagRole => {
+            let tag = aws_sdk_iam::types::Tag::builder().key(PROBE_NAME).value("1").build();
+            let request = iam.tag_role().role_name(target).tags(tag.expect("set"));
+            if_absent(facts.role, "the role", A::IamGetRole, async { outcome(a, request.send().await) }).await
+        }
+        A::IamUpdateAssumeRolePolicy => {
+            let request = iam.update_assume_role_policy().role_name(target).policy_document(empty);
+            if_absent(facts.role, "the role", A::IamGetRole, async { outcome(a, request.send().await) }).await
+        }
+        A::IamPutRolePolicy => {
+            let request = iam.put_role_policy().role_name(target).policy_name(PROBE_NAME).policy_document(empty);
+            if_absent(facts.role, "the role", A::IamGetRole, async { outcome(a, request.send().await) }).await
+        }
+        A::IamPassRole => no_probe("IAM checks it only inside the call that passes the role"),
+        A::IamSimulatePrincipalPolicy => no_probe("the simulation call itself decides it (see the notes)"),
+        A::IamGetUser => match caller(check) {
+            Ok(user) => outcome(a, iam.get_user().user_name(user).send().await),
+            Err(decision) => decision,
         },
-        "iam:PassRole" => no_probe("IAM checks it only inside the call that passes the role"),
-        "iam:SimulatePrincipalPolicy" => no_probe("the simulation call itself decides it (see the notes)"),
-        "iam:GetUser" | "iam:ListUserPolicies" | "iam:GetUserPolicy" | "iam:ListAttachedUserPolicies"
-        | "iam:ListGroupsForUser" => {
-            let Some(user) = check.names.caller_user.clone() else {
-                return no_probe("you are not an IAM user; these permissions matter to IAM users only");
-            };
-            match action {
-                "iam:GetUser" => outcome(action, iam.get_user().user_name(user).send().await),
-                "iam:ListUserPolicies" => outcome(action, iam.list_user_policies().user_name(user).send().await),
-                "iam:GetUserPolicy" => {
-                    outcome(action, iam.get_user_policy().user_name(user).policy_name(PROBE_NAME).send().await)
-                }
-                "iam:ListAttachedUserPolicies" => {
-                    outcome(action, iam.list_attached_user_policies().user_name(user).send().await)
-                }
-                _ => outcome(action, iam.list_groups_for_user().user_name(user).send().await),
-            }
-        }
+        A::IamListUserPolicies => match caller(check) {
+            Ok(user) => outcome(a, iam.list_user_policies().user_name(user).send().await),
+            Err(decision) => decision,
+        },
+        A::IamGetUserPolicy => match caller(check) {
+            Ok(user) => outcome(a, iam.get_user_policy().user_name(user).policy_name(PROBE_NAME).send().await),
+            Err(decision) => decision,
+        },
+        A::IamListAttachedUserPolicies => match caller(check) {
+            Ok(user) => outcome(a, iam.list_attached_user_policies().user_name(user).send().await),
+            Err(decision) => decision,
+        },
+        A::IamListGroupsForUser => match caller(check) {
+            Ok(user) => outcome(a, iam.list_groups_for_user().user_name(user).send().await),
+            Err(decision) => decision,
+        },
         // A group that does not exist, under the catalogue's `group/*`: NoSuchEntity.
-        "iam:ListGroupPolicies" => outcome(action, iam.list_group_policies().group_name(PROBE_NAME).send().await),
-        "iam:GetGroupPolicy" => outcome(
-            action,
-            iam.get_group_policy().group_name(PROBE_NAME).policy_name(PROBE_NAME).send().await,
-        ),
-        "iam:ListAttachedGroupPolicies" => {
-            outcome(action, iam.list_attached_group_policies().group_name(PROBE_NAME).send().await)
+        A::IamListGroupPolicies => outcome(a, iam.list_group_policies().group_name(PROBE_NAME).send().await),
+        A::IamGetGroupPolicy => {
+            outcome(a, iam.get_group_policy().group_name(PROBE_NAME).policy_name(PROBE_NAME).send().await)
         }
-        "iam:GetPolicy" | "iam:GetPolicyVersion" => {
-            let policy = format!("arn:aws:iam::{}:policy/{PROBE_NAME}", check.names.account);
-            if action == "iam:GetPolicy" {
-                outcome(action, iam.get_policy().policy_arn(policy).send().await)
-            } else {
-                outcome(action, iam.get_policy_version().policy_arn(policy).version_id("v1").send().await)
-            }
+        A::IamListAttachedGroupPolicies => {
+            outcome(a, iam.list_attached_group_policies().group_name(PROBE_NAME).send().await)
         }
-        "lambda:GetFunction" => outcome(action, lambda.get_function().function_name(target).send().await),
-        "lambda:GetFunctionConfiguration" => {
-            outcome(action, lambda.get_function_configuration().function_name(target).send().await)
+        A::IamGetPolicy => outcome(a, iam.get_policy().policy_arn(check.names.arns().policy(PROBE_NAME)).send().await),
+        A::IamGetPolicyVersion => {
+            let policy = check.names.arns().policy(PROBE_NAME);
+            outcome(a, iam.get_policy_version().policy_arn(policy).version_id("v1").send().await)
         }
-        "lambda:GetPolicy" => outcome(action, lambda.get_policy().function_name(target).send().await),
-        "lambda:GetFunctionConcurrency" => {
-            outcome(action, lambda.get_function_concurrency().function_name(target).send().await)
+        A::LambdaGetFunction => outcome(a, lambda.get_function().function_name(target).send().await),
+        A::LambdaGetFunctionConfiguration => {
+            outcome(a, lambda.get_function_configuration().function_name(target).send().await)
         }
-        "lambda:GetFunctionUrlConfig" => {
-            outcome(action, lambda.get_function_url_config().function_name(target).send().await)
+        A::LambdaGetPolicy => outcome(a, lambda.get_policy().function_name(target).send().await),
+        A::LambdaGetFunctionConcurrency => {
+            outcome(a, lambda.get_function_concurrency().function_name(target).send().await)
         }
-        "lambda:CreateFunction" => create_function_probe(aws, check, &target).await,
+        A::LambdaGetFunctionUrlConfig => outcome(a, lambda.get_function_url_config().function_name(target).send().await),
+        A::LambdaCreateFunction => create_function_probe(aws, check, &target).await,
         // These run only on a function Lambda just said does not exist: ResourceNotFoundException
         // after authorization, nothing changes.
-        "lambda:TagResource"
-        | "lambda:UpdateFunctionCode"
-        | "lambda:UpdateFunctionConfiguration"
-        | "lambda:CreateFunctionUrlConfig"
-        | "lambda:UpdateFunctionUrlConfig"
-        | "lambda:AddPermission"
-        | "lambda:DeleteFunctionUrlConfig"
-        | "lambda:PutFunctionConcurrency"
-        | "lambda:DeleteFunctionConcurrency"
-        | "lambda:DeleteFunction" => match facts.function {
-            Some(true) => unsafe_while_present("the function"),
-            None => unknown_presence("the function", "lambda:GetFunction"),
-            Some(false) => lambda_write_probe(&lambda, action, &target, arn).await,
-        },
-        "logs:DescribeLogGroups" => {
-            let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
-            outcome(action, logs.describe_log_groups().log_group_name_prefix(check.names.log_group()).limit(1).send().await)
+        A::LambdaTagResource => {
+            let request = lambda.tag_resource().resource(arn).tags(PROBE_NAME, "1");
+            if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
+                .await
         }
-        // Writes on the group: creating one makes it exist, and a retention or a delete changes
-        // what is kept; none can be tried without that effect.
-        "logs:CreateLogGroup" | "logs:PutRetentionPolicy" | "logs:DeleteLogGroup" => {
-            no_probe("on a log group each of these changes something, and where it is missing CloudWatch Logs answers before it checks permissions")
+        A::LambdaUpdateFunctionCode => {
+            let request = lambda.update_function_code().function_name(&target).zip_file(b"probe".to_vec().into());
+            if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
+                .await
         }
-        "logs:FilterLogEvents" => {
-            let group = check.names.log_group();
-            let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
-            outcome(action, logs.filter_log_events().log_group_name(group).limit(1).send().await)
+        A::LambdaUpdateFunctionConfiguration => {
+            let request = lambda.update_function_configuration().function_name(&target).timeout(3);
+            if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
+                .await
         }
-        _ => no_probe("check-iam has no probe for this action"),
-    }
-}
-
-async fn lambda_write_probe(
-    lambda: &aws_sdk_lambda::Client,
-    action: &str,
-    target: &str,
-    arn: &str,
-) -> Decision {
-    use aws_sdk_lambda::types::FunctionUrlAuthType;
-    match action {
-        "lambda:TagResource" => {
-            outcome(action, lambda.tag_resource().resource(arn).tags(PROBE_NAME, "1").send().await)
+        A::LambdaCreateFunctionUrlConfig => {
+            let request =
+                lambda.create_function_url_config().function_name(&target).auth_type(FunctionUrlAuthType::AwsIam);
+            if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
+                .await
         }
-        "lambda:UpdateFunctionCode" => outcome(
-            action,
-            lambda
-                .update_function_code()
-                .function_name(target)
-                .zip_file(b"probe".to_vec().into())
-                .send()
-                .await,
-        ),
-        "lambda:UpdateFunctionConfiguration" => outcome(
-            action,
-            lambda.update_function_configuration().function_name(target).timeout(3).send().await,
-        ),
-        "lambda:CreateFunctionUrlConfig" => outcome(
-            action,
-            lambda
-                .create_function_url_config()
-                .function_name(target)
-                .auth_type(FunctionUrlAuthType::AwsIam)
-                .send()
-                .await,
-        ),
-        "lambda:UpdateFunctionUrlConfig" => outcome(
-            action,
-            lambda
-                .update_function_url_config()
-                .function_name(target)
-                .auth_type(FunctionUrlAuthType::AwsIam)
-                .send()
-                .await,
-        ),
-        "lambda:AddPermission" => outcome(
-            action,
-            lambda
+        A::LambdaUpdateFunctionUrlConfig => {
+            let request =
+                lambda.update_function_url_config().function_name(&target).auth_type(FunctionUrlAuthType::AwsIam);
+            if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
+                .await
+        }
+        A::LambdaAddPermission => {
+            let request = lambda
                 .add_permission()
-                .function_name(target)
+                .function_name(&target)
                 .statement_id(PROBE_NAME)
                 .action("lambda:GetFunction")
-                .principal("lambda.amazonaws.com")
-                .send()
-                .await,
-        ),
-        "lambda:DeleteFunctionUrlConfig" => {
-            outcome(action, lambda.delete_function_url_config().function_name(target).send().await)
+                .principal("lambda.amazonaws.com");
+            if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
+                .await
         }
-        "lambda:PutFunctionConcurrency" => outcome(
-            action,
-            lambda
-                .put_function_concurrency()
-                .function_name(target)
-                .reserved_concurrent_executions(1)
-                .send()
-                .await,
-        ),
-        "lambda:DeleteFunctionConcurrency" => {
-            outcome(action, lambda.delete_function_concurrency().function_name(target).send().await)
+        A::LambdaPutFunctionConcurrency => {
+            let request =
+                lambda.put_function_concurrency().function_name(&target).reserved_concurrent_executions(1);
+            if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
+                .await
         }
-        _ => outcome(action, lambda.delete_function().function_name(target).send().await),
+        A::LogsDescribeLogGroups => outcome(
+            a,
+            logs.describe_log_groups().log_group_name_prefix(check.names.log_group()).limit(1).send().await,
+        ),
+        // Writes on the group: creating one makes it exist, and a retention changes what is
+        // kept; neither can be tried without that effect.
+        A::LogsCreateLogGroup | A::LogsPutRetentionPolicy => {
+            no_probe("on a log group each of these changes something, and where it is missing CloudWatch Logs answers before it checks permissions")
+        }
+        A::LogsFilterLogEvents => {
+            outcome(a, logs.filter_log_events().log_group_name(check.names.log_group()).limit(1).send().await)
+        }
     }
 }
 

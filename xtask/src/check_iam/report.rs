@@ -1,10 +1,10 @@
 //! The check-iam report: a verdict per task and for the runtime role, the smallest statement
 //! that unblocks, then the rows grouped by task. Text for people, `--json` for CI.
 
+use iam::PolicyDocument;
 use serde::Serialize;
-use serde_json::Value;
 
-use super::{role, Check, Decision, Identity, RoleState, Row, DENIED, INCONCLUSIVE};
+use super::{Check, Decision, Identity, Principal, RoleState, Row, DENIED, INCONCLUSIVE};
 use crate::catalogue::{render_policy, runtime_needs, Need, Task};
 use crate::names::Names;
 
@@ -37,7 +37,7 @@ pub struct Verdict {
 impl Verdict {
     /// From the subject's rows, and (runtime role only) what its policies allow beyond the
     /// catalogue.
-    fn of(subject: &str, rows: &[&Row], over_grants: &[role::OverGrant]) -> Verdict {
+    fn of(subject: &str, rows: &[&Row], over_grants: &[super::role::OverGrant]) -> Verdict {
         let mut missing = Vec::new();
         let mut unknown = Vec::new();
         for row in rows {
@@ -99,11 +99,11 @@ impl Verdict {
 pub struct Fix {
     /// Attach to this principal.
     pub attach_to: String,
-    pub statement: Option<Value>,
+    pub statement: Option<PolicyDocument>,
     /// One line per denial an added Allow would not fix (SCP, boundary, explicit deny).
     pub not_fixed_by_allow: Vec<String>,
     /// The execution role's missing statements (deploy writes them).
-    pub runtime: Option<Value>,
+    pub runtime: Option<PolicyDocument>,
 }
 
 #[derive(Debug, Serialize)]
@@ -121,7 +121,7 @@ pub struct Report {
     pub rows: Vec<Row>,
     pub notes: Vec<String>,
     /// What the execution role allows beyond the rendered runtime policy.
-    pub over_granted: Vec<role::OverGrant>,
+    pub over_granted: Vec<super::role::OverGrant>,
     pub summary: Summary,
     #[serde(skip)]
     groups: Vec<(String, Vec<usize>)>,
@@ -146,12 +146,9 @@ impl Report {
             let indices: Vec<usize> = (0..rows.len())
                 .filter(|&i| {
                     let r = &rows[i];
-                    r.principal == "deployer"
-                        && checks.iter().any(|c| {
-                            needs.contains(&c.need)
-                                && c.need.action == r.action
-                                && c.arns.contains(&r.resource)
-                        })
+                    r.principal == Principal::Deployer
+                        && r.need.is_some_and(|need| needs.contains(&need))
+                        && checks.iter().any(|c| Some(c.need) == r.need && c.arns.contains(&r.resource))
                 })
                 .collect();
             let picked: Vec<&Row> = indices.iter().map(|&i| &rows[i]).collect();
@@ -163,7 +160,8 @@ impl Report {
             _ => Vec::new(),
         };
         if role != RoleState::Skipped {
-            let indices: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].principal != "deployer").collect();
+            let indices: Vec<usize> =
+                (0..rows.len()).filter(|&i| rows[i].principal != Principal::Deployer).collect();
             let picked: Vec<&Row> = indices.iter().map(|&i| &rows[i]).collect();
             let mut verdict = Verdict::of(RUNTIME, &picked, &over_granted);
             if role == RoleState::NotDeployed {
@@ -172,7 +170,7 @@ impl Report {
             verdicts.push(verdict);
             groups.push((RUNTIME.to_owned(), indices));
         }
-        let fix = fix(&identity, checks, &rows, names);
+        let fix = fix(&identity, &rows, names);
         let count = |f: fn(&Decision) -> bool| rows.iter().filter(|r| f(&r.decision)).count();
         let summary = Summary {
             allowed: count(|d| matches!(d, Decision::Allow)),
@@ -270,7 +268,9 @@ impl Report {
                 );
                 // Implicit denials are answered by the fix statement above.
                 let implicit = matches!(row.decision, Decision::Deny { denial: super::Denial::Implicit });
-                if let Some(fix) = row.fix.as_ref().filter(|_| !implicit || row.principal != "deployer") {
+                if let Some(fix) =
+                    row.fix.as_ref().filter(|_| !implicit || row.principal != Principal::Deployer)
+                {
                     println!("  {:<action_width$} fix: {fix}", "");
                 }
             }
@@ -290,27 +290,28 @@ impl Report {
 
 /// The smallest statement granting what was implicitly denied (from the catalogue, on the
 /// stage's ARNs), and what an Allow cannot fix.
-fn fix(identity: &Identity, checks: &[Check], rows: &[Row], names: &Names) -> Fix {
+fn fix(identity: &Identity, rows: &[Row], names: &Names) -> Fix {
     let mut grant: Vec<Need> = Vec::new();
     let mut not_fixed = Vec::new();
     let mut runtime: Vec<Need> = Vec::new();
     for row in rows {
         let Decision::Deny { denial } = &row.decision else { continue };
-        if row.principal == role::ROLE {
-            if let Some(need) = runtime_needs().into_iter().find(|n| n.action == row.action) {
+        if row.principal == Principal::ExecutionRole {
+            // Every runtime need on the action (the statement restores it on each resource).
+            let action = row.need.map(|n| n.action);
+            for need in runtime_needs().into_iter().filter(|n| Some(n.action) == action) {
                 if !runtime.contains(&need) {
                     runtime.push(need);
                 }
             }
             continue;
         }
-        if row.principal != "deployer" {
+        if row.principal != Principal::Deployer {
             continue;
         }
         if *denial == super::Denial::Implicit {
-            let need = checks.iter().find(|c| c.need.action == row.action && c.arns.contains(&row.resource));
-            if let Some(check) = need.filter(|c| !grant.contains(&c.need)) {
-                grant.push(check.need);
+            if let Some(need) = row.need.filter(|n| !grant.contains(n)) {
+                grant.push(need);
             }
         } else {
             let line =

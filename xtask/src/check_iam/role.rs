@@ -1,15 +1,13 @@
 //! The Lambda execution role and the function URL: what the role's own policies grant (when
 //! simulation is unavailable), its trust policy, and the function URL's resource policy.
 
-use serde_json::Value;
+use iam::{Evaluation, PolicyDocument};
 
 use super::classify::Denial;
-use super::{Decision, Method, Row};
+use super::{Decision, Method, Principal, Row};
 use crate::catalogue::runtime_needs;
 use crate::names::Names;
-use crate::policy::{statements, strings, Evaluation, Policies};
-
-pub const ROLE: &str = "execution-role";
+use crate::policy::Policies;
 
 /// A policy evaluation as a check-iam decision.
 pub fn decision(evaluation: Evaluation) -> Decision {
@@ -23,12 +21,14 @@ pub fn decision(evaluation: Evaluation) -> Decision {
 }
 
 /// One row per function-URL statement the function's resource policy must hold.
-pub fn url_rows(policy: &Value, function_arn: &str) -> Vec<Row> {
-    crate::policy::url_permissions(policy)
+pub fn url_rows(policy: &PolicyDocument, function_arn: &str) -> Vec<Row> {
+    policy
+        .url_permissions()
         .into_iter()
         .map(|(action, ok)| {
             let decision = if ok { Decision::Allow } else { Decision::Deny { denial: Denial::Implicit } };
-            let mut row = Row::new("function-url", "*", action, function_arn, decision, Method::Policy);
+            let mut row =
+                Row::new(Principal::FunctionUrl, "*", action, function_arn, decision, Method::Policy);
             if !ok {
                 row.fix = Some(
                     "run `cargo xtask deploy` to add the function URL's resource-policy statement".into(),
@@ -52,12 +52,11 @@ pub struct OverGrant {
 /// Every (action, resource) the role's own policies allow beyond the rendered runtime policy:
 /// an action the service does not call, a wider resource, a wildcard, or a NotAction/NotResource.
 pub fn over_grants(policies: &Policies, names: &Names) -> Vec<OverGrant> {
-    let needed: Vec<(&str, Vec<String>)> =
+    let needed: Vec<(iam::Action, Vec<String>)> =
         runtime_needs().iter().map(|n| (n.action, n.resource.arns(names))).collect();
     let rendered = |action: &str, resource: &str| {
-        needed
-            .iter()
-            .any(|(a, arns)| a.eq_ignore_ascii_case(action) && arns.iter().any(|arn| arn == resource))
+        let action = iam::Action::from_name(action);
+        needed.iter().any(|(a, arns)| Some(*a) == action && arns.iter().any(|arn| arn == resource))
     };
     let mut extra = Vec::new();
     for (document, source) in policies.identity.iter().zip(&policies.sources) {
@@ -66,15 +65,20 @@ pub fn over_grants(policies: &Policies, names: &Names) -> Vec<OverGrant> {
         } else {
             format!("remove it from the role's {source} (deploy manages only its own inline policy)")
         };
-        for statement in statements(document).into_iter().filter(|s| s["Effect"] == "Allow") {
-            let not = |key: &str| statement.get(key).map(|v| format!("{key} {}", strings(v).join(",")));
-            let actions: Vec<String> = match not("NotAction") {
-                Some(not_action) => vec![not_action],
-                None => strings(&statement["Action"]).into_iter().map(str::to_owned).collect(),
+        for statement in document.statement.iter().filter(|s| s.effect == iam::Effect::Allow) {
+            let not = |key: &str, list: &Option<iam::Strings>| {
+                list.as_ref().map(|l| format!("{key} {}", l.iter().collect::<Vec<_>>().join(",")))
             };
-            let resources: Vec<String> = match not("NotResource") {
+            let all = |list: &Option<iam::Strings>| -> Vec<String> {
+                list.iter().flat_map(|l| l.iter().map(str::to_owned)).collect()
+            };
+            let actions: Vec<String> = match not("NotAction", &statement.not_action) {
+                Some(not_action) => vec![not_action],
+                None => all(&statement.action),
+            };
+            let resources: Vec<String> = match not("NotResource", &statement.not_resource) {
                 Some(not_resource) => vec![not_resource],
-                None => strings(&statement["Resource"]).into_iter().map(str::to_owned).collect(),
+                None => all(&statement.resource),
             };
             for action in &actions {
                 for resource in &resources {
@@ -105,7 +109,8 @@ mod tests {
         Names::new("dev", "123456789012", "us-east-1", "", Some("bucket"))
     }
 
-    fn role_with(source: &str, document: serde_json::Value) -> Policies {
+    fn role_with(source: &str, document: impl serde::Serialize) -> Policies {
+        let document = serde_json::from_value(serde_json::to_value(document).unwrap()).unwrap();
         Policies { identity: vec![document], sources: vec![source.into()], ..Policies::default() }
     }
 
@@ -117,7 +122,7 @@ mod tests {
 
     #[test]
     fn an_extra_action_a_wider_resource_and_a_not_action_are_over_grants() {
-        let mut policy = render_policy(&runtime_needs(), &names(), false);
+        let mut policy = render_policy(&runtime_needs(), &names(), false).to_value();
         let statements = policy["Statement"].as_array_mut().unwrap();
         statements
             .push(json!({"Effect": "Allow", "Action": "s3:DeleteBucket", "Resource": "arn:aws:s3:::bucket"}));

@@ -9,7 +9,7 @@ use aws_sdk_iam::types::{
 };
 
 use super::classify::Denial;
-use super::{Check, Decision, Method, Row};
+use super::{Check, Decision, Method, Principal, Row};
 
 /// Why simulation could not answer, so probes take over.
 #[derive(Debug)]
@@ -23,7 +23,7 @@ pub struct Unavailable {
 /// Checks with the same resources and condition go in one call; results are paginated.
 pub async fn simulate(
     iam: &aws_sdk_iam::Client,
-    principal: &str,
+    principal: Principal,
     principal_arn: &str,
     checks: &[Check],
 ) -> Result<Vec<Row>, Unavailable> {
@@ -34,7 +34,7 @@ pub async fn simulate(
     }
     let mut rows = Vec::new();
     for ((arns, condition), batch) in batches {
-        let actions: Vec<String> = batch.iter().map(|c| c.need.action.to_owned()).collect();
+        let actions: Vec<String> = batch.iter().map(|c| c.need.action.name().to_owned()).collect();
         let mut marker = None;
         loop {
             let mut request = iam
@@ -55,7 +55,17 @@ pub async fn simulate(
             }
             let output = request.send().await.map_err(|e| unavailable(&e))?;
             for result in output.evaluation_results() {
-                rows.extend(rows_for(principal, principal_arn, result, &arns));
+                // IAM answers with the action's name: the one place a row is matched to its
+                // check by name.
+                let need = batch
+                    .iter()
+                    .map(|c| c.need)
+                    .find(|n| n.action.name().eq_ignore_ascii_case(result.eval_action_name()));
+                rows.extend(
+                    rows_for(principal, principal_arn, result, &arns)
+                        .into_iter()
+                        .map(|row| Row { need, ..row }),
+                );
             }
             match output.marker {
                 Some(next) if output.is_truncated => marker = Some(next),
@@ -78,7 +88,12 @@ where
 
 /// One row per resource: from the per-resource results when IAM gives them, else the action's
 /// overall result for each requested resource.
-fn rows_for(principal: &str, principal_arn: &str, result: &EvaluationResult, arns: &[String]) -> Vec<Row> {
+fn rows_for(
+    principal: Principal,
+    principal_arn: &str,
+    result: &EvaluationResult,
+    arns: &[String],
+) -> Vec<Row> {
     let action = result.eval_action_name();
     let row = |resource: &str, decision: Decision| {
         Row::new(principal, principal_arn, action, resource, decision, Method::Simulate)

@@ -378,14 +378,14 @@ async fn ensure_url_permissions(aws: &Aws, names: &Names, dry_run: bool) -> anyh
     let name = &names.function;
     let client = lambda(aws);
     let policy = match client.get_policy().function_name(name).send().await {
-        Ok(output) => serde_json::from_str(output.policy().unwrap_or("{}"))
-            .context("the function's policy is not JSON")?,
+        Ok(output) => iam::PolicyDocument::parse(output.policy().unwrap_or("{}"))
+            .context("the function's policy is not a policy document")?,
         Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => {
-            serde_json::Value::Null
+            iam::PolicyDocument::default()
         }
         Err(e) => return Err(crate::aws::explain(e, "lambda:GetPolicy", name, aws)),
     };
-    let present = crate::policy::url_permissions(&policy);
+    let present = policy.url_permissions();
     let mut changes = Vec::new();
     for (action, _) in present.iter().filter(|(_, granted)| !granted) {
         changes.push(format!("allow {action}"));

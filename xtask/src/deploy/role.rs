@@ -8,7 +8,9 @@ use super::Step;
 use crate::aws::{Aws, ExplainExt};
 use crate::catalogue::{render_policy, runtime_needs};
 use crate::names::Names;
-use crate::policy::{parse_document as parse_policy_document, trusts_lambda};
+use iam::PolicyDocument;
+
+use crate::policy::parse_document as parse_policy_document;
 
 /// The inline policy's name on the role.
 use crate::catalogue::RUNTIME_POLICY_NAME as POLICY_NAME;
@@ -79,9 +81,9 @@ pub async fn ensure_role(
         });
     };
     let mut changes = Vec::new();
-    let trust = existing.assume_role_policy_document().map(parse_policy_document).unwrap_or(Value::Null);
+    let trust = existing.assume_role_policy_document().map(parse_policy_document).unwrap_or_default();
     // Compared by meaning: AWS may return the document reformatted.
-    if !trusts_lambda(&trust) {
+    if !trust.trusts_lambda() {
         changes.push("trust policy".to_owned());
         if !dry_run {
             iam.update_assume_role_policy()
@@ -94,7 +96,7 @@ pub async fn ensure_role(
     }
     let current = match iam.get_role_policy().role_name(role).policy_name(POLICY_NAME).send().await {
         Ok(output) => parse_policy_document(output.policy_document()),
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => Value::Null,
+        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => PolicyDocument::default(),
         Err(e) => return Err(crate::aws::explain(e, "iam:GetRolePolicy", role, aws)),
     };
     if current != policy {
@@ -107,11 +109,16 @@ pub async fn ensure_role(
     Ok(EnsuredRole { arn: existing.arn, step: Step::new("role", role, action, changes), created: false })
 }
 
-async fn put_policy(iam: &aws_sdk_iam::Client, aws: &Aws, role: &str, policy: &Value) -> anyhow::Result<()> {
+async fn put_policy(
+    iam: &aws_sdk_iam::Client,
+    aws: &Aws,
+    role: &str,
+    policy: &PolicyDocument,
+) -> anyhow::Result<()> {
     iam.put_role_policy()
         .role_name(role)
         .policy_name(POLICY_NAME)
-        .policy_document(policy.to_string())
+        .policy_document(policy.to_value().to_string())
         .send()
         .await
         .explain("iam:PutRolePolicy", role, aws)?;

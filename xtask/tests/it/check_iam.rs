@@ -43,7 +43,7 @@ fn names() -> Names {
 
 /// The rendered deployer policy (check-iam's own needs included), any-resource variant.
 fn deployer_policy() -> Value {
-    render_policy(&deployer_needs(&Task::ALL), &names(), true)
+    render_policy(&deployer_needs(&Task::ALL), &names(), true).to_value()
 }
 
 fn without(mut policy: Value, action: &str) -> Value {
@@ -199,7 +199,7 @@ async fn a_describe_only_user_is_told_what_create_tables_lacks_without_an_abort(
         };
         let mut expected: Vec<String> = deployer_needs(tasks)
             .iter()
-            .map(|n| n.action.to_owned())
+            .map(|n| n.action.name().to_owned())
             .filter(|a| read(a) && !a.starts_with("lambda:"))
             .filter(|a| a != "dynamodb:DescribeTable" && a != "sts:GetCallerIdentity")
             .collect();
@@ -266,6 +266,42 @@ async fn conditional_probes_change_nothing() {
         .filter(|r| r["principal"] == "deployer" && r["method"] == "probe" && r["decision"] != "UNKNOWN")
         .count();
     assert!(decided > 0);
+}
+
+/// Every action of every task's catalogue is probed as far as `--probe conditional` goes, on a
+/// stage where nothing exists yet (where a probe of a delete could not delete anything, and
+/// check-iam still sends none): the emulator's recorder shows no delete from check-iam.
+#[tokio::test]
+async fn no_probe_of_any_action_sends_a_delete() {
+    let (moto, keys, _) = user("deployer", &deployer_policy()).await;
+    moto.start_recording().await;
+
+    let runs = check_iam(
+        &moto,
+        &keys,
+        &["--probe", "conditional", "--task", "create-tables,deploy,destroy,check-iam,logs"],
+    );
+
+    assert_eq!(runs.code, 0, "{}\n{}", runs.text.stdout(), runs.text.stderr());
+    let rows = runs.json["rows"].as_array().unwrap();
+    let checked: std::collections::BTreeSet<&str> =
+        rows.iter().filter(|r| r["principal"] == "deployer").map(|r| r["action"].as_str().unwrap()).collect();
+    let every: std::collections::BTreeSet<&str> =
+        deployer_needs(&Task::ALL).iter().map(|n| n.action.name()).collect();
+    // Probed, then read from the user's own policy where a probe could not decide.
+    assert_eq!(checked, every, "every catalogued action has a row");
+    let deletes: Vec<String> = moto
+        .recorded_calls()
+        .await
+        .into_iter()
+        .filter(|c| c.principal == xtask::coverage::Principal::Task(Task::CheckIam))
+        .map(|c| c.operation)
+        .filter(|o| o.starts_with("Delete") || o.starts_with("Remove") || o.starts_with("DELETE"))
+        .collect();
+    assert_eq!(deletes, Vec::<String>::new(), "check-iam sent deletes");
+    let methods: Vec<Value> =
+        moto.recorded_requests().await.into_iter().map(|r| r["method"].clone()).collect();
+    assert!(!methods.is_empty() && !methods.contains(&json!("DELETE")), "{methods:?}");
 }
 
 /// The deployer policy minus one action: the verdict names exactly that action, and attaching
@@ -397,7 +433,7 @@ async fn an_unreachable_endpoint_is_one_line_and_a_hint() {
 
 #[tokio::test]
 async fn a_denied_deploy_piped_into_explain_names_the_step_and_the_fix() {
-    let mut policy = render_policy(&deployer_needs(&[Task::CreateTables]), &names(), true);
+    let mut policy = render_policy(&deployer_needs(&[Task::CreateTables]), &names(), true).to_value();
     policy["Statement"].as_array_mut().unwrap().push(json!({
         "Effect": "Allow", "Action": ["sts:GetCallerIdentity", "s3:*"], "Resource": "*"
     }));
@@ -623,10 +659,15 @@ async fn simulation_reads_every_page_and_attributes_an_scp_deny() {
             SimulatePrincipalPolicyOutput::builder().evaluation_results(scp).build()
         });
     let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&first, &second]);
-    let checks: Vec<Check> =
-        checks(&[Task::CreateTables]).into_iter().filter(|c| c.need.action.ends_with("Table")).collect();
+    let checks: Vec<Check> = checks(&[Task::CreateTables])
+        .into_iter()
+        .filter(|c| c.need.action.name().ends_with("Table"))
+        .collect();
 
-    let rows = simulate(&iam, "deployer", "arn:aws:iam::123456789012:user/dev", &checks).await.unwrap();
+    let rows =
+        simulate(&iam, xtask::check_iam::Principal::Deployer, "arn:aws:iam::123456789012:user/dev", &checks)
+            .await
+            .unwrap();
 
     assert_eq!(second.num_calls(), 1, "the truncated result's second page was not read");
     let describe: Vec<_> = rows.iter().filter(|r| r.action == "dynamodb:DescribeTable").collect();
@@ -658,9 +699,12 @@ async fn a_missing_context_value_makes_pass_role_conditional() {
         });
     let iam = mock_client!(aws_sdk_iam, [&sim]);
     let checks: Vec<Check> =
-        checks(&[Task::Deploy]).into_iter().filter(|c| c.need.action == "iam:PassRole").collect();
+        checks(&[Task::Deploy]).into_iter().filter(|c| c.need.action == iam::Action::IamPassRole).collect();
 
-    let rows = simulate(&iam, "deployer", "arn:aws:iam::123456789012:user/dev", &checks).await.unwrap();
+    let rows =
+        simulate(&iam, xtask::check_iam::Principal::Deployer, "arn:aws:iam::123456789012:user/dev", &checks)
+            .await
+            .unwrap();
 
     assert_eq!(rows.len(), 1);
     assert_eq!(
@@ -724,7 +768,7 @@ async fn a_drifted_execution_role_reports_the_missing_action_with_its_route_and_
     let name = "recording-server-runtime";
     let current = iam.get_role_policy().role_name(role).policy_name(name).send().await.unwrap();
     let deployed = current.policy_document().to_owned();
-    let mut policy = without(xtask::policy::parse_document(&deployed), "dynamodb:Query");
+    let mut policy = without(xtask::policy::parse_document(&deployed).to_value(), "dynamodb:Query");
     let bucket = names().bucket_arn();
     policy["Statement"].as_array_mut().unwrap().push(json!({
         "Effect": "Allow", "Action": "s3:DeleteBucket", "Resource": bucket
@@ -749,7 +793,10 @@ async fn a_drifted_execution_role_reports_the_missing_action_with_its_route_and_
     // The deployed policy back (what a redeploy writes); a managed policy attached by hand is
     // another over-grant, which deploy does not manage: remove it.
     let put = iam.put_role_policy().role_name(role).policy_name(name);
-    put.policy_document(xtask::policy::parse_document(&deployed).to_string()).send().await.unwrap();
+    put.policy_document(xtask::policy::parse_document(&deployed).to_value().to_string())
+        .send()
+        .await
+        .unwrap();
     let logs = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]});
     let extra = iam.create_policy().policy_name("extra-logs").policy_document(logs.to_string()).send().await;
     let extra = extra.unwrap().policy.unwrap().arn.unwrap();

@@ -256,7 +256,7 @@ async fn every_create_tables_action_is_needed() {
             let run = crate::helpers::xtask_as(moto.endpoint(), &keys, &["create-tables", "--protect"]);
             if run.code() != 0 {
                 assert!(
-                    run.stderr().contains(need.action),
+                    run.stderr().contains(need.action.name()),
                     "without {} create-tables failed naming something else:\n{}",
                     need.action,
                     run.stderr()
@@ -266,7 +266,7 @@ async fn every_create_tables_action_is_needed() {
             }
         }
         if !named {
-            surplus.push(need.action);
+            surplus.push(need.action.name());
         }
     }
     // Tag-on-create: AWS authorizes the tags of a CreateTable request as dynamodb:TagResource

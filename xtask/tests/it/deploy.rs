@@ -172,8 +172,8 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
 
     let policy =
         lambda(&moto).await.get_policy().function_name("recording-server-test").send().await.unwrap();
-    let policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
-    assert!(xtask::policy::url_permissions(&policy).iter().all(|(_, granted)| *granted), "{policy}");
+    let policy = iam::PolicyDocument::parse(policy.policy().unwrap()).unwrap();
+    assert!(policy.url_permissions().iter().all(|(_, granted)| *granted), "{policy:?}");
 }
 
 #[tokio::test]
@@ -356,8 +356,8 @@ async fn deploy_builds_the_real_service_with_zig_for_an_old_glibc_and_the_binary
 /// enforcement.
 #[tokio::test]
 async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_part() {
-    use xtask::catalogue::{deployer_parts, Task, IAM_PART};
-    use xtask::policy::{evaluate, Evaluation};
+    use iam::policy::{evaluate, Evaluation};
+    use xtask::catalogue::{deployer_parts, Part, Task};
 
     let moto = OwnMoto::start();
     let names = Names::new("test", "123456789012", "us-east-1", "", None);
@@ -369,7 +369,7 @@ async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_pa
     let denied_by_base = |calls: &[xtask::coverage::Call]| {
         let mut denied: Vec<String> = calls
             .iter()
-            .flat_map(|c| c.actions.clone())
+            .flat_map(|c| c.actions.iter().map(|a| a.name().to_owned()))
             .filter(|a| evaluate(std::slice::from_ref(&base), a, "*", &context) != Evaluation::Allow)
             .collect();
         denied.dedup();
@@ -382,7 +382,8 @@ async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_pa
     let needs_iam = denied_by_base(&first);
     assert_eq!(needs_iam, ["iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy", "iam:PassRole"]);
     for action in &needs_iam {
-        assert!(IAM_PART.contains(&action.as_str()));
+        let need = deployer_parts(&tasks).1.into_iter().find(|n| n.action.name() == action);
+        assert_eq!(need.map(|n| n.part), Some(Part::Iam), "{action}");
         assert_eq!(
             evaluate(std::slice::from_ref(&iam), action, "*", &context),
             Evaluation::Allow,
@@ -480,7 +481,7 @@ async fn a_drifted_trust_policy_is_restored_by_the_next_deploy() {
     assert_eq!(writes, ["UpdateAssumeRolePolicy"], "{report}");
     let trust = iam.get_role().role_name(role).send().await.unwrap().role.unwrap();
     let trust = xtask::policy::parse_document(trust.assume_role_policy_document().unwrap());
-    assert!(xtask::policy::trusts_lambda(&trust), "{trust}");
+    assert!(trust.trusts_lambda(), "{trust:?}");
 }
 
 /// The function logs JSON: deploy creates it so, and updates carry it; the emulator reports no

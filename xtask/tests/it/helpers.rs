@@ -230,13 +230,13 @@ fn moto_api(endpoint: &str, method: &str, path: &str, body: &str) -> std::io::Re
 
 impl OwnMoto {
     /// Create an IAM user holding only `policy`, and an access key for it.
-    pub async fn user_with_policy(&self, name: &str, policy: &Value) -> Keys {
+    pub async fn user_with_policy(&self, name: &str, policy: &impl serde::Serialize) -> Keys {
         let iam = aws_sdk_iam::Client::new(&xtask::aws::Aws::emulator(self.endpoint()).await.sdk);
         iam.create_user().user_name(name).send().await.unwrap();
         iam.put_user_policy()
             .user_name(name)
             .policy_name("only")
-            .policy_document(policy.to_string())
+            .policy_document(serde_json::to_string(policy).unwrap())
             .send()
             .await
             .unwrap();

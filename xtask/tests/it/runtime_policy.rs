@@ -61,7 +61,7 @@ async fn api_flow_under(policy_without: Option<&str>) -> Flow {
     // moto matches DynamoDB (and Lambda) policies against Resource "*" only, so the
     // any-resource rendering is used; the actions are exactly the catalogue's.
     let names = Names::new("test", "123456789012", "us-east-1", &prefix, Some(&bucket));
-    let mut policy = render_policy(&runtime_needs(), &names, true);
+    let mut policy = render_policy(&runtime_needs(), &names, true).to_value();
     if let Some(action) = policy_without {
         let statements = policy["Statement"].as_array_mut().unwrap();
         for statement in statements.iter_mut() {
@@ -234,7 +234,7 @@ async fn every_runtime_action_is_needed_by_the_routes_the_catalogue_names() {
     let mut actions: Vec<&str> = app::permissions::RUNTIME
         .iter()
         .filter(|p| p.routes != app::permissions::LAMBDA)
-        .map(|p| p.action)
+        .map(|p| p.action.name())
         .collect();
     actions.dedup();
     actions.sort_unstable();
@@ -244,7 +244,7 @@ async fn every_runtime_action_is_needed_by_the_routes_the_catalogue_names() {
         let flow = api_flow_under(Some(action)).await;
         let routes: Vec<&str> = app::permissions::RUNTIME
             .iter()
-            .filter(|p| p.action == action)
+            .filter(|p| p.action.name() == action)
             .flat_map(|p| p.routes.iter().map(|r| step_of(r)))
             .collect();
         // A route fails, or (deleting a record's object, which the row's deletion already
