@@ -456,6 +456,20 @@ mod tests {
         }
     }
 
+    /// The table holds no action nobody needs: a new action must join a catalogue (the
+    /// runtime list in `app::permissions`, or a task's needs here).
+    #[test]
+    fn every_action_of_the_table_is_in_a_catalogue() {
+        let runtime = runtime_needs();
+        let deployer = deployer_needs(&Task::ALL);
+        for action in Action::ALL {
+            assert!(
+                runtime.iter().chain(&deployer).any(|n| n.action == *action),
+                "{action} is in no catalogue: add it to app::permissions::RUNTIME or a task's needs"
+            );
+        }
+    }
+
     #[test]
     fn deploy_needs_everything_create_tables_needs() {
         let deploy = Task::Deploy.needs();

@@ -7,6 +7,7 @@ mod check_iam;
 mod create_tables;
 mod deploy;
 mod helpers;
+mod iam_model;
 mod local;
 mod logs;
 mod runtime_policy;
