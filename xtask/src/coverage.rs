@@ -154,7 +154,7 @@ pub enum Recorded {
     AsNamed,
     /// By these operations.
     As(&'static [&'static str]),
-    /// Only along with another operation: see [`dependent_actions`].
+    /// Only along with another operation (the dependent actions `parse_line` adds).
     AlongWith(&'static str),
     /// Never by our code: Lambda makes these calls itself, with the role.
     ByLambda,
