@@ -13,6 +13,7 @@ use aws_sdk_s3::types::{
 use serde_json::{json, Value};
 
 use crate::aws::{Aws, ExplainExt};
+use crate::outcome::Outcome;
 
 /// What the bucket needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +126,14 @@ fn has_lifecycle_rules(rules: &[LifecycleRule]) -> bool {
 }
 
 impl BucketPlan {
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            BucketPlan::Create => Outcome::Create,
+            BucketPlan::Update(_) => Outcome::Update,
+            BucketPlan::UpToDate => Outcome::Unchanged,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             BucketPlan::Create => {

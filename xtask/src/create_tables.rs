@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::aws::{Aws, ExplainExt};
 use crate::flags::CreateTables;
+use crate::outcome::Outcome;
 
 /// How to converge the tables.
 #[derive(Debug, Clone)]
@@ -35,8 +36,11 @@ pub struct Options {
 #[derive(Debug, Clone, Serialize)]
 pub struct TableReport {
     pub name: String,
-    /// `created`, `up to date`, `updated`, `would create` or `would update`.
+    /// `created`, `up to date`, `updated`, `would create` or `would update`: the outcome as
+    /// create-tables reports it.
     pub action: &'static str,
+    #[serde(skip)]
+    pub outcome: Outcome,
     /// The changes made (or, with --dry-run, planned).
     pub changes: Vec<String>,
     pub status: String,
@@ -126,7 +130,8 @@ async fn ensure_table(
             changes.extend(post_create_changes(spec, options).iter().map(Change::describe));
             return Ok(TableReport {
                 name,
-                action: "would create",
+                action: Outcome::Create.done(true),
+                outcome: Outcome::Create,
                 changes,
                 status: "absent".into(),
                 key_schema: render_keys(&spec.key_schema(), &spec.attribute_definitions()),
@@ -145,12 +150,7 @@ async fn ensure_table(
     } else {
         changes_for_existing(client, aws, spec, &table, options).await?
     };
-    let action = match (created, changes.is_empty(), options.dry_run) {
-        (true, _, _) => "created",
-        (false, true, _) => "up to date",
-        (false, false, true) => "would update",
-        (false, false, false) => "updated",
-    };
+    let outcome = Outcome::of(created, !changes.is_empty());
     let mut table = table;
     if !options.dry_run {
         if created || !changes.is_empty() {
@@ -165,7 +165,8 @@ async fn ensure_table(
     }
     Ok(TableReport {
         name,
-        action,
+        action: outcome.done(options.dry_run),
+        outcome,
         // A fresh table's settings are part of "created", not changes to report.
         changes: if created { Vec::new() } else { changes.iter().map(Change::describe).collect() },
         status: table.table_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),

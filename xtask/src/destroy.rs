@@ -10,6 +10,7 @@ use aws_sdk_lambda::error::SdkError;
 use crate::aws::{Aws, ExplainExt};
 use crate::flags::Destroy;
 use crate::names::validate_stage;
+use crate::outcome::Outcome;
 use crate::stage::TableOwner;
 
 impl Destroy {
@@ -153,40 +154,41 @@ fn confirm(stage: &str, doomed: &[String]) -> anyhow::Result<bool> {
     Ok(answer.trim() == stage)
 }
 
-fn report(resource: &str, name: &str, deleted: bool) {
-    println!("{resource:<8} {name:<40} {}", if deleted { "deleted" } else { "already gone" });
+fn report(resource: &str, name: &str, outcome: Outcome) {
+    let done = if outcome == Outcome::Unchanged { "already gone" } else { outcome.done(false) };
+    println!("{resource:<8} {name:<40} {done}");
 }
 
-/// `true` if deleted, `false` if it did not exist.
+/// `Delete` if deleted, `Unchanged` if it did not exist.
 fn gone_if_missing<O, E>(
     result: Result<O, SdkError<E, crate::aws::HttpResponse>>,
     action: &str,
     name: &str,
     aws: &Aws,
-) -> anyhow::Result<bool>
+) -> anyhow::Result<Outcome>
 where
     E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match result {
-        Ok(_) => Ok(true),
+        Ok(_) => Ok(Outcome::Delete),
         Err(SdkError::ServiceError(e))
             if matches!(
                 e.err().code(),
                 Some("ResourceNotFoundException" | "NoSuchEntity" | "NoSuchBucket" | "ResourceNotFound")
             ) =>
         {
-            Ok(false)
+            Ok(Outcome::Unchanged)
         }
         Err(e) => Err(crate::aws::explain(e, action, name, aws)),
     }
 }
 
-async fn delete_role(aws: &Aws, role: &str) -> anyhow::Result<bool> {
+async fn delete_role(aws: &Aws, role: &str) -> anyhow::Result<Outcome> {
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
     let policies = match iam.list_role_policies().role_name(role).send().await {
         Ok(output) => output.policy_names,
         Err(aws_sdk_iam::error::SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => {
-            return Ok(false)
+            return Ok(Outcome::Unchanged)
         }
         Err(e) => return Err(crate::aws::explain(e, "iam:ListRolePolicies", role, aws)),
     };
@@ -200,7 +202,7 @@ async fn delete_role(aws: &Aws, role: &str) -> anyhow::Result<bool> {
     gone_if_missing(iam.delete_role().role_name(role).send().await, "iam:DeleteRole", role, aws)
 }
 
-async fn delete_table(aws: &Aws, table: &str) -> anyhow::Result<bool> {
+async fn delete_table(aws: &Aws, table: &str) -> anyhow::Result<Outcome> {
     let dynamodb = aws.dynamodb();
     // Deploys of protected stages turn deletion protection on; --include-data means it goes.
     let protected = match dynamodb.describe_table().table_name(table).send().await {
@@ -208,7 +210,7 @@ async fn delete_table(aws: &Aws, table: &str) -> anyhow::Result<bool> {
         Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e))
             if e.err().is_resource_not_found_exception() =>
         {
-            return Ok(false)
+            return Ok(Outcome::Unchanged)
         }
         Err(e) => return Err(crate::aws::explain(e, "dynamodb:DescribeTable", table, aws)),
     };
@@ -229,14 +231,14 @@ async fn delete_table(aws: &Aws, table: &str) -> anyhow::Result<bool> {
     )
 }
 
-async fn delete_bucket(aws: &Aws, bucket: &str, owner: &str) -> anyhow::Result<bool> {
+async fn delete_bucket(aws: &Aws, bucket: &str, owner: &str) -> anyhow::Result<Outcome> {
     let s3 = aws.s3();
     let mut pages = s3.list_objects_v2().bucket(bucket).expected_bucket_owner(owner).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = match page {
             Ok(page) => page,
             Err(aws_sdk_s3::error::SdkError::ServiceError(e)) if e.err().is_no_such_bucket() => {
-                return Ok(false)
+                return Ok(Outcome::Unchanged)
             }
             Err(e) => return Err(crate::aws::explain(e, "s3:ListBucket", bucket, aws)),
         };

@@ -16,6 +16,7 @@ pub mod flags;
 pub mod local;
 pub mod logs;
 pub mod names;
+pub mod outcome;
 pub mod policy;
 pub mod progress;
 pub mod signals;

@@ -15,6 +15,7 @@ use xshell::{cmd, Shell};
 use super::{Desired, Step};
 use crate::aws::{Aws, ExplainExt};
 use crate::names::Names;
+use crate::outcome::Outcome;
 
 const RUNTIME: Runtime = Runtime::Providedal2023;
 const HANDLER: &str = "bootstrap";
@@ -50,26 +51,53 @@ fn logging() -> LoggingConfig {
 }
 
 /// What differs in the configuration (not the code).
-fn config_changes(current: &FunctionConfiguration, desired: &Desired, role_arn: &str) -> Vec<String> {
+/// One difference between the function's configuration and the desired one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConfigChange {
+    Runtime,
+    Handler,
+    /// Passing a role needs iam:PassRole (the deployer policy's IAM part).
+    Role,
+    Memory(i32),
+    Timeout(i32),
+    Environment,
+    Logging,
+}
+
+impl ConfigChange {
+    fn describe(self) -> String {
+        match self {
+            ConfigChange::Runtime => "runtime".into(),
+            ConfigChange::Handler => "handler".into(),
+            ConfigChange::Role => "role".into(),
+            ConfigChange::Memory(mb) => format!("memory {mb} MB"),
+            ConfigChange::Timeout(s) => format!("timeout {s} s"),
+            ConfigChange::Environment => "environment".into(),
+            ConfigChange::Logging => "logging (JSON)".into(),
+        }
+    }
+}
+
+fn config_changes(current: &FunctionConfiguration, desired: &Desired, role_arn: &str) -> Vec<ConfigChange> {
     let mut changes = Vec::new();
     if current.runtime() != Some(&RUNTIME) {
-        changes.push("runtime".into());
+        changes.push(ConfigChange::Runtime);
     }
     if current.handler() != Some(HANDLER) {
-        changes.push("handler".into());
+        changes.push(ConfigChange::Handler);
     }
     if current.role() != Some(role_arn) {
-        changes.push("role".into());
+        changes.push(ConfigChange::Role);
     }
     if current.memory_size() != Some(desired.memory) {
-        changes.push(format!("memory {} MB", desired.memory));
+        changes.push(ConfigChange::Memory(desired.memory));
     }
     if current.timeout() != Some(desired.timeout) {
-        changes.push(format!("timeout {} s", desired.timeout));
+        changes.push(ConfigChange::Timeout(desired.timeout));
     }
     let env = current.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
     if env.into_iter().collect::<std::collections::BTreeMap<_, _>>() != desired.environment {
-        changes.push("environment".into());
+        changes.push(ConfigChange::Environment);
     }
     // Compared only when the function reports one: AWS always does, the emulator (moto 5.2.5)
     // never does, and "absent" must not read as drift there (it would update on every deploy).
@@ -79,7 +107,7 @@ fn config_changes(current: &FunctionConfiguration, desired: &Desired, role_arn: 
             || logging.application_log_level() != want.application_log_level()
             || logging.system_log_level() != want.system_log_level()
         {
-            changes.push("logging (JSON)".into());
+            changes.push(ConfigChange::Logging);
         }
     }
     changes
@@ -99,7 +127,7 @@ pub async fn ensure_function(
             create(aws, desired, role_arn, role_is_new, architecture).await?;
         }
         let concurrency = ensure_concurrency(aws, name, desired.reserved_concurrency, dry_run, None).await?;
-        return Ok(vec![Step::new("function", name, "create", concurrency.into_iter().collect())]);
+        return Ok(vec![Step::new("function", name, Outcome::Create, concurrency.into_iter().collect())]);
     };
     let code_differs = existing.code_sha256() != Some(desired.code_sha256.as_str())
         || existing.architectures() != [architecture.clone()];
@@ -127,7 +155,7 @@ pub async fn ensure_function(
             .handler(HANDLER)
             // Passing the role needs iam:PassRole (the deployer policy's IAM part): only when it
             // changed, so the base part alone can change memory, timeout or environment.
-            .set_role(config.iter().any(|c| c == "role").then(|| role_arn.to_owned()))
+            .set_role(config.contains(&ConfigChange::Role).then(|| role_arn.to_owned()))
             .memory_size(desired.memory)
             .timeout(desired.timeout)
             .environment(environment(desired))
@@ -137,7 +165,7 @@ pub async fn ensure_function(
             .explain("lambda:UpdateFunctionConfiguration", name, aws)?;
         wait_until_updated(aws, name).await?;
     }
-    changes.extend(config);
+    changes.extend(config.into_iter().map(ConfigChange::describe));
     let reserved = lambda(aws)
         .get_function_concurrency()
         .function_name(name)
@@ -146,8 +174,7 @@ pub async fn ensure_function(
         .explain("lambda:GetFunctionConcurrency", name, aws)?
         .reserved_concurrent_executions;
     changes.extend(ensure_concurrency(aws, name, desired.reserved_concurrency, dry_run, reserved).await?);
-    let action = if changes.is_empty() { "unchanged" } else { "update" };
-    Ok(vec![Step::new("function", name, action, changes)])
+    Ok(vec![Step::new("function", name, Outcome::of(false, !changes.is_empty()), changes)])
 }
 
 /// Reserve `desired` concurrent executions (or none) when `current` differs; the change made.
@@ -327,7 +354,7 @@ pub async fn ensure_url(
     };
     let url = match existing {
         None if dry_run => {
-            steps.push(Step::new("url", name, "create", Vec::new()));
+            steps.push(Step::new("url", name, Outcome::Create, Vec::new()));
             None
         }
         None => {
@@ -339,7 +366,7 @@ pub async fn ensure_url(
                 .send()
                 .await
                 .explain("lambda:CreateFunctionUrlConfig", name, aws)?;
-            steps.push(Step::new("url", name, "create", Vec::new()));
+            steps.push(Step::new("url", name, Outcome::Create, Vec::new()));
             Some(created.function_url)
         }
         Some(config) => {
@@ -360,8 +387,7 @@ pub async fn ensure_url(
                     .await
                     .explain("lambda:UpdateFunctionUrlConfig", name, aws)?;
             }
-            let action = if changes.is_empty() { "unchanged" } else { "update" };
-            steps.push(Step::new("url", name, action, changes));
+            steps.push(Step::new("url", name, Outcome::of(false, !changes.is_empty()), changes));
             Some(config.function_url)
         }
     };
@@ -413,12 +439,12 @@ async fn ensure_url_permissions(aws: &Aws, names: &Names, dry_run: bool) -> anyh
             Err(e) => return Err(crate::aws::explain(e, "lambda:AddPermission", name, aws)),
         }
     }
-    let action = match changes.len() {
-        0 => "unchanged",
-        n if n == present.len() => "create",
-        _ => "update",
+    let outcome = match changes.len() {
+        0 => Outcome::Unchanged,
+        n if n == present.len() => Outcome::Create,
+        _ => Outcome::Update,
     };
-    Ok(Step::new("policy", name, action, changes))
+    Ok(Step::new("policy", name, outcome, changes))
 }
 
 /// GET /health on the URL; on failure, print the function's recent log lines.
@@ -462,7 +488,7 @@ pub async fn ensure_log_group(aws: &Aws, names: &Names, days: i32, dry_run: bool
     )?;
     let existing = found.log_groups().iter().find(|g| g.log_group_name() == Some(group.as_str()));
     let retention = format!("retention {days} days");
-    let (action, changes) = match existing {
+    let (outcome, changes) = match existing {
         None => {
             if !dry_run {
                 logs.create_log_group().log_group_name(&group).send().await.explain(
@@ -471,12 +497,12 @@ pub async fn ensure_log_group(aws: &Aws, names: &Names, days: i32, dry_run: bool
                     aws,
                 )?;
             }
-            ("create", vec![retention])
+            (Outcome::Create, vec![retention])
         }
         Some(g) if g.retention_in_days() == Some(days) => {
-            return Ok(Step::new("logs", &group, "unchanged", Vec::new()))
+            return Ok(Step::new("logs", &group, Outcome::Unchanged, Vec::new()))
         }
-        Some(_) => ("update", vec![retention]),
+        Some(_) => (Outcome::Update, vec![retention]),
     };
     if !dry_run {
         logs.put_retention_policy().log_group_name(&group).retention_in_days(days).send().await.explain(
@@ -485,5 +511,5 @@ pub async fn ensure_log_group(aws: &Aws, names: &Names, days: i32, dry_run: bool
             aws,
         )?;
     }
-    Ok(Step::new("logs", &group, action, changes))
+    Ok(Step::new("logs", &group, outcome, changes))
 }

@@ -18,6 +18,7 @@ use crate::bucket::{apply_bucket, plan_bucket};
 use crate::create_tables::{ensure_tables, Options};
 use crate::flags::Deploy;
 use crate::names::Names;
+use crate::outcome::Outcome;
 use crate::toolchain::target_dir;
 use crate::Failure;
 use build::{BuildSpec, Builder};
@@ -28,14 +29,15 @@ use package::{check_binary, code_sha256, zip_bootstrap, Arch};
 pub struct Step {
     pub resource: &'static str,
     pub name: String,
-    /// `create`, `update` or `unchanged`.
-    pub action: &'static str,
+    /// Serialized as `action`: `create`, `update`, `adopt` or `unchanged`.
+    #[serde(rename = "action")]
+    pub outcome: Outcome,
     pub changes: Vec<String>,
 }
 
 impl Step {
-    fn new(resource: &'static str, name: &str, action: &'static str, changes: Vec<String>) -> Step {
-        Step { resource, name: name.to_owned(), action, changes }
+    fn new(resource: &'static str, name: &str, outcome: Outcome, changes: Vec<String>) -> Step {
+        Step { resource, name: name.to_owned(), outcome, changes }
     }
 }
 
@@ -101,7 +103,7 @@ async fn data_steps(
                 ));
             }
             changes.push("data-affecting: needs --change-data".into());
-            steps.push(Step::new("data", &names.function, "change", changes));
+            steps.push(Step::new("data", &names.function, Outcome::Update, changes));
         }
     }
     let tables_in_use = deployed.is_some_and(|d| d.table_prefix == names.table_prefix);
@@ -120,7 +122,12 @@ async fn data_steps(
                     "choose another --table-prefix (the default is `<stage>-`)",
                 ));
             }
-            steps.push(Step::new("data", &table, "adopt", vec![format!("{what}; needs --adopt-data")]));
+            steps.push(Step::new(
+                "data",
+                &table,
+                Outcome::Adopt,
+                vec![format!("{what}; needs --adopt-data")],
+            ));
         }
     }
     let own_bucket = crate::stage::owns_bucket(&names.stage, &names.account, &names.region, &names.bucket);
@@ -130,7 +137,12 @@ async fn data_steps(
         if !flags.adopt_data && !flags.dry_run {
             return Err(refuse(what, "--adopt-data", "leave --bucket out"));
         }
-        steps.push(Step::new("data", &names.bucket, "adopt", vec![format!("{what}; needs --adopt-data")]));
+        steps.push(Step::new(
+            "data",
+            &names.bucket,
+            Outcome::Adopt,
+            vec![format!("{what}; needs --adopt-data")],
+        ));
     }
     Ok(steps)
 }
@@ -245,16 +257,11 @@ impl Deploy {
         if !self.dry_run {
             apply_bucket(&aws, &names.bucket, Some(&names.account), &bucket).await?;
         }
-        let action = match &bucket {
-            crate::bucket::BucketPlan::Create => "create",
-            crate::bucket::BucketPlan::Update(_) => "update",
-            crate::bucket::BucketPlan::UpToDate => "unchanged",
-        };
         let changes = match &bucket {
             crate::bucket::BucketPlan::Update(missing) => missing.iter().map(|m| m.to_string()).collect(),
             _ => Vec::new(),
         };
-        steps.push(Step::new("bucket", &names.bucket, action, changes));
+        steps.push(Step::new("bucket", &names.bucket, bucket.outcome(), changes));
         let skipped = crate::bucket::skipped_protections(&aws);
         for protection in &skipped {
             eprintln!("note: bucket {} gets no {protection}", names.bucket);
@@ -269,12 +276,7 @@ impl Deploy {
         };
         for table in ensure_tables(&aws, &tables).await {
             let table = table?;
-            let action = match table.action {
-                "created" | "would create" => "create",
-                "updated" | "would update" => "update",
-                _ => "unchanged",
-            };
-            steps.push(Step::new("table", &table.name, action, table.changes));
+            steps.push(Step::new("table", &table.name, table.outcome, table.changes));
         }
 
         let role = role::ensure_role(&aws, &names, role, self.dry_run).await?;
@@ -292,7 +294,7 @@ impl Deploy {
                     crate::bucket::apply_cors(&aws, &names.bucket, Some(&names.account), rules).await?;
                 }
                 let change = format!("CORS rule for the web recorder at {}", origins[0]);
-                steps.push(Step::new("bucket", &names.bucket, "update", vec![change]));
+                steps.push(Step::new("bucket", &names.bucket, Outcome::Update, vec![change]));
             }
         }
 
@@ -310,11 +312,7 @@ impl Deploy {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             for step in &steps {
-                let action = if self.dry_run && step.action != "unchanged" {
-                    format!("would {}", step.action)
-                } else {
-                    step.action.to_owned()
-                };
+                let action = step.outcome.verb(self.dry_run);
                 let changes = if step.changes.is_empty() {
                     String::new()
                 } else {

@@ -8,6 +8,7 @@ use super::Step;
 use crate::aws::{Aws, ExplainExt};
 use crate::catalogue::{render_policy, runtime_needs};
 use crate::names::Names;
+use crate::outcome::Outcome;
 use iam::PolicyDocument;
 
 use crate::policy::parse_document as parse_policy_document;
@@ -70,13 +71,13 @@ pub async fn ensure_role(
             let arn = created.role.map(|r| r.arn).unwrap_or_else(|| names.role_arn());
             return Ok(EnsuredRole {
                 arn,
-                step: Step::new("role", role, "create", Vec::new()),
+                step: Step::new("role", role, Outcome::Create, Vec::new()),
                 created: true,
             });
         }
         return Ok(EnsuredRole {
             arn: names.role_arn(),
-            step: Step::new("role", role, "create", Vec::new()),
+            step: Step::new("role", role, Outcome::Create, Vec::new()),
             created: true,
         });
     };
@@ -105,8 +106,8 @@ pub async fn ensure_role(
             put_policy(&iam, aws, role, &policy).await?;
         }
     }
-    let action = if changes.is_empty() { "unchanged" } else { "update" };
-    Ok(EnsuredRole { arn: existing.arn, step: Step::new("role", role, action, changes), created: false })
+    let outcome = Outcome::of(false, !changes.is_empty());
+    Ok(EnsuredRole { arn: existing.arn, step: Step::new("role", role, outcome, changes), created: false })
 }
 
 async fn put_policy(
