@@ -116,6 +116,62 @@ pub mod env {
     pub const WARM_UP: &str = "RECORD_WARM_UP";
 }
 
+/// What the tooling chooses when it deploys or starts the service (`deploy`, `local`, `bench`):
+/// every other setting keeps its default. [`Settings::to_env`] renders the variables, which
+/// [`Config::from_lookup`] reads back; no other code spells them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The recordings bucket.
+    pub bucket: String,
+    /// The account that must own the bucket.
+    pub bucket_owner: Option<String>,
+    /// The prefix of both table names (always written, so a deployed stage says which).
+    pub table_prefix: String,
+    /// Whether the seed's unverified `GET /login` is on.
+    pub allow_unverified_login: bool,
+    /// The largest direct upload body.
+    pub max_upload_bytes: usize,
+    /// The identity providers, as the JSON `RECORD_OIDC_PROVIDERS` holds (none when empty).
+    pub oidc_providers: String,
+    /// Whether init opens the connections (unset: the default, on).
+    pub warm_up: Option<bool>,
+    /// Whether each request prints an EMF line (unset: on on Lambda, off locally).
+    pub metrics: Option<bool>,
+}
+
+impl Settings {
+    /// Defaults, with this bucket.
+    pub fn new(bucket: &str) -> Settings {
+        Settings {
+            bucket: bucket.to_owned(),
+            bucket_owner: None,
+            table_prefix: String::new(),
+            allow_unverified_login: false,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            oidc_providers: String::new(),
+            warm_up: None,
+            metrics: None,
+        }
+    }
+
+    /// The service's environment variables for these settings.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            (env::BUCKET, self.bucket.clone()),
+            (env::TABLE_PREFIX, self.table_prefix.clone()),
+            (env::ALLOW_UNVERIFIED_LOGIN, self.allow_unverified_login.to_string()),
+            (env::MAX_UPLOAD_BYTES, self.max_upload_bytes.to_string()),
+        ];
+        vars.extend(self.bucket_owner.clone().map(|owner| (env::BUCKET_OWNER, owner)));
+        if !self.oidc_providers.trim().is_empty() {
+            vars.push((env::OIDC_PROVIDERS, self.oidc_providers.clone()));
+        }
+        vars.extend(self.warm_up.map(|on| (env::WARM_UP, on.to_string())));
+        vars.extend(self.metrics.map(|on| (env::METRICS, on.to_string())));
+        vars
+    }
+}
+
 /// Why the configuration could not be read: the service stops at start-up with it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -305,6 +361,35 @@ mod tests {
         assert!(config(&[("RECORD_BUCKET", "b"), ("RECORD_ALLOW_UNVERIFIED_LOGIN", "yes")]).is_err());
         assert!(config(&[("RECORD_BUCKET", "b"), ("PORT", "70000")]).is_err());
         assert!(config(&[("RECORD_BUCKET", "b"), ("RECORD_TABLE_PREFIX", "a b")]).is_err());
+    }
+
+    #[test]
+    fn the_tooling_settings_render_and_read_back() {
+        let settings = Settings {
+            bucket_owner: Some("123456789012".into()),
+            table_prefix: "dev-".into(),
+            allow_unverified_login: true,
+            max_upload_bytes: 1234,
+            oidc_providers: r#"[{"name":"demo","issuer":"https://id.example","audiences":["a"],"jwks_url":"https://id.example/jwks"}]"#.into(),
+            warm_up: Some(false),
+            metrics: Some(true),
+            ..Settings::new("b")
+        };
+        let vars: HashMap<&str, String> = settings.to_env().into_iter().collect();
+        let c = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        assert_eq!(
+            (c.bucket.as_str(), c.bucket_owner.as_deref(), c.table_prefix.as_str()),
+            ("b", Some("123456789012"), "dev-")
+        );
+        assert_eq!(
+            (c.allow_unverified_login, c.max_upload_bytes, c.warm_up, c.metrics),
+            (true, 1234, false, true)
+        );
+        assert_eq!(c.oidc_providers.len(), 1);
+        // Unset switches keep the service's defaults, and the defaults render as the defaults.
+        let vars: HashMap<&str, String> = Settings::new("b").to_env().into_iter().collect();
+        let defaults = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        assert_eq!(defaults, config(&[("RECORD_BUCKET", "b")]).unwrap());
     }
 
     #[test]

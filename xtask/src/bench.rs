@@ -110,10 +110,15 @@ impl Bench {
                 let port = free_port()?;
                 let mut command: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
                     .env("PORT", port.to_string())
-                    .env(app::config::env::BUCKET, BUCKET)
-                    .env(app::config::env::TABLE_PREFIX, PREFIX)
-                    .env(app::config::env::ALLOW_UNVERIFIED_LOGIN, "true")
-                    .env(app::config::env::WARM_UP, warm_up.to_string())
+                    .envs(
+                        app::config::Settings {
+                            table_prefix: PREFIX.into(),
+                            allow_unverified_login: true,
+                            warm_up: Some(warm_up),
+                            ..app::config::Settings::new(BUCKET)
+                        }
+                        .to_env(),
+                    )
                     .env("RUST_LOG", "warn")
                     .into();
                 let started = Instant::now();

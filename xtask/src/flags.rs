@@ -175,7 +175,7 @@ pub struct Deploy {
     #[arg(long)]
     pub allow_unverified_login: bool,
     /// Identity providers for POST /login, as JSON: [{"name","issuer","audiences","jwks_url"}]
-    #[arg(long, env = "RECORD_OIDC_PROVIDERS", value_parser = parse_oidc_providers)]
+    #[arg(long, env = app::config::env::OIDC_PROVIDERS, value_parser = parse_oidc_providers)]
     pub oidc_providers: Option<String>,
     /// Days the function's logs are kept (one of CloudWatch Logs' values: 1, 3, 5, 7, 14, 30, 60,
     /// 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
@@ -281,7 +281,7 @@ pub struct CreateTables {
     #[command(flatten)]
     pub aws: AwsArgs,
     /// Prefix for both table names, so several stages can share an account
-    #[arg(long, env = "RECORD_TABLE_PREFIX", default_value = "", value_parser = parse_table_prefix)]
+    #[arg(long, env = app::config::env::TABLE_PREFIX, default_value = "", value_parser = parse_table_prefix)]
     pub table_prefix: String,
     /// Stage name written into the `stage` tag of new tables
     #[arg(long, default_value = "dev", value_parser = parse_stage)]

@@ -69,15 +69,16 @@ impl Local {
             .context("building the service failed")?;
         let binary = target.join("debug").join("app");
         let port = self.port.to_string();
-        let max_upload = self.max_upload_bytes.to_string();
-        let providers = self.oidc_providers.clone().unwrap_or_default();
-        let mut service: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
-            .env(app::config::env::OIDC_PROVIDERS, &providers)
-            .env("PORT", &port)
-            .env(app::config::env::BUCKET, LOCAL_BUCKET)
-            .env(app::config::env::MAX_UPLOAD_BYTES, &max_upload)
+        let settings = app::config::Settings {
+            max_upload_bytes: self.max_upload_bytes,
+            oidc_providers: self.oidc_providers.clone().unwrap_or_default(),
             // Local mode is for trying the API: the seed's unverified login is on.
-            .env(app::config::env::ALLOW_UNVERIFIED_LOGIN, "true")
+            allow_unverified_login: true,
+            ..app::config::Settings::new(LOCAL_BUCKET)
+        };
+        let mut service: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
+            .envs(settings.to_env())
+            .env("PORT", &port)
             .into();
         crate::signals::stop_with_parent(&mut service);
         let mut child = tokio::process::Command::from(service)

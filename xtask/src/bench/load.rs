@@ -186,11 +186,15 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
     let mut command: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
         .env("AWS_ENDPOINT_URL_DYNAMODB", &dynalite.endpoint)
         .env("PORT", port.to_string())
-        .env(app::config::env::BUCKET, BUCKET)
-        .env(app::config::env::TABLE_PREFIX, "")
-        .env(app::config::env::ALLOW_UNVERIFIED_LOGIN, "true")
+        .envs(
+            app::config::Settings {
+                allow_unverified_login: true,
+                metrics: Some(true),
+                ..app::config::Settings::new(BUCKET)
+            }
+            .to_env(),
+        )
         .env("RUST_LOG", "warn")
-        .env(app::config::env::METRICS, "true")
         .into();
     // Enough connections for every client, reused across requests as a real client would.
     let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;

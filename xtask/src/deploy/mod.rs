@@ -205,18 +205,18 @@ impl Deploy {
         let facts = check_binary(&bytes, self.arch)
             .with_context(|| format!("{} cannot run on Lambda", binary.display()))?;
         let zip = zip_bootstrap(&bytes)?;
-        let mut environment = BTreeMap::from([
-            (app::config::env::BUCKET.to_owned(), names.bucket.clone()),
-            (app::config::env::BUCKET_OWNER.to_owned(), names.account.clone()),
-            (app::config::env::TABLE_PREFIX.to_owned(), names.table_prefix.clone()),
-            (app::config::env::ALLOW_UNVERIFIED_LOGIN.to_owned(), self.allow_unverified_login.to_string()),
-            (app::config::env::MAX_UPLOAD_BYTES.to_owned(), self.max_upload_bytes.to_string()),
-        ]);
-        if let Some(providers) = self.oidc_providers.as_ref().filter(|p| !p.trim().is_empty()) {
+        let settings = app::config::Settings {
+            bucket_owner: Some(names.account.clone()),
+            table_prefix: names.table_prefix.clone(),
+            allow_unverified_login: self.allow_unverified_login,
+            max_upload_bytes: self.max_upload_bytes as usize,
             // Already checked by the flag's parser with the service's own, so a typo fails the
             // command line, not the function's cold start.
-            environment.insert(app::config::env::OIDC_PROVIDERS.to_owned(), providers.clone());
-        }
+            oidc_providers: self.oidc_providers.clone().unwrap_or_default(),
+            ..app::config::Settings::new(&names.bucket)
+        };
+        let environment: BTreeMap<String, String> =
+            settings.to_env().into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
         let desired = Desired {
             code_sha256: code_sha256(&zip),
             zip,
