@@ -7,13 +7,27 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use crate::error::ApiError;
+/// Why a value from a request is not a valid domain value: the caller's mistake, with what to
+/// fix (`error.rs` maps it to HTTP).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The unverified login lacks a parameter (the seed's message).
+    #[error("social_id or social_type is null.")]
+    MissingSocialLogin,
+    /// A value that cannot be used, and what it must be instead.
+    #[error("{0}")]
+    Invalid(String),
+    /// A media type that is not audio.
+    #[error("content type is not audio")]
+    NotAudio,
+}
 
 /// `{social_type}_{social_id}`: the user's id, as the original app formed it.
 ///
 /// `social_type` is lowercase letters and digits only, so the first `_` always separates the two
 /// parts and two different logins can never produce the same id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
 pub struct UserId(String);
 
 const MAX_SOCIAL_TYPE: usize = 32;
@@ -25,19 +39,19 @@ fn is_social_id_char(c: char) -> bool {
 
 impl UserId {
     /// From the seed's `social_type` and `social_id` query parameters.
-    pub fn from_social(social_type: &str, social_id: &str) -> Result<Self, ApiError> {
+    pub fn from_social(social_type: &str, social_id: &str) -> Result<Self, DomainError> {
         if social_type.is_empty() || social_id.is_empty() {
-            return Err(ApiError::MissingSocialLogin);
+            return Err(DomainError::MissingSocialLogin);
         }
         let type_ok = social_type.len() <= MAX_SOCIAL_TYPE
             && social_type.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         if !type_ok {
-            return Err(ApiError::BadRequest(format!(
+            return Err(DomainError::Invalid(format!(
                 "social_type must be 1-{MAX_SOCIAL_TYPE} lowercase letters or digits"
             )));
         }
         if social_id.len() > MAX_SOCIAL_ID || !social_id.chars().all(is_social_id_char) {
-            return Err(ApiError::BadRequest(format!(
+            return Err(DomainError::Invalid(format!(
                 "social_id must be 1-{MAX_SOCIAL_ID} characters from A-Z a-z 0-9 . _ - @ +"
             )));
         }
@@ -48,6 +62,12 @@ impl UserId {
     pub fn parse(s: &str) -> Option<Self> {
         let (social_type, social_id) = s.split_once('_')?;
         UserId::from_social(social_type, social_id).ok()
+    }
+
+    /// An id read back from the tables: written by this service (checked then) or by the
+    /// original app (kept as it was), so never refused.
+    pub fn from_stored(s: String) -> Self {
+        UserId(s)
     }
 
     /// The id as stored and sent (`{social_type}_{social_id}`).
@@ -79,27 +99,30 @@ pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// An upload's media type: `None` means the default; parameters (`; codecs=opus`) are dropped and
 /// the type is lowercased. A type outside [`AUDIO_TYPES`] is refused with 415.
-pub fn audio_type(value: Option<&str>) -> Result<String, ApiError> {
+pub fn audio_type(value: Option<&str>) -> Result<String, DomainError> {
     let Some(value) = value else { return Ok(DEFAULT_CONTENT_TYPE.to_owned()) };
     let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     match AUDIO_TYPES.iter().find(|t| **t == essence) {
         Some(t) => Ok((*t).to_owned()),
-        None => Err(ApiError::UnsupportedMediaType),
+        None => Err(DomainError::NotAudio),
     }
 }
 
-/// `text` with every byte that `keep` refuses written as `%XX`.
-pub fn percent_encode(text: &str, keep: impl Fn(u8) -> bool) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if keep(byte) {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
+/// Everything but RFC 8187's attr-char (`ALPHA / DIGIT / "!" / "#" / "$" / "&" / "+" / "-" /
+/// "." / "^" / "_" / "`" / "|" / "~"`) is percent-encoded in an extended parameter value.
+const NOT_ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
 
 /// `Content-Disposition` that makes a browser download the recording as a file named
 /// `file_name`: an ASCII fallback (`filename`) and the exact name, UTF-8 and percent-encoded
@@ -107,8 +130,7 @@ pub fn percent_encode(text: &str, keep: impl Fn(u8) -> bool) -> String {
 pub fn attachment(file_name: &str) -> String {
     let fallback: String =
         file_name.chars().map(|c| if c.is_ascii() && c != '"' && c != '\\' { c } else { '_' }).collect();
-    // RFC 8187's attr-char are kept.
-    let encoded = percent_encode(file_name, |b| b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b));
+    let encoded = percent_encoding::utf8_percent_encode(file_name, NOT_ATTR_CHAR);
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
@@ -132,7 +154,7 @@ impl AuthKey {
         let mut bytes = [0u8; AUTH_KEY_BYTES];
         // The OS RNG failing means the machine cannot issue secrets at all: nothing to recover.
         getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
-        AuthKey(hex(&bytes))
+        AuthKey(hex::encode(bytes))
     }
 
     /// From the second token of an `Authorization` header. `None` if it cannot be a key we issued.
@@ -149,7 +171,7 @@ impl AuthKey {
 
     /// What the user table stores instead of the key.
     pub fn hash(&self) -> KeyHash {
-        KeyHash(hex(&Sha256::digest(self.0.as_bytes())))
+        KeyHash(hex::encode(Sha256::digest(self.0.as_bytes())))
     }
 }
 
@@ -168,10 +190,6 @@ impl KeyHash {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A record's id: a UUIDv7, unique and time-ordered even for uploads in the same millisecond.
@@ -196,6 +214,12 @@ impl Default for RecordId {
     }
 }
 
+impl serde::Serialize for RecordId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl fmt::Display for RecordId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.hyphenated().fmt(f)
@@ -203,7 +227,8 @@ impl fmt::Display for RecordId {
 }
 
 /// An uploaded file's name: no path separators, no `..`, no control characters, 1-255 bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
 pub struct FileName(String);
 
 /// The longest file name accepted, in bytes.
@@ -218,7 +243,7 @@ fn is_invisible_format(c: char) -> bool {
 
 impl FileName {
     /// A file name from a request, refused with what to fix when it is not a plain name.
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
         let problem = if s.is_empty() {
             Some("is empty")
         } else if s.len() > MAX_FILE_NAME_BYTES {
@@ -235,9 +260,15 @@ impl FileName {
             None
         };
         match problem {
-            Some(p) => Err(ApiError::BadRequest(format!("file name {p}: use a plain file name"))),
+            Some(p) => Err(DomainError::Invalid(format!("file name {p}: use a plain file name"))),
             None => Ok(FileName(s.to_owned())),
         }
+    }
+
+    /// A name read back from the tables: checked when this service stored it, or the original
+    /// app's, kept as it was (downloads encode it either way).
+    pub fn from_stored(s: String) -> Self {
+        FileName(s)
     }
 
     /// The name as uploaded.
@@ -250,11 +281,11 @@ impl FileName {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Record {
     /// Its id.
-    pub id: String,
+    pub id: RecordId,
     /// Its owner.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The name it was uploaded as.
-    pub file_name: String,
+    pub file_name: FileName,
     /// RFC 3339 UTC with milliseconds.
     pub created_at: String,
     /// Its size in bytes.
@@ -271,9 +302,9 @@ impl Record {
     pub fn new(user: &UserId, file_name: &FileName, size: u64, content_type: String) -> Self {
         let id = RecordId::new();
         Record {
-            id: id.to_string(),
-            user_id: user.to_string(),
-            file_name: file_name.as_str().to_owned(),
+            id,
+            user_id: user.clone(),
+            file_name: file_name.clone(),
             created_at: timestamp(OffsetDateTime::now_utc()),
             size,
             content_type,
@@ -302,20 +333,16 @@ pub struct Cursor {
 impl Cursor {
     /// The opaque `next` token handed to clients.
     pub fn to_token(&self) -> String {
-        hex(format!("{} {}", self.created_at, self.record_id).as_bytes())
+        hex::encode(format!("{} {}", self.created_at, self.record_id))
     }
 
     /// A cursor from the `next` token a list returned; 400 for anything else.
-    pub fn from_token(token: &str) -> Result<Self, ApiError> {
-        let invalid = || ApiError::BadRequest("next is not a token from a previous page".into());
-        if !token.len().is_multiple_of(2) || token.len() > 256 {
+    pub fn from_token(token: &str) -> Result<Self, DomainError> {
+        let invalid = || DomainError::Invalid("next is not a token from a previous page".into());
+        if token.len() > 256 {
             return Err(invalid());
         }
-        let bytes = (0..token.len())
-            .step_by(2)
-            .map(|i| token.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-            .collect::<Option<Vec<u8>>>()
-            .ok_or_else(invalid)?;
+        let bytes = hex::decode(token).map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let (created_at, record_id) = text.split_once(' ').ok_or_else(invalid)?;
         OffsetDateTime::parse(created_at, &Rfc3339).map_err(|_| invalid())?;
@@ -333,7 +360,7 @@ mod tests {
         assert_eq!(audio_type(None).unwrap(), "application/octet-stream");
         assert_eq!(audio_type(Some("Audio/Ogg; codecs=opus")).unwrap(), "audio/ogg");
         for refused in ["text/html", "image/svg+xml", "application/javascript", "audio/", "", "audio/mpeg2"] {
-            assert!(matches!(audio_type(Some(refused)), Err(ApiError::UnsupportedMediaType)), "{refused}");
+            assert!(matches!(audio_type(Some(refused)), Err(DomainError::NotAudio)), "{refused}");
         }
     }
 
@@ -389,7 +416,7 @@ mod tests {
         let c =
             Cursor { created_at: "2026-11-25T18:00:00.123Z".into(), record_id: RecordId::new().to_string() };
         assert_eq!(Cursor::from_token(&c.to_token()).unwrap(), c);
-        for bad in ["", "zz", "abc", &hex(b"no-space"), &hex(b"2026 not-a-uuid")] {
+        for bad in ["", "zz", "abc", &hex::encode(b"no-space"), &hex::encode(b"2026 not-a-uuid")] {
             assert!(Cursor::from_token(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -161,6 +161,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::domain::DomainError> for ApiError {
+    fn from(err: crate::domain::DomainError) -> Self {
+        use crate::domain::DomainError;
+        match err {
+            DomainError::MissingSocialLogin => ApiError::MissingSocialLogin,
+            DomainError::Invalid(what) => ApiError::BadRequest(what),
+            DomainError::NotAudio => ApiError::UnsupportedMediaType,
+        }
+    }
+}
+
 impl From<crate::storage::Exceeded> for ApiError {
     fn from(exceeded: crate::storage::Exceeded) -> Self {
         match exceeded {

@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -11,6 +11,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::Instrument;
 
 use crate::auth::{AuthenticatedUser, Caller, Claimed};
@@ -42,45 +43,47 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(move |request: Request, next: Next| request_id(request, next, metrics)))
+        .layer(middleware::from_fn(move |request: Request, next: Next| access_log(request, next, metrics)))
+        // Answers carry auth keys, presigned URLs and users' records: no cache (browser, proxy or
+        // CDN) may keep them. (The web page's files say for themselves how they may be cached.)
+        .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
 
-/// Give every request an id (the caller's `x-request-id`, or a new one), log within its span,
-/// and echo it back so a client's report can be matched to the log. Each request ends with one
-/// access line: method, matched route (never the raw path, which holds file names), status,
-/// latency, response size, and the user id when the caller was authenticated; with `metrics`,
-/// also an EMF line (count, latency, 5xx by route).
-async fn request_id(mut request: Request, next: Next, metrics: bool) -> Response {
+/// Give every request an id (the caller's `x-request-id`, or a new one), run it within a span
+/// that carries the id, and echo the id back so a client's report can be matched to the log.
+async fn request_id(mut request: Request, next: Next) -> Response {
     let id = request.headers().get("x-request-id").filter(|v| v.len() <= 128).cloned().unwrap_or_else(|| {
         HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unavailable"))
     });
     request.headers_mut().insert("x-request-id", id.clone());
+    let span = tracing::info_span!("request", id = ?id);
+    let mut response = next.run(request).instrument(span).await;
+    response.headers_mut().insert("x-request-id", id);
+    response
+}
+
+/// One access line per request: method, matched route (never the raw path, which holds file
+/// names), status, latency, response size, and the user id when the caller was authenticated;
+/// with `metrics`, also an EMF line (count, latency, 5xx by route).
+async fn access_log(mut request: Request, next: Next, metrics: bool) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("(no route)", |p| p.as_str()).to_owned();
     let method = request.method().clone();
     let user = AuthenticatedUser::default();
     request.extensions_mut().insert(user.clone());
-    let span = tracing::info_span!("request", id = ?id);
     let started = std::time::Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let response = next.run(request).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let status = response.status().as_u16();
     let bytes = axum::body::HttpBody::size_hint(response.body()).exact().unwrap_or(0);
-    span.in_scope(|| match user.0.get() {
+    match user.0.get() {
         Some(user) => tracing::info!(%method, route, status, latency_ms, bytes, user = %user, "access"),
         None => tracing::info!(%method, route, status, latency_ms, bytes, "access"),
-    });
+    }
     if metrics {
         crate::metrics::emit_request(method.as_str(), &route, status, latency_ms);
-    }
-    response.headers_mut().insert("x-request-id", id);
-    // Answers carry auth keys, presigned URLs and users' records: no cache (browser, proxy or
-    // CDN) may keep them. (The web page's files say for themselves how they may be cached.)
-    if !response.headers().contains_key(axum::http::header::CACHE_CONTROL) {
-        response
-            .headers_mut()
-            .insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
 }
@@ -277,7 +280,7 @@ fn release(result: Result<(), crate::storage::StorageError>) {
 /// The upload's audio type, or `application/octet-stream` (the seed's only type) when none is sent.
 fn content_type(headers: &HeaderMap) -> Result<String, ApiError> {
     let value = headers.get(CONTENT_TYPE).map(|v| v.to_str().map_err(|_| ApiError::UnsupportedMediaType));
-    crate::domain::audio_type(value.transpose()?)
+    Ok(crate::domain::audio_type(value.transpose()?)?)
 }
 
 #[derive(Deserialize)]

@@ -26,9 +26,13 @@ pub fn staging_key(object_key: &str) -> String {
     format!("{}{object_key}", crate::schema::STAGING_PREFIX)
 }
 
+/// Everything but `/` and RFC 3986's unreserved characters.
+const PATH_RESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
 /// A key as `x-amz-copy-source` wants it: percent-encoded except `/` and unreserved characters.
 fn urlencode_path(key: &str) -> String {
-    crate::domain::percent_encode(key, |b| b.is_ascii_alphanumeric() || b"-_.~/".contains(&b))
+    percent_encoding::utf8_percent_encode(key, PATH_RESERVED).to_string()
 }
 
 /// How every object is stored: a download, never rendered inline.
@@ -220,7 +224,7 @@ impl ObjectStore {
             .get_object()
             .bucket(&self.bucket)
             .key(&record.object_key)
-            .response_content_disposition(crate::domain::attachment(&record.file_name))
+            .response_content_disposition(crate::domain::attachment(record.file_name.as_str()))
             // A user's audio behind a short-lived credential: no shared cache keeps it.
             .response_cache_control("private, no-store")
             .response_content_type(

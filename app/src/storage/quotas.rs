@@ -22,7 +22,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::{n, number_attr, s, ObjectStore, StorageError};
-use crate::domain::UserId;
+use crate::domain::{RecordId, UserId};
 use crate::schema::user;
 
 /// The limits of one user.
@@ -90,8 +90,8 @@ fn count(usage: &Usage, name: &str) -> u64 {
     number_attr(usage, name).map_or(0, |n| u64::try_from(n).unwrap_or(0))
 }
 
-fn entry_name(record_id: &str) -> String {
-    format!("p_{}", record_id.replace('-', ""))
+fn entry_name(record_id: &RecordId) -> String {
+    format!("p_{}", record_id.to_string().replace('-', ""))
 }
 
 fn now() -> i64 {
@@ -155,7 +155,7 @@ impl QuotaStore {
     pub async fn reserve_pending(
         &self,
         user: &UserId,
-        record_id: &str,
+        record_id: &RecordId,
         size: u64,
         closes: i64,
         staged_key: &str,
@@ -358,7 +358,7 @@ impl QuotaStore {
     /// Claim a pending upload for publishing: mark its window `done` and charge a recording, in
     /// one conditional write that only one request can make. Its bytes, charged at start, become
     /// the recording's; its window stays open (and its staged bytes charged) until it closes.
-    pub async fn claim_pending(&self, user: &UserId, record_id: &str) -> Result<Claim, StorageError> {
+    pub async fn claim_pending(&self, user: &UserId, record_id: &RecordId) -> Result<Claim, StorageError> {
         let entry = entry_name(record_id);
         let result = self
             .update(user)
@@ -393,7 +393,7 @@ impl QuotaStore {
     /// Give up a claim whose upload could not be published: the upload is pending again, and its
     /// recording's charge given back. If its window was refunded meanwhile (closed during the
     /// attempt), that refund took the bytes as the recording's: they are given back here.
-    pub async fn unclaim(&self, user: &UserId, record_id: &str, size: u64) -> Result<(), StorageError> {
+    pub async fn unclaim(&self, user: &UserId, record_id: &RecordId, size: u64) -> Result<(), StorageError> {
         let result = self
             .update(user)
             .expression_attribute_names("#entry", entry_name(record_id))
@@ -432,7 +432,7 @@ impl QuotaStore {
     pub async fn release_pending(
         &self,
         user: &UserId,
-        record_id: &str,
+        record_id: &RecordId,
         size: u64,
     ) -> Result<(), StorageError> {
         let result = self

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 
 use super::{n, number_attr, s, string_attr, Item, StorageError};
-use crate::domain::{Cursor, Record, RecordId, UserId};
+use crate::domain::{Cursor, FileName, Record, RecordId, UserId};
 use crate::schema::record;
 
 #[derive(Clone, Debug)]
@@ -86,8 +86,8 @@ impl RecordStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(record::ID, s(&r.id))
-            .key(record::USER_ID, s(&r.user_id))
+            .key(record::ID, s(r.id.to_string()))
+            .key(record::USER_ID, s(r.user_id.as_str()))
             .update_expression("SET #created = :created REMOVE #requested, #expires")
             .condition_expression("attribute_exists(#id) AND attribute_not_exists(#created)")
             .expression_attribute_names("#id", record::ID)
@@ -195,9 +195,9 @@ impl RecordStore {
 
 fn to_item(r: &Record) -> Item {
     Item::from([
-        (record::ID.to_owned(), s(&r.id)),
-        (record::USER_ID.to_owned(), s(&r.user_id)),
-        (record::FILE_NAME.to_owned(), s(&r.file_name)),
+        (record::ID.to_owned(), s(r.id.to_string())),
+        (record::USER_ID.to_owned(), s(r.user_id.as_str())),
+        (record::FILE_NAME.to_owned(), s(r.file_name.as_str())),
         (record::CREATED_AT.to_owned(), s(&r.created_at)),
         (record::SIZE.to_owned(), n(r.size)),
         (record::CONTENT_TYPE.to_owned(), s(&r.content_type)),
@@ -220,10 +220,12 @@ fn stored_from_item(item: &Item) -> Result<StoredRecord, StorageError> {
         None => (string_attr(item, record::REQUESTED_AT)?, false),
     };
     let size = number_attr(item, record::SIZE)?;
+    let id = string_attr(item, record::ID)?;
     let r = Record {
-        id: string_attr(item, record::ID)?,
-        user_id: string_attr(item, record::USER_ID)?,
-        file_name: string_attr(item, record::FILE_NAME)?,
+        id: RecordId::parse(&id)
+            .ok_or_else(|| StorageError::Corrupt(format!("record id {id:?} is not a UUID")))?,
+        user_id: UserId::from_stored(string_attr(item, record::USER_ID)?),
+        file_name: FileName::from_stored(string_attr(item, record::FILE_NAME)?),
         created_at,
         size: u64::try_from(size)
             .map_err(|_| StorageError::Corrupt(format!("record size is negative: {size}")))?,

@@ -10,7 +10,6 @@ use aws_sdk_lambda::types::{
     ApplicationLogLevel, Architecture, Cors, Environment, FunctionConfiguration, FunctionUrlAuthType,
     LastUpdateStatus, LogFormat, LoggingConfig, Runtime, State, SystemLogLevel,
 };
-use xshell::{cmd, Shell};
 
 use super::{Desired, Step};
 use crate::aws::{Aws, ExplainExt};
@@ -448,17 +447,22 @@ async fn ensure_url_permissions(aws: &Aws, names: &Names, dry_run: bool) -> anyh
 }
 
 /// GET /health on the URL; on failure, print the function's recent log lines.
-pub async fn smoke_test(sh: &Shell, aws: &Aws, names: &Names, url: &str) -> anyhow::Result<()> {
+pub async fn smoke_test(aws: &Aws, names: &Names, url: &str) -> anyhow::Result<()> {
     let health = format!("{}/health", url.trim_end_matches('/'));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let mut last = String::new();
     // A fresh URL can take a few seconds to answer.
     for _ in 0..10 {
-        match cmd!(sh, "curl --fail --silent --show-error --max-time 10 {health}").quiet().read() {
-            Ok(body) => {
-                println!("smoke    GET {health} -> {body}");
+        match http.get(&health).send().await.and_then(reqwest::Response::error_for_status) {
+            Ok(response) => {
+                let body = response.text().await.unwrap_or_default();
+                println!("smoke    GET {health} -> {}", body.trim_end());
                 return Ok(());
             }
-            Err(e) => last = e.to_string(),
+            Err(e) => {
+                let chain = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source());
+                last = chain.map(ToString::to_string).collect::<Vec<_>>().join(": ");
+            }
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
@@ -473,7 +477,7 @@ pub async fn smoke_test(sh: &Shell, aws: &Aws, names: &Names, url: &str) -> anyh
             eprintln!("  {}", event.message().unwrap_or_default().trim_end());
         }
     }
-    bail!("smoke test failed: GET {health}: {last} (curl is needed for the smoke test)")
+    bail!("smoke test failed: GET {health}: {last}")
 }
 
 /// The function's log group with a retention: created here (Lambda would create it at the first

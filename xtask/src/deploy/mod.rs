@@ -331,7 +331,7 @@ impl Deploy {
             (_, Some(endpoint)) => {
                 eprintln!("smoke test skipped: {endpoint} is an emulator, which cannot run Lambda code")
             }
-            (Some(url), None) => function::smoke_test(sh, &aws, &names, url).await?,
+            (Some(url), None) => function::smoke_test(&aws, &names, url).await?,
             (None, None) => bail!("the function has no URL after deploy: rerun `cargo xtask deploy`"),
         }
         Ok(())
