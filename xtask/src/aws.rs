@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{bail, Context};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use iam::ErrorReply;
 
 use crate::catalogue::Task;
 use crate::flags::AwsArgs;
@@ -168,6 +169,18 @@ pub struct ErrorInfo {
     pub transport: Option<String>,
 }
 
+impl From<ErrorReply> for ErrorInfo {
+    fn from(reply: ErrorReply) -> Self {
+        ErrorInfo {
+            status: reply.status,
+            code: reply.code,
+            message: reply.message,
+            request_id: reply.request_id,
+            transport: None,
+        }
+    }
+}
+
 impl ErrorInfo {
     pub fn of<E>(err: &SdkError<E, HttpResponse>) -> ErrorInfo
     where
@@ -182,40 +195,24 @@ impl ErrorInfo {
         };
         let raw = e.raw();
         let body = raw.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
-        let header = |name: &str| raw.headers().get(name).map(str::to_owned);
-        ErrorInfo {
-            status: Some(raw.status().as_u16()),
-            code: e.err().code().map(str::to_owned).or_else(|| xml_tag(&body, "Code").map(str::to_owned)),
-            message: e
-                .err()
-                .message()
-                .map(str::to_owned)
-                .or_else(|| xml_tag(&body, "Message").map(str::to_owned)),
-            request_id: header("x-amzn-requestid")
-                .or_else(|| header("x-amz-request-id"))
-                .or_else(|| xml_tag(&body, "RequestId").map(str::to_owned)),
-            transport: None,
-        }
+        let reply =
+            ErrorReply::read(raw.status().as_u16(), e.err().code(), e.err().message(), &body, |name| {
+                raw.headers().get(name).map(str::to_owned)
+            });
+        ErrorInfo::from(reply)
     }
 
-    /// An access denial: AWS's codes, or a 403 that is not about the signature or the key
-    /// (moto answers denials as XML with HTTP 403 even for JSON services; its Lambda API answers
-    /// `SignatureDoesNotMatch` with 403 even to allowed calls).
+    /// An access denial, as the service reads one too ([`ErrorReply::is_access_denied`]).
     pub fn is_access_denied(&self) -> bool {
-        const DENIED: &[&str] = &["AccessDeniedException", "AccessDenied", "UnauthorizedOperation"];
-        const NOT_A_DENIAL: &[&str] = &[
-            "SignatureDoesNotMatch",
-            "InvalidClientTokenId",
-            "InvalidAccessKeyId",
-            "ExpiredToken",
-            "ExpiredTokenException",
-            "UnrecognizedClientException",
-            "InvalidSignatureException",
-        ];
-        match self.code.as_deref() {
-            Some(code) if DENIED.contains(&code) => true,
-            Some(code) if NOT_A_DENIAL.contains(&code) => false,
-            _ => self.status == Some(403),
+        self.transport.is_none() && self.reply().is_access_denied()
+    }
+
+    fn reply(&self) -> ErrorReply {
+        ErrorReply {
+            status: self.status,
+            code: self.code.clone(),
+            message: self.message.clone(),
+            request_id: self.request_id.clone(),
         }
     }
 
@@ -328,14 +325,7 @@ fn hint(info: &ErrorInfo, action: &str, aws: &Aws) -> String {
     }
 }
 
-/// The text of the first `<tag>` of an XML error body (moto answers denials this way even for
-/// JSON services, so the SDK reads no code or message from it).
-pub fn xml_tag<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let start = body.find(&open)? + open.len();
-    let end = body[start..].find(&format!("</{tag}>"))? + start;
-    Some(&body[start..end])
-}
+pub use iam::xml_tag;
 
 /// `explain` for call sites that build their own context.
 pub trait ExplainExt<T> {

@@ -10,7 +10,10 @@ use aws_sdk_s3::types::{
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
     ServerSideEncryptionRule,
 };
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+use iam::{Arns, Effect, PolicyDocument, Statement};
+use serde_json::Value;
 
 use crate::aws::{Aws, ExplainExt};
 use crate::outcome::Outcome;
@@ -59,36 +62,40 @@ pub fn skipped_protections(aws: &Aws) -> Vec<String> {
 }
 
 /// The statement that refuses every request not made over TLS.
-fn tls_statement(bucket: &str) -> Value {
-    json!({
-        "Sid": TLS_SID,
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
-        "Condition": { "Bool": { "aws:SecureTransport": "false" } },
-    })
+fn tls_statement(arns: &Arns, bucket: &str) -> Statement {
+    let mut statement = Statement::allow(
+        TLS_SID,
+        ["s3:*"].into_iter().collect(),
+        [arns.bucket(bucket), arns.objects(bucket)].into_iter().collect(),
+    );
+    statement.effect = Effect::Deny;
+    statement.principal = Some(Value::String("*".into()));
+    statement.condition = Some(BTreeMap::from([(
+        "Bool".to_owned(),
+        BTreeMap::from([("aws:SecureTransport".to_owned(), Value::String("false".into()))]),
+    )]));
+    statement
 }
 
 /// `current` (the bucket's policy, if any) with the TLS statement in place of any of the same
 /// Sid; other statements are kept.
-fn with_tls_statement(current: Option<&str>, bucket: &str) -> Value {
+fn with_tls_statement(current: Option<&str>, arns: &Arns, bucket: &str) -> PolicyDocument {
     let mut policy = current
-        .and_then(|p| serde_json::from_str::<Value>(p).ok())
-        .filter(|p| p["Statement"].is_array())
-        .unwrap_or_else(|| json!({ "Version": "2012-10-17", "Statement": [] }));
-    if let Some(statements) = policy["Statement"].as_array_mut() {
-        statements.retain(|s| s["Sid"] != TLS_SID);
-        statements.push(tls_statement(bucket));
-    }
+        .and_then(|p| PolicyDocument::parse(p).ok())
+        .unwrap_or_else(|| PolicyDocument::new(Vec::new()));
+    policy.statement.retain(|s| s.sid.as_deref() != Some(TLS_SID));
+    policy.statement.push(tls_statement(arns, bucket));
     policy
 }
 
-fn has_tls_statement(policy: &str, bucket: &str) -> bool {
-    serde_json::from_str::<Value>(policy)
-        .ok()
-        .and_then(|p| p["Statement"].as_array().cloned())
-        .is_some_and(|statements| statements.iter().any(|s| *s == tls_statement(bucket)))
+/// Compared by meaning: AWS may return the document reformatted.
+fn has_tls_statement(policy: &str, arns: &Arns, bucket: &str) -> bool {
+    PolicyDocument::parse(policy).is_ok_and(|p| p.statement.contains(&tls_statement(arns, bucket)))
+}
+
+/// ARNs in the partition of the endpoint's region (a bucket's ARN names no region or account).
+fn arns(aws: &Aws) -> Arns {
+    Arns::new(&aws.region(), "")
 }
 
 /// Our two lifecycle rules.
@@ -206,7 +213,7 @@ pub async fn plan_bucket(aws: &Aws, name: &str, owner: Option<&str>) -> anyhow::
     match s3.get_bucket_policy().bucket(name).set_expected_bucket_owner(owner.map(str::to_owned)).send().await
     {
         _ if !tls_reachable(aws) => {}
-        Ok(output) if has_tls_statement(output.policy().unwrap_or_default(), name) => {}
+        Ok(output) if has_tls_statement(output.policy().unwrap_or_default(), &arns(aws), name) => {}
         Ok(_) => missing.push(TLS_ONLY),
         Err(SdkError::ServiceError(e)) if e.err().code() == Some("NoSuchBucketPolicy") => {
             missing.push(TLS_ONLY)
@@ -334,11 +341,11 @@ pub async fn apply_bucket(
             Ok(output) => output.policy,
             Err(_) => None,
         };
-        let policy = with_tls_statement(current.as_deref(), name);
+        let policy = with_tls_statement(current.as_deref(), &arns(aws), name);
         s3.put_bucket_policy()
             .bucket(name)
             .set_expected_bucket_owner(owner.map(str::to_owned))
-            .policy(policy.to_string())
+            .policy(policy.to_value().to_string())
             .send()
             .await
             .explain("s3:PutBucketPolicy", &resource, aws)?;
@@ -460,6 +467,8 @@ pub async fn ensure_cors(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn aws(endpoint: Option<&str>) -> Aws {
@@ -488,15 +497,21 @@ mod tests {
     #[test]
     fn the_tls_statement_is_added_to_other_statements_once() {
         let other = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Theirs","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#;
-        let policy = with_tls_statement(Some(other), "b");
-        assert_eq!(policy["Statement"].as_array().unwrap().len(), 2);
-        assert!(has_tls_statement(&policy.to_string(), "b"));
-        assert!(!has_tls_statement(other, "b"));
-        let again = with_tls_statement(Some(&policy.to_string()), "b");
+        let arns = Arns::new("us-east-1", "");
+        let policy = with_tls_statement(Some(other), &arns, "b");
+        assert_eq!(policy.statement.len(), 2);
+        let text = policy.to_value().to_string();
+        assert!(has_tls_statement(&text, &arns, "b"));
+        assert!(!has_tls_statement(other, &arns, "b"));
+        let again = with_tls_statement(Some(&text), &arns, "b");
         assert_eq!(again, policy, "applying twice changes nothing");
-        assert_eq!(
-            with_tls_statement(None, "b")["Statement"][0]["Condition"]["Bool"]["aws:SecureTransport"],
-            "false"
-        );
+        let fresh = with_tls_statement(None, &arns, "b").to_value();
+        assert_eq!(fresh["Statement"][0]["Condition"]["Bool"]["aws:SecureTransport"], "false");
+        assert_eq!(fresh["Statement"][0]["Resource"], json!(["arn:aws:s3:::b", "arn:aws:s3:::b/*"]));
+        // Reformatted by AWS (one action as a string) it is still ours.
+        let reformatted = text.replace(r#"["s3:*"]"#, r#""s3:*""#);
+        assert!(has_tls_statement(&reformatted, &arns, "b"));
+        let china = with_tls_statement(None, &Arns::new("cn-north-1", ""), "b").to_value();
+        assert_eq!(china["Statement"][0]["Resource"][0], "arn:aws-cn:s3:::b");
     }
 }
