@@ -2,6 +2,8 @@
 //! over TLS, every object owned by the bucket owner (ACLs off), staged uploads expiring. Found
 //! by name; read first, so an up-to-date bucket costs no write call.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
@@ -10,8 +12,6 @@ use aws_sdk_s3::types::{
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
     ServerSideEncryptionRule,
 };
-use std::collections::BTreeMap;
-
 use iam::{Arns, Effect, PolicyDocument, Statement};
 use serde_json::Value;
 
