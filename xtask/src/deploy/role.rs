@@ -2,29 +2,27 @@
 //! `app::permissions` with the stage's concrete ARNs.
 
 use aws_sdk_iam::error::SdkError;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::Step;
 use crate::aws::{Aws, ExplainExt};
 use crate::catalogue::{render_policy, runtime_needs};
 use crate::names::Names;
 use crate::outcome::Outcome;
-use iam::PolicyDocument;
+use iam::{PolicyDocument, Statement, Strings};
 
 use crate::policy::parse_document as parse_policy_document;
 
 /// The inline policy's name on the role.
 use crate::catalogue::RUNTIME_POLICY_NAME as POLICY_NAME;
 
-pub fn trust_policy() -> Value {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": { "Service": "lambda.amazonaws.com" },
-            "Action": "sts:AssumeRole"
-        }]
-    })
+/// Lambda may assume the role.
+pub fn trust_policy() -> PolicyDocument {
+    let mut statement =
+        Statement::allow("Lambda", ["sts:AssumeRole"].into_iter().collect(), Strings::default());
+    statement.resource = None;
+    statement.principal = Some(json!({ "Service": "lambda.amazonaws.com" }));
+    PolicyDocument::new(vec![statement])
 }
 
 pub struct EnsuredRole {
@@ -60,7 +58,7 @@ pub async fn ensure_role(
             let created = iam
                 .create_role()
                 .role_name(role)
-                .assume_role_policy_document(trust_policy().to_string())
+                .assume_role_policy_document(trust_policy().to_value().to_string())
                 .description(format!("recording-server {} Lambda execution role", names.stage))
                 .tags(tag("project", "recording-server"))
                 .tags(tag("stage", &names.stage))
@@ -89,7 +87,7 @@ pub async fn ensure_role(
         if !dry_run {
             iam.update_assume_role_policy()
                 .role_name(role)
-                .policy_document(trust_policy().to_string())
+                .policy_document(trust_policy().to_value().to_string())
                 .send()
                 .await
                 .explain("iam:UpdateAssumeRolePolicy", role, aws)?;
@@ -128,4 +126,18 @@ async fn put_policy(
 
 fn tag(key: &str, value: &str) -> aws_sdk_iam::types::Tag {
     aws_sdk_iam::types::Tag::builder().key(key).value(value).build().expect("key and value are set")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_trust_policy_lets_lambda_and_only_lambda_assume_the_role() {
+        let policy = super::trust_policy();
+        assert!(policy.trusts_lambda());
+        let text = policy.to_value().to_string();
+        assert_eq!(
+            text,
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"Lambda","Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":["sts:AssumeRole"]}]}"#
+        );
+    }
 }
