@@ -64,11 +64,15 @@ impl Stats {
 
 mod build;
 mod load;
+pub mod power;
 
 impl Bench {
     pub async fn run(self, sh: &Shell) -> anyhow::Result<()> {
         if self.load {
             return load::run(self, sh).await;
+        }
+        if self.power {
+            return power::run(self, sh).await;
         }
         if self.build {
             return build::run(&self, sh).await;

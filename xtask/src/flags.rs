@@ -70,6 +70,7 @@ pub struct Logs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("measured").args(["load", "power"])))]
 pub struct Bench {
     /// Number of measured cold starts (not with --load or --build)
     #[arg(long, default_value = "10", value_parser = parse_count, conflicts_with_all = ["load", "build"])]
@@ -98,10 +99,33 @@ pub struct Bench {
     /// late because the last was slow is timed from when it was due, so a backlog is measured
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), requires = "load")]
     pub rate: Option<u32>,
-    /// With --load: use the dev build of the service instead of the release build (faster to
-    /// build; the figures are then not the production ones)
-    #[arg(long, requires = "load")]
+    /// With --load or --power: use the dev build of the service instead of the release build
+    /// (faster to build; the figures are then not the production ones)
+    #[arg(long, requires = "measured")]
     pub debug: bool,
+    /// Measure the service under the CPU share Lambda gives each memory size (a cgroup CPU quota
+    /// of memory / 1,769 MB of one core; needs root), price each size, and recommend the
+    /// cheapest whose every p99 is within --p99-budget
+    #[arg(long, conflicts_with_all = ["load", "build"])]
+    pub power: bool,
+    /// With --power: the memory sizes to measure, in MB (128 to 10240), comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "128,256,512,1024,1769", value_parser = parse_memory, requires = "power")]
+    pub memory: Vec<u32>,
+    /// With --power: the p99 latency every route must stay within for a size to be recommended
+    #[arg(long, default_value = "50ms", value_parser = parse_millis, requires = "power")]
+    pub p99_budget: Duration,
+    /// With --power: timed requests per route (list, get, 1 MiB upload) at each size
+    #[arg(long, default_value = "100", value_parser = parse_count, requires = "power")]
+    pub requests: usize,
+    /// With --power: Lambda's price per GB-second on x86_64, in USD
+    #[arg(long, default_value_t = crate::bench::power::X86_GB_SECOND_USD, value_parser = parse_price, requires = "power")]
+    pub price_gb_second: f64,
+    /// With --power: Lambda's price per GB-second on arm64, in USD
+    #[arg(long, default_value_t = crate::bench::power::ARM_GB_SECOND_USD, value_parser = parse_price, requires = "power")]
+    pub price_gb_second_arm: f64,
+    /// With --power: Lambda's price per million requests, in USD
+    #[arg(long, default_value_t = crate::bench::power::PER_MILLION_REQUESTS_USD, value_parser = parse_price, requires = "power")]
+    pub price_per_million_requests: f64,
     /// Time the newcomer's path instead, from a fresh clone of HEAD with no target directory:
     /// `cargo xtask local` to its first /health 200, `cargo xtask test` right after, after a
     /// one-line change to the service and with nothing changed, and the target directory's
@@ -466,6 +490,34 @@ pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?} is zero: give a duration above 0, like 30s"));
     }
     Ok(duration)
+}
+
+/// A Lambda memory size: 128 to 10,240 MB.
+fn parse_memory(s: &str) -> Result<u32, String> {
+    match s.trim().trim_end_matches("MB").parse::<u32>() {
+        Ok(mb @ 128..=10240) => Ok(mb),
+        Ok(mb) => Err(format!("{mb} MB is not a Lambda memory size: give 128 to 10240")),
+        Err(_) => Err(format!("{s:?} is not a memory size in MB, like 256")),
+    }
+}
+
+/// Milliseconds: `50ms`, or a duration like `1s`.
+fn parse_millis(s: &str) -> Result<Duration, String> {
+    match s.strip_suffix("ms") {
+        Some(ms) => match ms.parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+            _ => Err(format!("{s:?} is not a positive number of milliseconds, like 50ms")),
+        },
+        None => parse_positive_duration(s),
+    }
+}
+
+/// A price in USD: a positive finite number.
+fn parse_price(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        _ => Err(format!("{s:?} is not a price in USD, like 0.0000166667")),
+    }
 }
 
 /// A count of at least one.

@@ -244,7 +244,7 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_table(
+pub(super) async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     spec: &app::schema::TableSpec,
 ) -> anyhow::Result<()> {
@@ -262,7 +262,7 @@ async fn create_table(
     Ok(())
 }
 
-async fn wait_for_health(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+pub(super) async fn wait_for_health(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
     let started = Instant::now();
     while !http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status() == 200) {
         if started.elapsed() > Duration::from_secs(30) {

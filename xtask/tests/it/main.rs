@@ -10,6 +10,7 @@ mod helpers;
 mod iam_model;
 mod local;
 mod logs;
+mod power;
 mod runtime_policy;
 mod sigv4;
 mod stalled;
