@@ -179,8 +179,9 @@ pub struct Deploy {
     /// Lambda architecture
     #[arg(long, value_enum, default_value_t = Arch::DEFAULT)]
     pub arch: Arch,
-    /// Function memory in MB
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i32).range(128..=10240))]
+    /// Function memory in MB (the default is what `cargo xtask bench --power` recommends for
+    /// this service: see xtask/README.md)
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(i32).range(128..=10240))]
     pub memory: i32,
     /// Function timeout (seconds, or a duration like 90s or 2m); must be above the service's
     /// request budget (50 s: ten AWS calls in a row of at most 5 s each), at most 15m

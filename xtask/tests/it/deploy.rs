@@ -76,7 +76,7 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
     assert_eq!(config.runtime().map(|r| r.as_str()), Some("provided.al2023"));
     assert_eq!(config.handler(), Some("bootstrap"));
     assert_eq!(config.architectures().iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["x86_64"]);
-    assert_eq!(config.memory_size(), Some(256));
+    assert_eq!(config.memory_size(), Some(512));
     assert_eq!(config.timeout(), Some(60));
     let reserved =
         lambda(&moto).await.get_function_concurrency().function_name("recording-server-test").send();
@@ -84,7 +84,7 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
     let budget = app::config::AwsBudget::default().request_budget().as_secs();
     assert_eq!(
         report["function"],
-        serde_json::json!({"memory_mb": 256, "timeout_s": 60, "request_budget_s": budget})
+        serde_json::json!({"memory_mb": 512, "timeout_s": 60, "request_budget_s": budget})
     );
     assert!(budget < 60, "the default timeout must be above the request budget");
     assert_eq!(config.role(), Some("arn:aws:iam::123456789012:role/recording-server-test-lambda"));
