@@ -37,6 +37,9 @@ pub struct Config {
     /// Address S3 by path (`bucket` in the path): needed by emulators reached through
     /// `AWS_ENDPOINT_URL`, which have no per-bucket DNS names.
     pub s3_path_style: bool,
+    /// Every AWS endpoint is overridden with a plain `http://` one (the emulators): no TLS, so
+    /// no certificate authority to load.
+    pub plain_http_endpoints: bool,
     /// Time budgets and retries of every AWS call.
     pub aws: AwsBudget,
     /// Most live keys one user holds (`RECORD_MAX_KEYS_PER_USER`, default 20): a new login
@@ -196,6 +199,16 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
 pub const DEFAULT_MAX_LARGE_UPLOAD_BYTES: u64 = 200 * 1024 * 1024;
 const DAY: u64 = 24 * 60 * 60;
 
+/// Whether DynamoDB's and S3's endpoints are both overridden with plain `http://` ones (each
+/// service's own variable, else `AWS_ENDPOINT_URL`).
+fn plain_http_endpoints(var: &impl Fn(&str) -> Option<String>) -> bool {
+    let plain = |name: &str| var(name).map(|url| url.starts_with("http://"));
+    let default = plain("AWS_ENDPOINT_URL");
+    ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"]
+        .iter()
+        .all(|name| plain(name).or(default) == Some(true))
+}
+
 impl Config {
     /// The configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -270,6 +283,7 @@ impl Config {
                 expected: "expected a port number up to 65535".into(),
             })?,
             s3_path_style: var("AWS_ENDPOINT_URL").is_some() || var("AWS_ENDPOINT_URL_S3").is_some(),
+            plain_http_endpoints: plain_http_endpoints(&var),
             max_keys_per_user: match number("RECORD_MAX_KEYS_PER_USER", 20)? {
                 n @ 1..=1000 => n as usize,
                 n => {
@@ -390,6 +404,27 @@ mod tests {
         let vars: HashMap<&str, String> = Settings::new("b").to_env().into_iter().collect();
         let defaults = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
         assert_eq!(defaults, config(&[("RECORD_BUCKET", "b")]).unwrap());
+    }
+
+    #[test]
+    fn only_plain_http_endpoints_for_both_services_skip_the_ca_store() {
+        let plain = |vars: &[(&str, &str)]| {
+            let mut all = vec![("RECORD_BUCKET", "b")];
+            all.extend_from_slice(vars);
+            config(&all).unwrap().plain_http_endpoints
+        };
+        assert!(!plain(&[]), "AWS itself is HTTPS");
+        assert!(plain(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]));
+        assert!(plain(&[
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:1"),
+            ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:2")
+        ]));
+        assert!(!plain(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_S3", "https://s3.example")
+        ]));
+        assert!(!plain(&[("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:1")]), "S3 is still AWS's");
+        assert!(!plain(&[("AWS_ENDPOINT_URL", "https://localhost:4566")]));
     }
 
     #[test]

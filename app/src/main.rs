@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sdk = app::state::sdk_config(&config.aws).await;
+    let sdk = app::state::sdk_config(&config.aws, config.plain_http_endpoints).await;
     let state = AppState::new(&sdk, &config);
     // The first request would otherwise open both connections itself, TLS handshakes included
     // (most of a cold first request's time on Lambda). On Lambda it is part of init, before the

@@ -140,6 +140,7 @@ impl TestApp {
             oidc_min_refetch: setup.oidc_min_refetch,
             port: 0,
             s3_path_style: true,
+            plain_http_endpoints: true,
             aws: setup.budget,
             // main's start-up steps: the Lambda runtime tests run the binary for them.
             warm_up: false,
@@ -148,7 +149,7 @@ impl TestApp {
             quotas: setup.quotas,
         };
         // The service's own SDK config (its time budget and retries), as main builds it.
-        let service_sdk = app::state::sdk_config(&config.aws).await;
+        let service_sdk = app::state::sdk_config(&config.aws, config.plain_http_endpoints).await;
         let mut dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&service_sdk);
         let mut s3_config = aws_sdk_s3::config::Builder::from(&service_sdk).force_path_style(true);
         if let Some(backend) = &setup.backend {

@@ -103,6 +103,7 @@ async fn api_flow_under(policy_without: Option<&str>) -> Flow {
         oidc_min_refetch: Duration::from_secs(30),
         port: 0,
         s3_path_style: true,
+        plain_http_endpoints: true,
         aws: app::config::AwsBudget::default(),
         warm_up: false,
         metrics: false,
