@@ -41,7 +41,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sdk = app::state::sdk_config(&config.aws, config.plain_http_endpoints).await;
+    // Locally against the emulators, no TLS and so no CA store. On Lambda always the SDK's own
+    // client, as in production (the Lambda runtime tests run it against plain-http emulators).
+    let sdk = app::state::sdk_config(&config.aws, config.plain_http_endpoints && !on_lambda).await;
     let state = AppState::new(&sdk, &config);
     // The first request would otherwise open both connections itself, TLS handshakes included
     // (most of a cold first request's time on Lambda). On Lambda it is part of init, before the
