@@ -162,23 +162,8 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
     if flags.duration.is_zero() {
         bail!("--duration must be longer than 0s, e.g. 10s");
     }
-    let target = target_dir(&sh.current_dir());
-    let cargo = crate::toolchain::cargo();
-    let (profile, build) = if flags.debug { ("dev", "debug") } else { ("release", "release") };
-    eprintln!("building the service ({profile} profile; a cold release build takes several minutes)...");
-    // The whole workspace's features, as every other build resolves them (see `local`).
-    cmd!(sh, "{cargo} build --profile {profile} --workspace --bin app")
-        .run()
-        .context("the service did not build")?;
-    let binary = target.join(build).join("app");
-
-    let run_dir = target.join("tools").join("run");
-    let moto = Moto::start(sh, &install_moto(sh, &target)?, &run_dir, &MotoOptions::default())?;
-    let dynalite = Emulator::start_dynalite(sh, &install_dynalite(sh, &target)?, &run_dir)?;
-    let dynamodb = Aws::emulator(&dynalite.endpoint).await.dynamodb();
-    for spec in [&app::schema::USER_TABLE, &app::schema::RECORD_TABLE] {
-        create_table(&dynamodb, spec).await?;
-    }
+    let (build, binary) = build_service(sh, flags.debug)?;
+    let Backends { moto, dynalite, dynamodb } = Backends::start(sh).await?;
     let s3 = Aws::emulator(&moto.endpoint).await;
     crate::bucket::ensure_private_bucket(&s3, BUCKET).await?;
 
@@ -244,7 +229,42 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) async fn create_table(
+/// Build the service (the dev build with `debug`, else the release one): its build's name and path.
+pub(super) fn build_service(sh: &Shell, debug: bool) -> anyhow::Result<(&'static str, std::path::PathBuf)> {
+    let target = target_dir(&sh.current_dir());
+    let cargo = crate::toolchain::cargo();
+    let (profile, build) = if debug { ("dev", "debug") } else { ("release", "release") };
+    eprintln!("building the service ({profile} profile; a cold release build takes several minutes)...");
+    // The whole workspace's features, as every other build resolves them (see `local`).
+    cmd!(sh, "{cargo} build --profile {profile} --workspace --bin app")
+        .run()
+        .context("the service did not build")?;
+    Ok((build, target.join(build).join("app")))
+}
+
+/// The service's backends as the benchmarks run them: S3 on moto, DynamoDB on dynalite (whose
+/// Query reads the index) with both tables.
+pub(super) struct Backends {
+    pub moto: Moto,
+    pub dynalite: Emulator,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl Backends {
+    pub async fn start(sh: &Shell) -> anyhow::Result<Backends> {
+        let target = target_dir(&sh.current_dir());
+        let run_dir = target.join("tools").join("run");
+        let moto = Moto::start(sh, &install_moto(sh, &target)?, &run_dir, &MotoOptions::default())?;
+        let dynalite = Emulator::start_dynalite(sh, &install_dynalite(sh, &target)?, &run_dir)?;
+        let dynamodb = Aws::emulator(&dynalite.endpoint).await.dynamodb();
+        for spec in [&app::schema::USER_TABLE, &app::schema::RECORD_TABLE] {
+            create_table(&dynamodb, spec).await?;
+        }
+        Ok(Backends { moto, dynalite, dynamodb })
+    }
+}
+
+async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     spec: &app::schema::TableSpec,
 ) -> anyhow::Result<()> {

@@ -20,9 +20,8 @@ use serde::Serialize;
 use xshell::{cmd, Shell};
 
 use crate::aws::{with_emulator_env, Aws};
-use crate::emulator::{free_port, install_dynalite, install_moto, Emulator, Moto, MotoOptions};
+use crate::emulator::free_port;
 use crate::flags::Bench;
-use crate::toolchain::target_dir;
 
 const BUCKET: &str = "recording-server-power";
 /// The memory size at which Lambda gives a function one whole vCPU.
@@ -279,24 +278,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
-    let target = target_dir(&sh.current_dir());
-    let cargo = crate::toolchain::cargo();
-    let (profile, build) = if flags.debug { ("dev", "debug") } else { ("release", "release") };
     // Before the build: a machine that cannot set quotas says so at once.
     drop(CpuGroup::create(&format!("recording-server-bench-{}-probe", std::process::id()), ONE_VCPU_MB)?);
-    eprintln!("building the service ({profile} profile; a cold release build takes several minutes)...");
-    cmd!(sh, "{cargo} build --profile {profile} --workspace --bin app")
-        .run()
-        .context("the service did not build")?;
-    let binary = target.join(build).join("app");
-
-    let run_dir = target.join("tools").join("run");
-    let moto = Moto::start(sh, &install_moto(sh, &target)?, &run_dir, &MotoOptions::default())?;
-    let dynalite = Emulator::start_dynalite(sh, &install_dynalite(sh, &target)?, &run_dir)?;
-    let dynamodb = Aws::emulator(&dynalite.endpoint).await.dynamodb();
-    for spec in [&app::schema::USER_TABLE, &app::schema::RECORD_TABLE] {
-        super::load::create_table(&dynamodb, spec).await?;
-    }
+    let (build, binary) = super::load::build_service(sh, flags.debug)?;
+    let super::load::Backends { moto, dynalite, dynamodb: _ } = super::load::Backends::start(sh).await?;
     crate::bucket::ensure_private_bucket(&Aws::emulator(&moto.endpoint).await, BUCKET).await?;
     let service = |port: u16| -> Command {
         with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
