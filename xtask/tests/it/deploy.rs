@@ -206,11 +206,11 @@ async fn a_code_change_updates_only_the_code_and_a_memory_change_only_the_config
     let code = deploy(&moto, &bootstrap(1), &[]);
     let code_ops = moto.stop_recording().await;
     moto.start_recording().await;
-    let memory = deploy(&moto, &bootstrap(1), &["--memory", "512"]);
+    let memory = deploy(&moto, &bootstrap(1), &["--memory", "1024"]);
     let memory_ops = moto.stop_recording().await;
 
     assert_eq!(function_step(&code), serde_json::json!(["code"]));
-    assert_eq!(function_step(&memory), serde_json::json!(["memory 512 MB"]));
+    assert_eq!(function_step(&memory), serde_json::json!(["memory 1024 MB"]));
     let writes = |ops: &[String]| ops.iter().filter(|o| is_write(o)).cloned().collect::<Vec<_>>();
     assert_eq!(writes(&code_ops), ["PUT /2015-03-31/functions/recording-server-test/code"]);
     assert_eq!(writes(&memory_ops), ["PUT /2015-03-31/functions/recording-server-test/configuration"]);
@@ -391,7 +391,7 @@ async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_pa
         );
     }
 
-    for (change, args) in [("no change", &[][..]), ("a memory change", &["--memory", "512"][..])] {
+    for (change, args) in [("no change", &[][..]), ("a memory change", &["--memory", "1024"][..])] {
         moto.start_recording().await;
         deploy(&moto, &bootstrap(0), args);
         let calls = moto.recorded_calls().await;
@@ -491,7 +491,7 @@ async fn the_function_is_created_and_updated_with_json_logging() {
     let moto = OwnMoto::start();
     moto.start_recording().await;
     deploy(&moto, &bootstrap(0), &[]);
-    deploy(&moto, &bootstrap(0), &["--memory", "512"]);
+    deploy(&moto, &bootstrap(0), &["--memory", "1024"]);
     let requests = moto.recorded_requests().await;
     let sent = |method: &str, suffix: &str| -> Value {
         let request = requests
