@@ -60,7 +60,7 @@ pub fn cost_per_million(
     per_million_requests_usd + 1_000_000.0 * gb * billed_seconds * gb_second_usd
 }
 
-/// The CFS quota, in µs per [`PERIOD_US`], that gives `memory_mb`'s share of one core.
+/// The CFS quota, in µs per 100 ms period, that gives `memory_mb`'s share of one core.
 pub fn quota_us(memory_mb: u32) -> u64 {
     (PERIOD_US * u64::from(memory_mb) / u64::from(ONE_VCPU_MB)).max(1000)
 }
