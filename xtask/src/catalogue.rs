@@ -72,6 +72,7 @@ pub enum Task {
     Destroy,
     CheckIam,
     Logs,
+    Status,
 }
 
 /// A condition key and the value a request carries for it, e.g. `iam:PassedToService`.
@@ -223,6 +224,15 @@ const CHECK_IAM: &[Need] = &[
     need(Action::IamGetPolicyVersion, Resource::ManagedPolicies),
 ];
 
+/// `cargo xtask status` reads the function, its URL, versions and aliases.
+const STATUS: &[Need] = &[
+    need(Action::LambdaGetFunctionConfiguration, Resource::Function),
+    need(Action::LambdaGetFunctionConcurrency, Resource::Function),
+    need(Action::LambdaGetFunctionUrlConfig, Resource::Function),
+    need(Action::LambdaListVersionsByFunction, Resource::Function),
+    need(Action::LambdaListAliases, Resource::Function),
+];
+
 /// `cargo xtask logs` reads the function's log group, nothing else.
 const LOGS: &[Need] = &[
     need(Action::LogsFilterLogEvents, Resource::Runtime(ResourceKind::LogGroup)),
@@ -232,7 +242,8 @@ const LOGS: &[Need] = &[
 
 impl Task {
     /// Every task that calls AWS.
-    pub const ALL: [Task; 5] = [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam, Task::Logs];
+    pub const ALL: [Task; 6] =
+        [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam, Task::Logs, Task::Status];
 
     /// The tasks check-iam gives a verdict on by default.
     pub const DEFAULT: [Task; 3] = [Task::CreateTables, Task::Deploy, Task::Destroy];
@@ -244,6 +255,7 @@ impl Task {
             Task::Destroy => "destroy",
             Task::CheckIam => "check-iam",
             Task::Logs => "logs",
+            Task::Status => "status",
         }
     }
 
@@ -255,6 +267,7 @@ impl Task {
             Task::Destroy => DESTROY.to_vec(),
             Task::CheckIam => CHECK_IAM.to_vec(),
             Task::Logs => LOGS.to_vec(),
+            Task::Status => STATUS.to_vec(),
         }
     }
 }

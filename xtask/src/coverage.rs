@@ -238,7 +238,9 @@ pub fn recorded(action: Action) -> Recorded {
         | A::LambdaDeleteFunctionUrlConfig
         | A::LambdaGetPolicy
         | A::LambdaAddPermission
-        | A::LambdaDeleteFunction => AsNamed,
+        | A::LambdaDeleteFunction
+        | A::LambdaListVersionsByFunction
+        | A::LambdaListAliases => AsNamed,
         // Also tag-on-create: a CreateFunction with tags.
         A::LambdaTagResource => AsNamed,
         A::LogsDescribeLogGroups
@@ -288,6 +290,8 @@ fn lambda_operation(method: &str, segments: &[&str]) -> Option<&'static str> {
         ("GET", ["functions", _]) => "GetFunction",
         ("DELETE", ["functions", _]) => "DeleteFunction",
         ("GET", ["functions", _, "configuration"]) => "GetFunctionConfiguration",
+        ("GET", ["functions", _, "versions"]) => "ListVersionsByFunction",
+        ("GET", ["functions", _, "aliases"]) => "ListAliases",
         ("PUT", ["functions", _, "configuration"]) => "UpdateFunctionConfiguration",
         ("PUT", ["functions", _, "code"]) => "UpdateFunctionCode",
         ("GET", ["functions", _, "policy"]) => "GetPolicy",

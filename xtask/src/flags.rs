@@ -39,6 +39,9 @@ pub enum Task {
     Bench(Bench),
     /// Show a deployed stage's function logs (REPORT lines summarised); --follow to tail them
     Logs(Logs),
+    /// Show what a stage runs: its URL, the function's configuration, code and data, its
+    /// versions and aliases
+    Status(Status),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +68,18 @@ pub struct Logs {
     #[arg(long)]
     pub cold_starts: bool,
     /// Print one JSON object per event: JSON messages as they are, text ones wrapped
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Status {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Stage to show
+    #[arg(long, default_value = "dev", value_parser = parse_stage)]
+    pub stage: String,
+    /// Print one JSON object instead of text
     #[arg(long)]
     pub json: bool,
 }

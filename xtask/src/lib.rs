@@ -21,6 +21,7 @@ pub mod policy;
 pub mod progress;
 pub mod signals;
 pub mod stage;
+pub mod status;
 pub mod test;
 pub mod toolchain;
 pub mod tools;

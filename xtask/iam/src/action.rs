@@ -194,6 +194,8 @@ actions! {
     LambdaGetPolicy = Lambda "lambda:GetPolicy", Function, Read;
     LambdaAddPermission = Lambda "lambda:AddPermission", Function, PermissionsManagement;
     LambdaDeleteFunction = Lambda "lambda:DeleteFunction", Function, Write;
+    LambdaListVersionsByFunction = Lambda "lambda:ListVersionsByFunction", Function, List;
+    LambdaListAliases = Lambda "lambda:ListAliases", Function, List;
     #[cfg(feature = "fake-action")]
     LambdaFakeAction = Lambda "lambda:FakeAction", Function, Write;
 

@@ -355,6 +355,10 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
             outcome(a, lambda.get_function_concurrency().function_name(target).send().await)
         }
         A::LambdaGetFunctionUrlConfig => outcome(a, lambda.get_function_url_config().function_name(target).send().await),
+        A::LambdaListVersionsByFunction => {
+            outcome(a, lambda.list_versions_by_function().function_name(target).max_items(1).send().await)
+        }
+        A::LambdaListAliases => outcome(a, lambda.list_aliases().function_name(target).max_items(1).send().await),
         A::LambdaCreateFunction => create_function_probe(aws, check, &target).await,
         // These run only on a function Lambda just said does not exist: ResourceNotFoundException
         // after authorization, nothing changes.

@@ -700,3 +700,35 @@ async fn destroy_removes_the_log_group_unless_asked_to_keep_it() {
     xtask(moto.endpoint(), &["destroy", "--stage", "test", "--yes"]).ok();
     assert_eq!(groups().await, 0, "the log group went with the function");
 }
+
+/// `status` reads back what deploy made, as an operator asks for it; a stage that is not there
+/// exits 1 saying so.
+#[tokio::test]
+async fn status_shows_the_url_configuration_code_and_data_of_a_stage() {
+    let moto = OwnMoto::start();
+    let report = deploy(&moto, &bootstrap(0), &["--reserved-concurrency", "3"]);
+    moto.start_recording().await;
+    let status = xtask(moto.endpoint(), &["status", "--stage", "test", "--json"]).ok().json();
+    let calls = moto.recorded_calls().await;
+
+    assert_eq!(status["function"], "recording-server-test");
+    assert_eq!(status["url"], report["url"]);
+    assert_eq!((status["memory_mb"].as_i64(), status["timeout_s"].as_i64()), (Some(512), Some(60)));
+    assert_eq!(status["reserved_concurrency"], 3);
+    assert_eq!(status["code_sha256"], report["code_sha256"]);
+    assert_eq!(status["bucket"], "recording-server-test-123456789012-us-east-1");
+    assert_eq!(status["table_prefix"], "test-");
+    let versions: Vec<&str> =
+        status["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["$LATEST"]);
+    assert_eq!(status["aliases"], serde_json::json!([]));
+    // Reads only.
+    let operations: Vec<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
+    assert!(operations.iter().all(|o| o.starts_with("Get") || o.starts_with("List")), "{operations:?}");
+
+    let text = xtask(moto.endpoint(), &["status", "--stage", "test"]).ok().stdout();
+    assert!(text.contains("512 MB memory, 60 s timeout, reserved concurrency 3"), "{text}");
+    let missing = xtask(moto.endpoint(), &["status", "--stage", "nosuch"]);
+    assert_eq!(missing.code(), 1, "{}", missing.stderr());
+    assert!(missing.stderr().contains("no stage nosuch here"), "{}", missing.stderr());
+}

@@ -32,6 +32,7 @@ fn every_usage_mistake_exits_4_before_calling_aws() {
         (&["bench", "--power", "--p99-budget", "0ms"], "--p99-budget"),
         (&["bench", "--power", "--load"], "--load"),
         (&["bench", "--memory", "256"], "--memory"),
+        (&["status", "--stage", "UPPER"], "--stage"),
         (&["deploy", "--timeout", "35"], "--timeout"),
         (&["deploy", "--timeout", "16m"], "--timeout"),
         (&["deploy", "--oidc-providers", "garbage", "--dry-run"], "--oidc-providers"),
