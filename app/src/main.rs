@@ -4,11 +4,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use app::config::Config;
+use app::state::AppState;
 
 /// glibc's malloc and free were about a fifth of a list request's CPU (perf, release build).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use app::state::AppState;
 
 /// The longest init waits for the warm-up calls.
 const WARM_UP_BOUND: std::time::Duration = std::time::Duration::from_millis(300);

@@ -62,19 +62,20 @@ pub async fn sdk_config(budget: &crate::config::AwsBudget, plain_http: bool) -> 
     let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)
         .retry_config(RetryConfig::standard().with_max_attempts(budget.max_attempts));
-    let no_roots = aws_smithy_http_client::tls::TlsContext::builder()
-        .with_trust_store(aws_smithy_http_client::tls::TrustStore::empty())
-        .build();
-    match no_roots {
-        Ok(tls) if plain_http => {
-            use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    if !plain_http {
+        return loader.load().await;
+    }
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider, TlsContext, TrustStore};
+    match TlsContext::builder().with_trust_store(TrustStore::empty()).build() {
+        Ok(tls) => {
             let client = aws_smithy_http_client::Builder::new()
                 .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
                 .tls_context(tls)
                 .build_https();
             loader.http_client(client).load().await
         }
-        _ => loader.load().await,
+        // Cannot happen with an empty store; the SDK's own client is always right.
+        Err(_) => loader.load().await,
     }
 }
 
