@@ -289,11 +289,18 @@ struct ListQuery {
     next: Option<String>,
 }
 
+/// A page of the caller's records, serialised straight from the records (no JSON tree first).
+#[derive(serde::Serialize)]
+struct Page {
+    records: Vec<Record>,
+    next: Option<String>,
+}
+
 async fn list(
     State(state): State<AppState>,
     claimed: Claimed,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult {
+) -> Result<Json<Page>, ApiError> {
     let (limit, after) = match list_args(query) {
         Ok(args) => args,
         // A caller who is not signed in hears that first, whatever the query.
@@ -306,10 +313,7 @@ async fn list(
         tokio::join!(claimed.verify(&state), state.records.list_for_user(&user, limit, after.as_ref()));
     caller?;
     let page = page?;
-    Ok(Json(json!({
-        "records": page.records,
-        "next": page.next.map(|c| c.to_token()),
-    })))
+    Ok(Json(Page { records: page.records, next: page.next.map(|c| c.to_token()) }))
 }
 
 /// The page size and cursor of a list request.
