@@ -34,8 +34,9 @@ pub enum Task {
     Deploy(Deploy),
     /// Remove a stage's function, URL and role (and its data with --include-data)
     Destroy(Destroy),
-    /// Measure the release binary: size, cold start, idle memory; or, with --load, throughput,
-    /// latency, consistency and memory under a mixed load
+    /// Measure the release binary: size, cold start, idle memory; with --power, each Lambda
+    /// memory size's speed, CPU and cost; with --load, throughput, latency, consistency and
+    /// memory under a mixed load
     Bench(Bench),
     /// Show a deployed stage's function logs (REPORT lines summarised); --follow to tail them
     Logs(Logs),
