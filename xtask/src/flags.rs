@@ -85,6 +85,14 @@ pub struct Status {
     pub json: bool,
 }
 
+/// Lambda's published prices, us-east-1, first duration tier
+/// (<https://aws.amazon.com/lambda/pricing/>, read 2026-12-02): per GB-second of duration
+/// (billed per 1 ms) on x86_64 and on arm64, and per million requests. `bench --power`'s
+/// `--price-*` flags override them.
+pub const X86_GB_SECOND_USD: f64 = 0.000_016_666_7;
+pub const ARM_GB_SECOND_USD: f64 = 0.000_013_333_4;
+pub const PER_MILLION_REQUESTS_USD: f64 = 0.20;
+
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("measured").args(["load", "power"])))]
 pub struct Bench {
@@ -134,13 +142,13 @@ pub struct Bench {
     #[arg(long, default_value = "100", value_parser = parse_count, requires = "power")]
     pub requests: usize,
     /// With --power: Lambda's price per GB-second on x86_64, in USD
-    #[arg(long, default_value_t = crate::bench::power::X86_GB_SECOND_USD, value_parser = parse_price, requires = "power")]
+    #[arg(long, default_value_t = X86_GB_SECOND_USD, value_parser = parse_price, requires = "power")]
     pub price_gb_second: f64,
     /// With --power: Lambda's price per GB-second on arm64, in USD
-    #[arg(long, default_value_t = crate::bench::power::ARM_GB_SECOND_USD, value_parser = parse_price, requires = "power")]
+    #[arg(long, default_value_t = ARM_GB_SECOND_USD, value_parser = parse_price, requires = "power")]
     pub price_gb_second_arm: f64,
     /// With --power: Lambda's price per million requests, in USD
-    #[arg(long, default_value_t = crate::bench::power::PER_MILLION_REQUESTS_USD, value_parser = parse_price, requires = "power")]
+    #[arg(long, default_value_t = PER_MILLION_REQUESTS_USD, value_parser = parse_price, requires = "power")]
     pub price_per_million_requests: f64,
     /// Time the newcomer's path instead, from a fresh clone of HEAD with no target directory:
     /// `cargo xtask local` to its first /health 200, `cargo xtask test` right after, after a

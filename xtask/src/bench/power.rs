@@ -32,12 +32,7 @@ const PERIOD_US: u64 = 100_000;
 const PAGE: usize = 50;
 const UPLOAD_BYTES: usize = 1024 * 1024;
 
-/// Lambda's published prices, us-east-1, first duration tier
-/// (<https://aws.amazon.com/lambda/pricing/>, read 2026-12-02): per GB-second of duration
-/// (billed per 1 ms) and per request. Override them with `--price-*`.
-pub const X86_GB_SECOND_USD: f64 = 0.000_016_666_7;
-pub const ARM_GB_SECOND_USD: f64 = 0.000_013_333_4;
-pub const PER_MILLION_REQUESTS_USD: f64 = 0.20;
+pub use crate::flags::{ARM_GB_SECOND_USD, PER_MILLION_REQUESTS_USD, X86_GB_SECOND_USD};
 
 /// The prices a report is computed with.
 #[derive(Debug, Clone, Copy, Serialize)]
