@@ -161,24 +161,10 @@ pub fn set_verbose(on: bool) {
 /// XML body it could not parse), the HTTP status and the request id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorInfo {
-    pub status: Option<u16>,
-    pub code: Option<String>,
-    pub message: Option<String>,
-    pub request_id: Option<String>,
+    /// What AWS answered (empty when it never answered).
+    pub reply: ErrorReply,
     /// Set when the request never got an answer (connection refused, timeout).
     pub transport: Option<String>,
-}
-
-impl From<ErrorReply> for ErrorInfo {
-    fn from(reply: ErrorReply) -> Self {
-        ErrorInfo {
-            status: reply.status,
-            code: reply.code,
-            message: reply.message,
-            request_id: reply.request_id,
-            transport: None,
-        }
-    }
 }
 
 impl ErrorInfo {
@@ -199,29 +185,20 @@ impl ErrorInfo {
             ErrorReply::read(raw.status().as_u16(), e.err().code(), e.err().message(), &body, |name| {
                 raw.headers().get(name).map(str::to_owned)
             });
-        ErrorInfo::from(reply)
+        ErrorInfo { reply, transport: None }
     }
 
     /// An access denial, as the service reads one too ([`ErrorReply::is_access_denied`]).
     pub fn is_access_denied(&self) -> bool {
-        self.transport.is_none() && self.reply().is_access_denied()
-    }
-
-    fn reply(&self) -> ErrorReply {
-        ErrorReply {
-            status: self.status,
-            code: self.code.clone(),
-            message: self.message.clone(),
-            request_id: self.request_id.clone(),
-        }
+        self.reply.is_access_denied()
     }
 
     /// The code (or HTTP status), or the transport failure: for tables of results.
     pub fn short(&self) -> String {
-        match (&self.transport, &self.code) {
+        match (&self.transport, &self.reply.code) {
             (Some(transport), _) => transport.clone(),
-            (None, Some(code)) => format!("{code} (HTTP {})", self.status.unwrap_or_default()),
-            (None, None) => format!("HTTP {}", self.status.unwrap_or_default()),
+            (None, Some(code)) => format!("{code} (HTTP {})", self.reply.status.unwrap_or_default()),
+            (None, None) => format!("HTTP {}", self.reply.status.unwrap_or_default()),
         }
     }
 
@@ -230,13 +207,13 @@ impl ErrorInfo {
         if let Some(transport) = &self.transport {
             return transport.clone();
         }
-        let mut line = match (&self.code, &self.message) {
+        let mut line = match (&self.reply.code, &self.reply.message) {
             (Some(code), Some(message)) => format!("{code}: {message}"),
             (Some(code), None) => code.clone(),
-            (None, Some(message)) => format!("HTTP {}: {message}", self.status.unwrap_or_default()),
-            (None, None) => format!("HTTP {} with no error code", self.status.unwrap_or_default()),
+            (None, Some(message)) => format!("HTTP {}: {message}", self.reply.status.unwrap_or_default()),
+            (None, None) => format!("HTTP {} with no error code", self.reply.status.unwrap_or_default()),
         };
-        if let Some(id) = &self.request_id {
+        if let Some(id) = &self.reply.request_id {
             line.push_str(&format!(" (request id {id})"));
         }
         line
@@ -304,7 +281,7 @@ fn hint(info: &ErrorInfo, action: &str, aws: &Aws) -> String {
     }
     let credentials =
         "check AWS_PROFILE (run `aws sso login` for SSO profiles) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
-    match info.code.as_deref().unwrap_or_default() {
+    match info.reply.code.as_deref().unwrap_or_default() {
         "ExpiredToken" | "ExpiredTokenException" => format!("your session expired: {credentials}"),
         "InvalidClientTokenId" | "InvalidAccessKeyId" | "UnrecognizedClientException" => {
             format!("AWS does not know this access key: {credentials}")
@@ -318,7 +295,7 @@ fn hint(info: &ErrorInfo, action: &str, aws: &Aws) -> String {
         "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "SlowDown" => {
             "AWS is throttling these calls: wait a minute and rerun".to_owned()
         }
-        _ if info.status.is_some_and(|s| s >= 500) => {
+        _ if info.reply.status.is_some_and(|s| s >= 500) => {
             format!("{} failed on its side: rerun; if it persists, check the service's health", aws.target())
         }
         _ => "rerun with --verbose for the full error".to_owned(),

@@ -587,7 +587,7 @@ async fn identify(aws: &Aws, notes: &mut Vec<String>) -> anyhow::Result<Identity
         }
         Err(e) => {
             // From the SDK, or from an XML body it could not read (the emulator's answer).
-            let code = ErrorInfo::of(&e).code.unwrap_or_default();
+            let code = ErrorInfo::of(&e).reply.code.unwrap_or_default();
             let fix = match code.as_str() {
                 "ExpiredToken" | "ExpiredTokenException" => {
                     "your session expired: run `aws sso login` or refresh the credentials"

@@ -89,7 +89,7 @@ where
         Ok(_) => Some(true),
         Err(err) => {
             let info = ErrorInfo::of(&err);
-            let missing = info.code.as_deref().is_some_and(|c| {
+            let missing = info.reply.code.as_deref().is_some_and(|c| {
                 matches!(c, "ResourceNotFoundException" | "ResourceNotFound" | "NoSuchEntity")
             });
             missing.then_some(false)
@@ -108,7 +108,7 @@ where
     };
     let info = ErrorInfo::of(&err);
     if info.is_access_denied() {
-        let message = info.message.clone().unwrap_or_default();
+        let message = info.reply.message.clone().unwrap_or_default();
         // A call can need several permissions (CreateFunction also needs iam:PassRole): a denial
         // of another action says nothing about this one.
         let denied = super::explain::parse(&message).into_iter().next().map(|d| d.action);
@@ -119,7 +119,7 @@ where
         }
         return Decision::Deny { denial: classify(&message) };
     }
-    match info.code.as_deref() {
+    match info.reply.code.as_deref() {
         Some(code) if AFTER_AUTHORIZATION.contains(&code) => Decision::Allow,
         // S3 reports a missing bucket before it evaluates any policy (it needs the bucket's
         // owner to evaluate them): a missing bucket says nothing about permissions.
@@ -442,8 +442,8 @@ async fn create_function_probe(aws: &Aws, check: &Check, target: &str) -> Decisi
         return Decision::Unknown { reason: "the probe unexpectedly created the function: delete it".into() };
     };
     let info = ErrorInfo::of(err);
-    let fetched = info.code.as_deref() == Some("InvalidParameterValueException")
-        && info.message.as_deref().is_some_and(|m| m.contains("GetObject") || m.contains("S3 Error"));
+    let fetched = info.reply.code.as_deref() == Some("InvalidParameterValueException")
+        && info.reply.message.as_deref().is_some_and(|m| m.contains("GetObject") || m.contains("S3 Error"));
     if fetched {
         return Decision::Allow;
     }
