@@ -78,6 +78,9 @@ pub enum ApiError {
     /// A verified login was refused.
     #[error("{0}")]
     Login(#[from] crate::oidc::OidcError),
+    /// `GET /health/ready`: these resources cannot be reached with the function's role.
+    #[error("not ready: cannot reach the {0} (the function's log says why)")]
+    NotReady(String),
     /// A storage call failed: 503 when the backend is unavailable, else 500.
     #[error("internal error")]
     Storage(#[from] StorageError),
@@ -110,7 +113,9 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::Login(crate::oidc::OidcError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Storage(StorageError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(StorageError::Unavailable { .. }) | ApiError::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     let metrics = state.settings.metrics;
     Router::new()
         .route("/health", get(health))
+        .route("/health/ready", get(ready))
         .route("/login", get(login_unverified).post(login_verified))
         .route("/logout", post(logout))
         .route("/upload/record/{file_name}", put(upload))
@@ -92,6 +93,27 @@ type ApiResult = Result<Json<Value>, ApiError>;
 
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// Whether this function can do its work: one cheap call to each table and to the bucket, with
+/// the function's own role, concurrently and within the request budget. deploy invokes it on a
+/// new version before any traffic reaches that version. A failure is logged (a denial as the
+/// line `check-iam explain` reads) and answered 503, naming what failed but never why.
+async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let (users, records, objects) =
+        tokio::join!(state.users.warm_up(), state.records.probe(), state.objects.probe());
+    let mut failed = Vec::new();
+    for (what, result) in [("user table", users), ("record table", records), ("bucket", objects)] {
+        if let Err(err) = result {
+            crate::error::log_storage_failure(&err, "readiness check failed");
+            failed.push(what);
+        }
+    }
+    if failed.is_empty() {
+        Ok(Json(json!({ "status": "ready", "checks": ["user table", "record table", "bucket"] })))
+    } else {
+        Err(ApiError::NotReady(failed.join(", ")))
+    }
 }
 
 #[derive(Deserialize)]

@@ -10,6 +10,9 @@ use aws_sdk_s3::Client;
 use super::StorageError;
 use crate::domain::Record;
 
+/// The key `GET /health/ready` deletes: outside every prefix the service writes.
+pub const READY_PROBE_KEY: &str = "health/ready-probe";
+
 /// A presigned PUT: the URL and the headers the client must send with it.
 #[derive(Debug, Clone)]
 pub struct PresignedUpload {
@@ -161,6 +164,14 @@ impl ObjectStore {
     /// a HEAD of a key that never exists (its 404, or 403 without s3:ListBucket, is expected).
     pub async fn warm_up(&self) -> Result<(), StorageError> {
         self.head("warm-up").await.map(|_| ())
+    }
+
+    /// Prove the function's role may act on the bucket's objects, for `GET /health/ready`: a
+    /// DELETE of a key the service never writes. (A HEAD cannot prove it: without s3:ListBucket,
+    /// which the role does not have, S3 answers a missing key with the same bodiless 403 as a
+    /// denial. Deleting an absent key in an unversioned bucket answers 204 and changes nothing.)
+    pub async fn probe(&self) -> Result<(), StorageError> {
+        self.delete(READY_PROBE_KEY).await
     }
 
     /// A presigned PUT for `ttl` that only accepts exactly `size` bytes of `content_type`, with

@@ -119,6 +119,20 @@ impl RecordStore {
         output.item.map(|item| stored_from_item(&item)).transpose()
     }
 
+    /// One read of a row that never exists (record ids are UUIDs): proves the function's role may
+    /// read the table, for `GET /health/ready`.
+    pub async fn probe(&self) -> Result<(), StorageError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key(record::ID, s("health-ready"))
+            .key(record::USER_ID, s("health-ready"))
+            .send()
+            .await
+            .map_err(|e| StorageError::aws("GetItem on the record table", e))?;
+        Ok(())
+    }
+
     /// The published record `id` if `owner` owns it.
     pub async fn get_for_user(&self, id: &RecordId, owner: &UserId) -> Result<Option<Record>, StorageError> {
         Ok(match self.find_for_user(id, owner).await? {

@@ -8,7 +8,9 @@ use app::schema::{RECORD_TABLE, USER_TABLE};
 use tokio::net::TcpListener;
 
 use crate::helpers::{endpoint, Setup, TestApp, User};
-use crate::proxy::{Call, Fault, Proxy, DYNAMO_THROTTLED, S3_INTERNAL_ERROR, S3_SLOW_DOWN};
+use crate::proxy::{
+    Call, Fault, Proxy, DYNAMO_ACCESS_DENIED, DYNAMO_THROTTLED, S3_INTERNAL_ERROR, S3_SLOW_DOWN,
+};
 
 /// A budget short enough for tests: 1.5 s per call, retries included.
 fn tight() -> AwsBudget {
@@ -247,4 +249,35 @@ async fn a_list_queries_while_the_key_is_checked_and_answers_only_a_valid_key() 
     // A bad query string is the signed-in caller's mistake; anyone else hears 401 first.
     assert_eq!(app.get(&user, "/record/list?limit=0").await.status(), 400);
     assert_eq!(app.get(&forged, "/record/list?limit=0").await.status(), 401);
+}
+
+#[tokio::test]
+async fn ready_proves_both_tables_and_the_bucket_and_a_denial_is_a_503_naming_only_what_failed() {
+    let (logs, _guard) = crate::helpers::Logs::capture();
+    let (app, proxy, _user) = behind_proxy().await;
+    let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready", "{body}");
+    // One call to each: two GetItems and the bucket's DELETE of a key the service never writes.
+    let seen = proxy.seen();
+    for call in ["Dynamo(GetItem)", "S3(DELETE)"] {
+        assert!(seen.iter().any(|s| s == call), "{call} not sent: {seen:?}");
+    }
+
+    proxy.inject(Call::Dynamo("GetItem"), DYNAMO_ACCESS_DENIED, Some(1));
+    let started = Instant::now();
+    let denied = app.http.get(app.url("/health/ready")).send().await.unwrap();
+    let text = denied.text().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(error.starts_with("not ready: cannot reach the ") && error.contains("table"), "{error}");
+    assert!(!text.contains("not authorized"), "the denial's text reached a public body: {text}");
+    // The log holds the denial as AWS worded it, for `check-iam explain`.
+    let log = logs.text();
+    assert!(
+        log.contains("aws call denied") && log.contains("is not authorized to perform: dynamodb:GetItem"),
+        "{log}"
+    );
 }

@@ -65,6 +65,12 @@ pub const DYNAMO_INVALID: Fault = Fault::Respond(
     "application/x-amz-json-1.0",
     r#"{"__type":"com.amazon.coral.validate#ValidationException","message":"injected failure"}"#,
 );
+/// What DynamoDB answers a role whose policy does not allow the call.
+pub const DYNAMO_ACCESS_DENIED: Fault = Fault::Respond(
+    400,
+    "application/x-amz-json-1.0",
+    r#"{"__type":"com.amazon.coral.service#AccessDeniedException","Message":"User: arn:aws:sts::123456789012:assumed-role/recording-server-test-lambda/recording-server-test is not authorized to perform: dynamodb:GetItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/test-record_user because no identity-based policy allows the dynamodb:GetItem action"}"#,
+);
 /// A conditional write whose condition failed.
 pub const DYNAMO_CONDITION_FAILED: Fault = Fault::Respond(
     400,
