@@ -17,6 +17,8 @@ pub enum Resource {
     Runtime(ResourceKind),
     Bucket,
     Function,
+    /// The function's versions and aliases (`function:<name>:*`): the qualified calls.
+    FunctionVersions,
     Role,
     /// The IAM user running the task: `user/${aws:username}` in a policy.
     Caller,
@@ -39,6 +41,7 @@ impl Resource {
             Resource::Runtime(kind) => names.runtime_arns(kind),
             Resource::Bucket => vec![names.bucket_arn()],
             Resource::Function => vec![names.function_arn()],
+            Resource::FunctionVersions => vec![format!("{}:*", names.function_arn())],
             Resource::Role => vec![names.role_arn()],
             Resource::Caller => vec![names.arns().user(names.caller_user.as_deref())],
             Resource::Groups => vec![names.arns().groups()],
@@ -73,6 +76,7 @@ pub enum Task {
     CheckIam,
     Logs,
     Status,
+    Rollback,
 }
 
 /// A condition key and the value a request carries for it, e.g. `iam:PassedToService`.
@@ -135,10 +139,11 @@ const DEPLOY: &[Need] = &[
     need(Action::S3ListBucket, Resource::Bucket),
     need(Action::S3GetBucketPublicAccessBlock, Resource::Bucket),
     need(Action::S3GetEncryptionConfiguration, Resource::Bucket),
-    need(Action::S3PutBucketPublicAccessBlock, Resource::Bucket),
+    // Permissions management: the setup part (a routine redeploy writes none of it).
+    iam_part(need(Action::S3PutBucketPublicAccessBlock, Resource::Bucket)),
     need(Action::S3PutEncryptionConfiguration, Resource::Bucket),
     need(Action::S3GetBucketPolicy, Resource::Bucket),
-    need(Action::S3PutBucketPolicy, Resource::Bucket),
+    iam_part(need(Action::S3PutBucketPolicy, Resource::Bucket)),
     need(Action::S3GetBucketOwnershipControls, Resource::Bucket),
     need(Action::S3PutBucketOwnershipControls, Resource::Bucket),
     need(Action::S3GetLifecycleConfiguration, Resource::Bucket),
@@ -170,7 +175,25 @@ const DEPLOY: &[Need] = &[
     need(Action::LambdaCreateFunctionUrlConfig, Resource::Function),
     need(Action::LambdaUpdateFunctionUrlConfig, Resource::Function),
     need(Action::LambdaGetPolicy, Resource::Function),
-    need(Action::LambdaAddPermission, Resource::Function),
+    iam_part(need(Action::LambdaAddPermission, Resource::Function)),
+    // Releases: publish $LATEST, invoke that version, move the aliases, prune old versions.
+    need(Action::LambdaPublishVersion, Resource::Function),
+    need(Action::LambdaGetAlias, Resource::Function),
+    need(Action::LambdaCreateAlias, Resource::Function),
+    need(Action::LambdaUpdateAlias, Resource::Function),
+    need(Action::LambdaListVersionsByFunction, Resource::Function),
+    need(Action::LambdaGetFunctionConfiguration, Resource::FunctionVersions),
+    need(Action::LambdaInvokeFunction, Resource::FunctionVersions),
+    need(Action::LambdaDeleteFunction, Resource::FunctionVersions),
+    // The URL on `live` and its statements (`live`'s own resource policy).
+    need(Action::LambdaGetFunctionUrlConfig, Resource::FunctionVersions),
+    need(Action::LambdaCreateFunctionUrlConfig, Resource::FunctionVersions),
+    need(Action::LambdaUpdateFunctionUrlConfig, Resource::FunctionVersions),
+    need(Action::LambdaGetPolicy, Resource::FunctionVersions),
+    iam_part(need(Action::LambdaAddPermission, Resource::FunctionVersions)),
+    // Moving a URL that served $LATEST to `live` (once per stage).
+    need(Action::LambdaDeleteFunctionUrlConfig, Resource::Function),
+    iam_part(need(Action::LambdaRemovePermission, Resource::Function)),
     need(Action::LogsFilterLogEvents, Resource::Runtime(ResourceKind::LogGroup)),
     // The function's log group, created with a retention (Lambda would create it with none).
     need(Action::LogsDescribeLogGroups, Resource::Any),
@@ -187,6 +210,7 @@ const DESTROY: &[Need] = &[
     need(Action::DynamoDbDescribeTable, Resource::Tables),
     need(Action::DynamoDbUpdateTable, Resource::Tables),
     need(Action::LambdaDeleteFunctionUrlConfig, Resource::Function),
+    need(Action::LambdaDeleteFunctionUrlConfig, Resource::FunctionVersions),
     need(Action::LambdaDeleteFunction, Resource::Function),
     need(Action::IamDeleteRolePolicy, Resource::Role),
     need(Action::IamDeleteRole, Resource::Role),
@@ -226,11 +250,27 @@ const CHECK_IAM: &[Need] = &[
 
 /// `cargo xtask status` reads the function, its URL, versions and aliases.
 const STATUS: &[Need] = &[
+    need(Action::StsGetCallerIdentity, Resource::Any),
+    need(Action::LambdaGetFunctionUrlConfig, Resource::FunctionVersions),
     need(Action::LambdaGetFunctionConfiguration, Resource::Function),
     need(Action::LambdaGetFunctionConcurrency, Resource::Function),
     need(Action::LambdaGetFunctionUrlConfig, Resource::Function),
     need(Action::LambdaListVersionsByFunction, Resource::Function),
     need(Action::LambdaListAliases, Resource::Function),
+    need(Action::LambdaGetAlias, Resource::Function),
+    need(Action::LambdaGetFunctionConfiguration, Resource::FunctionVersions),
+];
+
+/// `cargo xtask rollback` reads the aliases, invokes the target version, moves the aliases.
+const ROLLBACK: &[Need] = &[
+    need(Action::StsGetCallerIdentity, Resource::Any),
+    need(Action::LambdaGetFunctionConfiguration, Resource::Function),
+    need(Action::DynamoDbListTagsOfResource, Resource::Tables),
+    need(Action::LambdaGetAlias, Resource::Function),
+    need(Action::LambdaGetFunctionConfiguration, Resource::FunctionVersions),
+    need(Action::LambdaInvokeFunction, Resource::FunctionVersions),
+    need(Action::LambdaCreateAlias, Resource::Function),
+    need(Action::LambdaUpdateAlias, Resource::Function),
 ];
 
 /// `cargo xtask logs` reads the function's log group, nothing else.
@@ -242,8 +282,15 @@ const LOGS: &[Need] = &[
 
 impl Task {
     /// Every task that calls AWS.
-    pub const ALL: [Task; 6] =
-        [Task::CreateTables, Task::Deploy, Task::Destroy, Task::CheckIam, Task::Logs, Task::Status];
+    pub const ALL: [Task; 7] = [
+        Task::CreateTables,
+        Task::Deploy,
+        Task::Destroy,
+        Task::CheckIam,
+        Task::Logs,
+        Task::Status,
+        Task::Rollback,
+    ];
 
     /// The tasks check-iam gives a verdict on by default.
     pub const DEFAULT: [Task; 3] = [Task::CreateTables, Task::Deploy, Task::Destroy];
@@ -256,6 +303,7 @@ impl Task {
             Task::CheckIam => "check-iam",
             Task::Logs => "logs",
             Task::Status => "status",
+            Task::Rollback => "rollback",
         }
     }
 
@@ -268,6 +316,7 @@ impl Task {
             Task::CheckIam => CHECK_IAM.to_vec(),
             Task::Logs => LOGS.to_vec(),
             Task::Status => STATUS.to_vec(),
+            Task::Rollback => ROLLBACK.to_vec(),
         }
     }
 }
@@ -344,6 +393,7 @@ fn sid(resource: Resource, conditional: bool) -> String {
         Resource::Runtime(kind) => format!("{kind:?}"),
         Resource::Bucket => "Bucket".to_owned(),
         Resource::Function => "Function".to_owned(),
+        Resource::FunctionVersions => "FunctionVersions".to_owned(),
         Resource::Role => "ExecutionRole".to_owned(),
         Resource::Caller => "OwnUser".to_owned(),
         Resource::Groups => "OwnGroups".to_owned(),
@@ -372,8 +422,22 @@ mod tests {
         super::render_deployer_policy(tasks, names, any_resource).to_value()
     }
 
-    const IAM_PART: [&str; 5] =
-        ["iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:PassRole"];
+    /// The setup part: the role, and every action that manages permissions (parliament's
+    /// "permissions management" findings: the bucket's policy and public access block, the
+    /// function's resource policy).
+    const IAM_PART: [&str; 10] = [
+        "s3:PutBucketPublicAccessBlock",
+        "s3:PutBucketPolicy",
+        "iam:CreateRole",
+        "iam:TagRole",
+        "iam:UpdateAssumeRolePolicy",
+        "iam:PutRolePolicy",
+        "iam:PassRole",
+        // On the function (the URL on $LATEST that deploys before aliases made) and on `live`.
+        "lambda:AddPermission",
+        "lambda:AddPermission",
+        "lambda:RemovePermission",
+    ];
 
     fn names() -> Names {
         Names::new("dev", "123456789012", "us-east-1", "", None)

@@ -240,7 +240,13 @@ pub fn recorded(action: Action) -> Recorded {
         | A::LambdaAddPermission
         | A::LambdaDeleteFunction
         | A::LambdaListVersionsByFunction
-        | A::LambdaListAliases => AsNamed,
+        | A::LambdaListAliases
+        | A::LambdaPublishVersion
+        | A::LambdaGetAlias
+        | A::LambdaCreateAlias
+        | A::LambdaUpdateAlias
+        | A::LambdaRemovePermission => AsNamed,
+        A::LambdaInvokeFunction => As(&["Invoke"]),
         // Also tag-on-create: a CreateFunction with tags.
         A::LambdaTagResource => AsNamed,
         A::LogsDescribeLogGroups
@@ -292,6 +298,10 @@ fn lambda_operation(method: &str, segments: &[&str]) -> Option<&'static str> {
         ("GET", ["functions", _, "configuration"]) => "GetFunctionConfiguration",
         ("GET", ["functions", _, "versions"]) => "ListVersionsByFunction",
         ("GET", ["functions", _, "aliases"]) => "ListAliases",
+        ("POST", ["functions", _, "aliases"]) => "CreateAlias",
+        ("GET", ["functions", _, "aliases", _]) => "GetAlias",
+        ("PUT", ["functions", _, "aliases", _]) => "UpdateAlias",
+        ("POST", ["functions", _, "versions"]) => "PublishVersion",
         ("PUT", ["functions", _, "configuration"]) => "UpdateFunctionConfiguration",
         ("PUT", ["functions", _, "code"]) => "UpdateFunctionCode",
         ("GET", ["functions", _, "policy"]) => "GetPolicy",

@@ -78,6 +78,15 @@ impl Destroy {
         }
         let lambda = aws_sdk_lambda::Client::new(&aws.sdk);
         let function = &names.function;
+        // The URL on `live`, then one on $LATEST left by a deploy from before aliases.
+        let live_url = lambda
+            .delete_function_url_config()
+            .function_name(function)
+            .qualifier(crate::deploy::release::LIVE)
+            .send()
+            .await;
+        let live_url = gone_if_missing(live_url, "lambda:DeleteFunctionUrlConfig", function, &aws)?;
+        report("url", &format!("{function}:{}", crate::deploy::release::LIVE), live_url);
         report(
             "url",
             function,
@@ -88,7 +97,8 @@ impl Destroy {
                 &aws,
             )?,
         );
-        // The URL's permission statements are part of the function's policy and go with it.
+        // The URL's permission statements are part of the function's policies, and its versions
+        // and aliases part of the function: all go with it.
         report(
             "function",
             function,

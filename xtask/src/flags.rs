@@ -43,6 +43,24 @@ pub enum Task {
     /// Show what a stage runs: its URL, the function's configuration, code and data, its
     /// versions and aliases
     Status(Status),
+    /// Point a stage's `live` alias back at the version `previous` names (or --to VERSION),
+    /// after smoke-testing it; rebuilds nothing
+    Rollback(Rollback),
+}
+
+#[derive(Debug, Args)]
+pub struct Rollback {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Stage to roll back
+    #[arg(long, default_value = "dev", value_parser = parse_stage)]
+    pub stage: String,
+    /// The published version to serve (default: the one the `previous` alias names)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub to: Option<u64>,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +269,13 @@ pub struct Deploy {
     /// Only print the stage's function URL
     #[arg(long)]
     pub url_only: bool,
+    /// Published versions kept beyond those `live` and `previous` name; older ones are deleted
+    #[arg(long, default_value_t = 5)]
+    pub keep: usize,
+    /// Confirm a change that gives the stage a new URL (moving a URL that served `$LATEST` to
+    /// the `live` alias); needed off a terminal
+    #[arg(long)]
+    pub yes: bool,
     /// Print a JSON report instead of text
     #[arg(long)]
     pub json: bool,

@@ -19,6 +19,7 @@ pub mod names;
 pub mod outcome;
 pub mod policy;
 pub mod progress;
+pub mod rollback;
 pub mod signals;
 pub mod stage;
 pub mod status;

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::aws::ExplainExt;
 use crate::catalogue::Task;
+use crate::deploy::release::{self, LIVE};
 use crate::flags::Status;
 use crate::names::function_name;
 use crate::Failure;
@@ -28,6 +29,9 @@ struct Report {
     table_prefix: Option<String>,
     versions: Vec<Version>,
     aliases: Vec<Alias>,
+    /// `$LATEST` is not what `live` serves: a deploy failed its smoke test or was interrupted
+    /// (or a rollback moved `live` back). `None` without a `live` alias.
+    latest_differs_from_live: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,6 +47,8 @@ struct Alias {
     name: String,
     version: String,
     description: String,
+    /// The description of the version it names: commit, build and publish time.
+    version_description: String,
 }
 
 impl Status {
@@ -65,11 +71,9 @@ impl Status {
             }
             Err(e) => return Err(crate::aws::explain(e, "lambda:GetFunctionConfiguration", &name, &aws)),
         };
-        let url = match lambda.get_function_url_config().function_name(&name).send().await {
-            Ok(url) => Some(url.function_url),
-            Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => None,
-            Err(e) => return Err(crate::aws::explain(e, "lambda:GetFunctionUrlConfig", &name, &aws)),
-        };
+        let account = crate::aws::account(&aws).await?;
+        let names = crate::names::Names::new(&self.stage, &account, &aws.region(), "", None);
+        let url = crate::deploy::url(&aws, &names).await?;
         let reserved = lambda
             .get_function_concurrency()
             .function_name(&name)
@@ -96,8 +100,24 @@ impl Status {
                 name: a.name().unwrap_or_default().to_owned(),
                 version: a.function_version().unwrap_or_default().to_owned(),
                 description: a.description().unwrap_or_default().to_owned(),
+                version_description: String::new(),
             }));
         }
+        for alias in &mut aliases {
+            alias.version_description = versions
+                .iter()
+                .find(|v| v.version == alias.version)
+                .map(|v| v.description.clone())
+                .unwrap_or_default();
+        }
+        let latest_differs_from_live = match aliases.iter().find(|a| a.name == LIVE) {
+            Some(live) => {
+                let latest = release::configuration(&aws, &name, "$LATEST").await?;
+                let served = release::configuration(&aws, &name, &live.version).await?;
+                Some(!matches!((latest, served), (Some(l), Some(s)) if l.same_as(&s)))
+            }
+            None => None,
+        };
         let variables = config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
         let report = Report {
             stage: self.stage.clone(),
@@ -114,6 +134,7 @@ impl Status {
             table_prefix: variables.get(app::config::env::TABLE_PREFIX).cloned(),
             versions,
             aliases,
+            latest_differs_from_live,
         };
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -157,6 +178,13 @@ fn print(r: &Report) {
         println!("aliases   (none)");
     }
     for a in &r.aliases {
-        println!("alias     {} -> version {} {}", a.name, a.version, a.description);
+        println!("alias     {} -> version {} ({})", a.name, a.version, a.version_description);
+    }
+    match r.latest_differs_from_live {
+        Some(true) => println!(
+            "latest    $LATEST differs from what `{LIVE}` serves: a deploy failed its smoke test or was interrupted, or a rollback ran; `cargo xtask deploy` publishes it again"
+        ),
+        Some(false) => println!("latest    $LATEST is what `{LIVE}` serves"),
+        None => println!("latest    no `{LIVE}` alias: the URL serves $LATEST (deployed before aliases)"),
     }
 }

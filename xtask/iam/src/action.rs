@@ -196,6 +196,12 @@ actions! {
     LambdaDeleteFunction = Lambda "lambda:DeleteFunction", Function, Write;
     LambdaListVersionsByFunction = Lambda "lambda:ListVersionsByFunction", Function, List;
     LambdaListAliases = Lambda "lambda:ListAliases", Function, List;
+    LambdaPublishVersion = Lambda "lambda:PublishVersion", Function, Write;
+    LambdaGetAlias = Lambda "lambda:GetAlias", Function, Read;
+    LambdaCreateAlias = Lambda "lambda:CreateAlias", Function, Write;
+    LambdaUpdateAlias = Lambda "lambda:UpdateAlias", Function, Write;
+    LambdaInvokeFunction = Lambda "lambda:InvokeFunction", Function, Write;
+    LambdaRemovePermission = Lambda "lambda:RemovePermission", Function, PermissionsManagement;
     #[cfg(feature = "fake-action")]
     LambdaFakeAction = Lambda "lambda:FakeAction", Function, Write;
 

@@ -59,7 +59,7 @@ impl Check {
                 }
             }
             Resource::Bucket | Resource::Runtime(_) => self.names.bucket.clone(),
-            Resource::Function => self.names.function.clone(),
+            Resource::Function | Resource::FunctionVersions => self.names.function.clone(),
             Resource::Role => self.names.role.clone(),
             Resource::LogGroup => self.names.log_group(),
             Resource::Caller | Resource::Groups | Resource::ManagedPolicies | Resource::Any => String::new(),

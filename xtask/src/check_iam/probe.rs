@@ -251,6 +251,7 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
         | A::LambdaDeleteFunctionUrlConfig
         | A::LambdaDeleteFunctionConcurrency
         | A::LambdaDeleteFunction
+        | A::LambdaRemovePermission
         | A::LogsDeleteLogGroup => no_probe("a delete: check-iam never sends one, even where nothing would be deleted"),
         // The service's own calls: check-iam reads the execution role's policies for them.
         A::DynamoDbGetItem
@@ -359,6 +360,28 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
             outcome(a, lambda.list_versions_by_function().function_name(target).max_items(1).send().await)
         }
         A::LambdaListAliases => outcome(a, lambda.list_aliases().function_name(target).max_items(1).send().await),
+        A::LambdaGetAlias => outcome(a, lambda.get_alias().function_name(&target).name(PROBE_NAME).send().await),
+        A::LambdaPublishVersion => {
+            let request = lambda.publish_version().function_name(&target);
+            if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
+                .await
+        }
+        A::LambdaCreateAlias => {
+            let request = lambda.create_alias().function_name(&target).name(PROBE_NAME).function_version("1");
+            if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
+                .await
+        }
+        A::LambdaUpdateAlias => {
+            let request = lambda.update_alias().function_name(&target).name(PROBE_NAME).function_version("1");
+            if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
+                .await
+        }
+        // Invoking a function that exists runs its code: only tried where there is none.
+        A::LambdaInvokeFunction => {
+            let request = lambda.invoke().function_name(&target).qualifier("1");
+            if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
+                .await
+        }
         A::LambdaCreateFunction => create_function_probe(aws, check, &target).await,
         // These run only on a function Lambda just said does not exist: ResourceNotFoundException
         // after authorization, nothing changes.

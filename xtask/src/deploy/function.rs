@@ -11,6 +11,7 @@ use aws_sdk_lambda::types::{
     LastUpdateStatus, LogFormat, LoggingConfig, Runtime, State, SystemLogLevel,
 };
 
+use super::release::LIVE;
 use super::{Desired, Step};
 use crate::aws::{Aws, ExplainExt};
 use crate::names::Names;
@@ -328,44 +329,96 @@ fn cors_matches(current: Option<&Cors>) -> bool {
     })
 }
 
-/// The function URL, if there is one.
-pub async fn url(aws: &Aws, names: &Names) -> anyhow::Result<Option<String>> {
-    match lambda(aws).get_function_url_config().function_name(&names.function).send().await {
-        Ok(config) => Ok(Some(config.function_url)),
+/// The URL's config for `qualifier` (`None`: the unqualified URL, on `$LATEST`), if there is one.
+async fn url_config(
+    aws: &Aws,
+    name: &str,
+    qualifier: Option<&str>,
+) -> anyhow::Result<Option<aws_sdk_lambda::operation::get_function_url_config::GetFunctionUrlConfigOutput>> {
+    match lambda(aws)
+        .get_function_url_config()
+        .function_name(name)
+        .set_qualifier(qualifier.map(str::to_owned))
+        .send()
+        .await
+    {
+        Ok(config) => Ok(Some(config)),
         Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => Ok(None),
-        Err(e) => Err(crate::aws::explain(e, "lambda:GetFunctionUrlConfig", &names.function, aws)),
+        Err(e) => Err(crate::aws::explain(e, "lambda:GetFunctionUrlConfig", name, aws)),
     }
 }
 
-/// The public URL (auth NONE, CORS) and the two resource-policy statements it needs.
+/// The stage's public URL: the `live` alias's, or (a stage deployed before aliases) the
+/// unqualified one.
+pub async fn url(aws: &Aws, names: &Names) -> anyhow::Result<Option<String>> {
+    if let Some(config) = url_config(aws, &names.function, Some(LIVE)).await? {
+        return Ok(Some(config.function_url));
+    }
+    Ok(url_config(aws, &names.function, None).await?.map(|c| c.function_url))
+}
+
+/// The resource-policy statements of a URL on `$LATEST`, as deploys before aliases added them.
+const LEGACY_SIDS: [&str; 2] = ["FunctionURLAllowPublicAccess", "FunctionURLInvokeAllowPublicAccess"];
+/// The statements of the URL on `live`: `lambda:InvokeFunctionUrl` (auth type NONE) and,
+/// required since October 2025, `lambda:InvokeFunction` through the function URL only.
+const LIVE_URL_SID: &str = "LiveURLAllowPublicAccess";
+const LIVE_INVOKE_VIA_URL_SID: &str = "LiveURLInvokeAllowPublicAccess";
+
+/// A stage whose URL served `$LATEST`: what the migration to `live` removes once the new URL
+/// has answered.
+#[derive(Debug, Clone)]
+pub struct LegacyUrl {
+    pub url: Option<String>,
+    pub sids: Vec<String>,
+}
+
+/// The `$LATEST` URL of a stage deployed before aliases, if it still has one. AWS keeps a URL
+/// per qualifier; moto keeps one per function (it ignores the qualifier), so the legacy
+/// statements are what marks a stage not yet migrated there.
+pub async fn legacy_url(aws: &Aws, names: &Names) -> anyhow::Result<Option<LegacyUrl>> {
+    let name = &names.function;
+    let sids: Vec<String> = policy(aws, name, None)
+        .await?
+        .statement
+        .iter()
+        .filter_map(|s| s.sid.clone())
+        .filter(|sid| LEGACY_SIDS.contains(&sid.as_str()))
+        .collect();
+    if sids.is_empty() && url_config(aws, name, Some(LIVE)).await?.is_some() {
+        return Ok(None);
+    }
+    let url = url_config(aws, name, None).await?.map(|c| c.function_url);
+    Ok((url.is_some() || !sids.is_empty()).then_some(LegacyUrl { url, sids }))
+}
+
+/// The public URL on `live` (auth NONE, CORS) and its two resource-policy statements; with
+/// `migrating`, a new one beside the `$LATEST` URL [`legacy_url`] found.
 pub async fn ensure_url(
     aws: &Aws,
     names: &Names,
+    migrating: bool,
     dry_run: bool,
     steps: &mut Vec<Step>,
 ) -> anyhow::Result<Option<String>> {
     let name = &names.function;
     let client = lambda(aws);
-    let existing = match client.get_function_url_config().function_name(name).send().await {
-        Ok(config) => Some(config),
-        Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => None,
-        Err(e) => return Err(crate::aws::explain(e, "lambda:GetFunctionUrlConfig", name, aws)),
-    };
+    let existing = if migrating { None } else { url_config(aws, name, Some(LIVE)).await? };
     let url = match existing {
         None if dry_run => {
-            steps.push(Step::new("url", name, Outcome::Create, Vec::new()));
+            steps.push(Step::new("url", &format!("{name}:{LIVE}"), Outcome::Create, Vec::new()));
             None
         }
         None => {
             let created = client
                 .create_function_url_config()
                 .function_name(name)
+                .qualifier(LIVE)
                 .auth_type(FunctionUrlAuthType::None)
                 .cors(cors())
                 .send()
                 .await
-                .explain("lambda:CreateFunctionUrlConfig", name, aws)?;
-            steps.push(Step::new("url", name, Outcome::Create, Vec::new()));
+                .explain("lambda:CreateFunctionUrlConfig", &format!("{name}:{LIVE}"), aws)?;
+            steps.push(Step::new("url", &format!("{name}:{LIVE}"), Outcome::Create, Vec::new()));
             Some(created.function_url)
         }
         Some(config) => {
@@ -380,13 +433,19 @@ pub async fn ensure_url(
                 client
                     .update_function_url_config()
                     .function_name(name)
+                    .qualifier(LIVE)
                     .auth_type(FunctionUrlAuthType::None)
                     .cors(cors())
                     .send()
                     .await
-                    .explain("lambda:UpdateFunctionUrlConfig", name, aws)?;
+                    .explain("lambda:UpdateFunctionUrlConfig", &format!("{name}:{LIVE}"), aws)?;
             }
-            steps.push(Step::new("url", name, Outcome::of(false, !changes.is_empty()), changes));
+            steps.push(Step::new(
+                "url",
+                &format!("{name}:{LIVE}"),
+                Outcome::of(false, !changes.is_empty()),
+                changes,
+            ));
             Some(config.function_url)
         }
     };
@@ -394,22 +453,34 @@ pub async fn ensure_url(
     Ok(url)
 }
 
-const PUBLIC_URL_SID: &str = "FunctionURLAllowPublicAccess";
-const INVOKE_VIA_URL_SID: &str = "FunctionURLInvokeAllowPublicAccess";
+/// The function's resource policy (`qualifier`: an alias's own); empty when it has none.
+async fn policy(aws: &Aws, name: &str, qualifier: Option<&str>) -> anyhow::Result<iam::PolicyDocument> {
+    match lambda(aws)
+        .get_policy()
+        .function_name(name)
+        .set_qualifier(qualifier.map(str::to_owned))
+        .send()
+        .await
+    {
+        Ok(output) => iam::PolicyDocument::parse(output.policy().unwrap_or("{}"))
+            .context("the function's policy is not a policy document"),
+        Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => {
+            Ok(iam::PolicyDocument::default())
+        }
+        Err(e) => Err(crate::aws::explain(e, "lambda:GetPolicy", name, aws)),
+    }
+}
 
-/// `lambda:InvokeFunctionUrl` (auth type NONE) and, required since October 2025,
-/// `lambda:InvokeFunction` restricted to calls through the function URL.
+/// The two statements a public URL on `live` needs, on `live`'s own policy.
 async fn ensure_url_permissions(aws: &Aws, names: &Names, dry_run: bool) -> anyhow::Result<Step> {
     let name = &names.function;
     let client = lambda(aws);
-    let policy = match client.get_policy().function_name(name).send().await {
-        Ok(output) => iam::PolicyDocument::parse(output.policy().unwrap_or("{}"))
-            .context("the function's policy is not a policy document")?,
-        Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => {
-            iam::PolicyDocument::default()
-        }
-        Err(e) => return Err(crate::aws::explain(e, "lambda:GetPolicy", name, aws)),
-    };
+    let mut policy = policy(aws, name, Some(LIVE)).await?;
+    // moto answers every qualifier with one shared policy: only `live`'s statements count.
+    let qualified = format!(":{LIVE}");
+    policy
+        .statement
+        .retain(|s| s.resource.as_ref().is_some_and(|r| r.iter().all(|r| r.ends_with(&qualified))));
     let present = policy.url_permissions();
     let mut changes = Vec::new();
     for (action, _) in present.iter().filter(|(_, granted)| !granted) {
@@ -417,25 +488,28 @@ async fn ensure_url_permissions(aws: &Aws, names: &Names, dry_run: bool) -> anyh
         if dry_run {
             continue;
         }
-        let request = client.add_permission().function_name(name).principal("*");
-        let request = if *action == "lambda:InvokeFunctionUrl" {
-            request
-                .statement_id(PUBLIC_URL_SID)
+        let request = client.add_permission().function_name(name).qualifier(LIVE).principal("*");
+        let (request, sid) = if *action == "lambda:InvokeFunctionUrl" {
+            let request = request
+                .statement_id(LIVE_URL_SID)
                 .action("lambda:InvokeFunctionUrl")
-                .function_url_auth_type(FunctionUrlAuthType::None)
+                .function_url_auth_type(FunctionUrlAuthType::None);
+            (request, LIVE_URL_SID)
         } else {
-            request
-                .statement_id(INVOKE_VIA_URL_SID)
+            let request = request
+                .statement_id(LIVE_INVOKE_VIA_URL_SID)
                 .action("lambda:InvokeFunction")
-                .invoked_via_function_url(true)
+                .invoked_via_function_url(true);
+            (request, LIVE_INVOKE_VIA_URL_SID)
         };
         match request.send().await {
             Ok(_) => {}
-            // A statement with our id but other content: replace it.
             Err(SdkError::ServiceError(e)) if e.err().is_resource_conflict_exception() => {
-                bail!("the function's policy has a statement {} that differs from what deploy adds: remove it (aws lambda remove-permission) and rerun", if *action == "lambda:InvokeFunctionUrl" { PUBLIC_URL_SID } else { INVOKE_VIA_URL_SID });
+                bail!("the policy of {name}:{LIVE} has a statement {sid} that differs from what deploy adds: remove it (aws lambda remove-permission --qualifier {LIVE}) and rerun");
             }
-            Err(e) => return Err(crate::aws::explain(e, "lambda:AddPermission", name, aws)),
+            Err(e) => {
+                return Err(crate::aws::explain(e, "lambda:AddPermission", &format!("{name}:{LIVE}"), aws))
+            }
         }
     }
     let outcome = match changes.len() {
@@ -443,12 +517,33 @@ async fn ensure_url_permissions(aws: &Aws, names: &Names, dry_run: bool) -> anyh
         n if n == present.len() => Outcome::Create,
         _ => Outcome::Update,
     };
-    Ok(Step::new("policy", name, outcome, changes))
+    Ok(Step::new("policy", &format!("{name}:{LIVE}"), outcome, changes))
 }
 
-/// GET /health on the URL; on failure, print the function's recent log lines.
+/// Retire a `$LATEST` URL once the `live` one has answered: its URL config and its statements.
+pub async fn remove_legacy_url(aws: &Aws, names: &Names, legacy: &LegacyUrl) -> anyhow::Result<()> {
+    let name = &names.function;
+    let client = lambda(aws);
+    if legacy.url.is_some() {
+        match client.delete_function_url_config().function_name(name).send().await {
+            Ok(_) => {}
+            Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => {}
+            Err(e) => return Err(crate::aws::explain(e, "lambda:DeleteFunctionUrlConfig", name, aws)),
+        }
+    }
+    for sid in &legacy.sids {
+        match client.remove_permission().function_name(name).statement_id(sid).send().await {
+            Ok(_) => {}
+            Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => {}
+            Err(e) => return Err(crate::aws::explain(e, "lambda:RemovePermission", name, aws)),
+        }
+    }
+    Ok(())
+}
+
+/// GET /health/ready on the public URL; on failure, print the function's recent log lines.
 pub async fn smoke_test(aws: &Aws, names: &Names, url: &str) -> anyhow::Result<()> {
-    let health = format!("{}/health", url.trim_end_matches('/'));
+    let health = format!("{}{}", url.trim_end_matches('/'), super::release::READY_PATH);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let mut last = String::new();
     // A fresh URL can take a few seconds to answer.
@@ -456,7 +551,7 @@ pub async fn smoke_test(aws: &Aws, names: &Names, url: &str) -> anyhow::Result<(
         match http.get(&health).send().await.and_then(reqwest::Response::error_for_status) {
             Ok(response) => {
                 let body = response.text().await.unwrap_or_default();
-                println!("smoke    GET {health} -> {}", body.trim_end());
+                println!("public   GET {health} -> {}", body.trim_end());
                 return Ok(());
             }
             Err(e) => {
@@ -477,7 +572,7 @@ pub async fn smoke_test(aws: &Aws, names: &Names, url: &str) -> anyhow::Result<(
             eprintln!("  {}", event.message().unwrap_or_default().trim_end());
         }
     }
-    bail!("smoke test failed: GET {health}: {last}")
+    bail!("the public URL failed its check: GET {health}: {last}")
 }
 
 /// The function's log group with a retention: created here (Lambda would create it at the first

@@ -5,6 +5,7 @@
 pub mod build;
 mod function;
 pub mod package;
+pub mod release;
 mod role;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,7 @@ pub struct Desired {
 }
 
 pub use crate::names::validate_stage;
+pub use function::url;
 
 /// The longest a request of the deployed service waits for AWS, with the time budget it runs
 /// with (deploy sets no `RECORD_AWS_*` variable, so the service's defaults).
@@ -254,6 +256,11 @@ impl Deploy {
         let bucket = plan_bucket(&aws, &names.bucket, Some(&names.account)).await?;
         let bucket_exists = !matches!(bucket, crate::bucket::BucketPlan::Create);
         let mut steps = data_steps(&aws, &names, deployed.as_ref(), bucket_exists, &self).await?;
+        // A stage whose URL serves $LATEST gets a new URL: asked before any write.
+        let legacy = function::legacy_url(&aws, &names).await?;
+        if let Some(legacy) = &legacy {
+            self.confirm_new_url(&names, legacy)?;
+        }
         if !self.dry_run {
             apply_bucket(&aws, &names.bucket, Some(&names.account), &bucket).await?;
         }
@@ -282,8 +289,18 @@ impl Deploy {
         let role = role::ensure_role(&aws, &names, role, self.dry_run).await?;
         steps.push(role.step);
         steps.extend(function::ensure_function(&aws, &desired, &role.arn, role.created, self.dry_run).await?);
-        let url = function::ensure_url(&aws, &names, self.dry_run, &mut steps).await?;
+        // Before the first invocation, so its logs are kept only as long as asked.
         steps.push(function::ensure_log_group(&aws, &names, self.log_retention_days, self.dry_run).await?);
+        let build = match &self.binary {
+            Some(_) => "prebuilt binary".to_owned(),
+            None => format!(
+                "{} build, profile {}",
+                format!("{:?}", self.builder).to_lowercase(),
+                self.build_profile
+            ),
+        };
+        let release = self.release(sh, &aws, &names, &build, &mut steps).await?;
+        let url = function::ensure_url(&aws, &names, legacy.is_some(), self.dry_run, &mut steps).await?;
         // The web recorder, served at the URL, PUTs and plays straight from the bucket.
         if let Some(url) = &url {
             let origins = [url.trim_end_matches('/').to_owned()];
@@ -307,6 +324,8 @@ impl Deploy {
                     "memory_mb": desired.memory, "timeout_s": desired.timeout,
                     "request_budget_s": request_budget().as_secs(),
                 },
+                "release": release,
+                "url_changed_from": legacy.as_ref().and_then(|l| l.url.clone()),
                 "binary": { "path": binary, "bytes": bytes.len(), "newest_glibc": glibc },
             });
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -329,11 +348,128 @@ impl Deploy {
         }
         match (&url, &aws.endpoint) {
             (_, Some(endpoint)) => {
-                eprintln!("smoke test skipped: {endpoint} is an emulator, which cannot run Lambda code")
+                eprintln!("public URL check skipped: {endpoint} is an emulator, which serves no function URL")
             }
             (Some(url), None) => function::smoke_test(&aws, &names, url).await?,
             (None, None) => bail!("the function has no URL after deploy: rerun `cargo xtask deploy`"),
         }
+        if let Some(legacy) = &legacy {
+            function::remove_legacy_url(&aws, &names, legacy).await?;
+            eprintln!(
+                "the stage's old URL {} (it served $LATEST) is removed: use {}",
+                legacy.url.as_deref().unwrap_or("(none)"),
+                url.as_deref().unwrap_or("(none)")
+            );
+        }
         Ok(())
     }
+
+    /// Publish `$LATEST` when it differs from what `live` serves, smoke-test that version, then
+    /// move the aliases to it and prune old versions. Nothing is written when `live` already
+    /// serves what `$LATEST` holds.
+    async fn release(
+        &self,
+        sh: &Shell,
+        aws: &Aws,
+        names: &Names,
+        build: &str,
+        steps: &mut Vec<Step>,
+    ) -> anyhow::Result<Option<Released>> {
+        let function = &names.function;
+        let live = release::alias(aws, function, release::LIVE).await?;
+        let latest = release::configuration(aws, function, "$LATEST").await?;
+        let served = match &live {
+            Some(live) => release::configuration(aws, function, &live.version).await?,
+            None => None,
+        };
+        let planned = steps.iter().any(|s| s.resource == "function" && s.outcome != Outcome::Unchanged);
+        if let (Some(latest), Some(served), false) = (&latest, &served, self.dry_run && planned) {
+            if latest.same_as(served) {
+                steps.push(Step::new(
+                    "alias",
+                    &format!("{function}:{}", release::LIVE),
+                    Outcome::Unchanged,
+                    vec![format!("version {}", served.version)],
+                ));
+                return Ok(None);
+            }
+        }
+        let (Some(latest), false) = (latest, self.dry_run) else {
+            let change = "publish $LATEST, smoke-test it, move `live` to it".to_owned();
+            steps.push(Step::new(
+                "alias",
+                &format!("{function}:{}", release::LIVE),
+                Outcome::of(live.is_none(), true),
+                vec![change],
+            ));
+            return Ok(None);
+        };
+        let previous = release::alias(aws, function, release::PREVIOUS).await?;
+        let description = release::description(sh, build);
+        let version = release::publish(aws, function, &latest, &description).await?;
+        let smoke = release::smoke(aws, function, &version, self.timeout).await?;
+        release::report(&smoke, names, self.json)?;
+        release::promote(aws, function, &version, live.as_ref(), previous.as_ref()).await?;
+        let was = live.as_ref().map(|l| l.version.clone());
+        let change = match &was {
+            Some(was) if *was != version => format!("version {version} (was {was}; `previous` -> {was})"),
+            _ => format!("version {version}"),
+        };
+        steps.push(Step::new(
+            "alias",
+            &format!("{function}:{}", release::LIVE),
+            Outcome::of(live.is_none(), true),
+            vec![change],
+        ));
+        let pruned = release::prune(aws, function, self.keep).await?;
+        if !pruned.is_empty() {
+            steps.push(Step::new(
+                "versions",
+                function,
+                Outcome::Delete,
+                pruned.iter().map(|v| format!("version {v}")).collect(),
+            ));
+        }
+        Ok(Some(Released { version, previous: was, description, smoke, pruned }))
+    }
+
+    /// A URL that served `$LATEST` moves to `live`: the stage gets a new URL, so deploy says so
+    /// and asks (on a terminal) or needs --yes.
+    fn confirm_new_url(&self, names: &Names, legacy: &function::LegacyUrl) -> anyhow::Result<()> {
+        let old = legacy.url.as_deref().unwrap_or("(none)");
+        let warning = format!(
+            "THE URL OF STAGE {} CHANGES: its URL {old} serves $LATEST; deploy moves it to the `live` alias, \
+             which gets a new URL (clients of the old one must switch)",
+            names.stage
+        );
+        eprintln!("warning: {warning}");
+        if self.yes || self.dry_run {
+            return Ok(());
+        }
+        use std::io::{BufRead, IsTerminal, Write};
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "deploy would give stage {} a new URL: pass --yes to do it unattended",
+                names.stage
+            )));
+        }
+        eprint!("type yes to continue: ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            bail!("stopped: the stage keeps its URL until a deploy is confirmed");
+        }
+        Ok(())
+    }
+}
+
+/// What a deploy released: the new version, what `live` served before, the smoke test.
+#[derive(Debug, Serialize)]
+pub struct Released {
+    pub version: String,
+    pub previous: Option<String>,
+    pub description: String,
+    pub smoke: release::Smoke,
+    pub pruned: Vec<String>,
 }

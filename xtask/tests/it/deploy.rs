@@ -66,7 +66,7 @@ async fn a_first_deploy_creates_every_resource_as_configured() {
 
     let created: Vec<_> =
         actions(&report).into_iter().filter(|(_, a)| a == "create").map(|(r, _)| r).collect();
-    assert_eq!(created, ["bucket", "table", "table", "role", "function", "url", "policy", "logs"]);
+    assert_eq!(created, ["bucket", "table", "table", "role", "function", "logs", "alias", "url", "policy"]);
     assert!(report["url"].as_str().unwrap().starts_with("https://"));
 
     let aws = xtask::aws::Aws::emulator(moto.endpoint()).await;
@@ -212,8 +212,26 @@ async fn a_code_change_updates_only_the_code_and_a_memory_change_only_the_config
     assert_eq!(function_step(&code), serde_json::json!(["code"]));
     assert_eq!(function_step(&memory), serde_json::json!(["memory 1024 MB"]));
     let writes = |ops: &[String]| ops.iter().filter(|o| is_write(o)).cloned().collect::<Vec<_>>();
-    assert_eq!(writes(&code_ops), ["PUT /2015-03-31/functions/recording-server-test/code"]);
-    assert_eq!(writes(&memory_ops), ["PUT /2015-03-31/functions/recording-server-test/configuration"]);
+    // Each change is one write to $LATEST, then the release: publish, one smoke invocation of
+    // that version, and the two alias moves (`previous` created on the first one).
+    let function = "/2015-03-31/functions/recording-server-test";
+    let release = |first: bool| {
+        [
+            format!("POST {function}/versions"),
+            format!("POST {function}/invocations"),
+            if first {
+                format!("POST {function}/aliases")
+            } else {
+                format!("PUT {function}/aliases/previous")
+            },
+            format!("PUT {function}/aliases/live"),
+        ]
+    };
+    assert_eq!(writes(&code_ops), [[format!("PUT {function}/code")].as_slice(), &release(true)].concat());
+    assert_eq!(
+        writes(&memory_ops),
+        [[format!("PUT {function}/configuration")].as_slice(), &release(false)].concat()
+    );
 }
 
 #[tokio::test]
@@ -380,7 +398,17 @@ async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_pa
     deploy(&moto, &bootstrap(0), &[]);
     let first = moto.recorded_calls().await;
     let needs_iam = denied_by_base(&first);
-    assert_eq!(needs_iam, ["iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy", "iam:PassRole"]);
+    assert_eq!(
+        needs_iam,
+        [
+            "s3:PutBucketPublicAccessBlock",
+            "iam:CreateRole",
+            "iam:TagRole",
+            "iam:PutRolePolicy",
+            "iam:PassRole",
+            "lambda:AddPermission"
+        ]
+    );
     for action in &needs_iam {
         let need = deployer_parts(&tasks).1.into_iter().find(|n| n.action.name() == action);
         assert_eq!(need.map(|n| n.part), Some(Part::Iam), "{action}");
@@ -720,8 +748,12 @@ async fn status_shows_the_url_configuration_code_and_data_of_a_stage() {
     assert_eq!(status["table_prefix"], "test-");
     let versions: Vec<&str> =
         status["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
-    assert_eq!(versions, ["$LATEST"]);
-    assert_eq!(status["aliases"], serde_json::json!([]));
+    assert_eq!(versions, ["$LATEST", "1"]);
+    assert_eq!(status["aliases"][0]["name"], "live");
+    assert_eq!(status["aliases"][0]["version"], "1");
+    let description = status["aliases"][0]["version_description"].as_str().unwrap();
+    assert!(description.starts_with("commit ") && description.contains("prebuilt binary"), "{description}");
+    assert_eq!(status["latest_differs_from_live"], false);
     // Reads only.
     let operations: Vec<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
     assert!(operations.iter().all(|o| o.starts_with("Get") || o.starts_with("List")), "{operations:?}");
