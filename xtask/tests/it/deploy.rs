@@ -12,7 +12,7 @@ use xtask::names::Names;
 use crate::helpers::{is_write, xtask, OwnMoto, Scratch};
 
 /// Compile a C program into a binary in a fresh temporary directory.
-fn c_binary(name: &str, source: &str) -> Scratch {
+pub fn c_binary(name: &str, source: &str) -> Scratch {
     let dir = Scratch::dir("deploy");
     let source_path = dir.join(format!("{name}.c"));
     std::fs::write(&source_path, source).unwrap();
