@@ -409,7 +409,7 @@ where
         Err(SdkError::ServiceError(e))
             if matches!(
                 e.err().code(),
-                Some("PreconditionFailedException" | "ResourceConflictException")
+                Some("PreconditionFailedException" | "ResourceConflictException" | "ConflictException")
             ) =>
         {
             Ok(true)

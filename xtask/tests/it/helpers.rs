@@ -99,7 +99,12 @@ pub struct Run(pub Output);
 impl Run {
     pub fn code(&self) -> i32 {
         self.0.status.code().unwrap_or_else(|| {
-            panic!("xtask exited by a signal ({})\nstdout:\n{}\nstderr:\n{}", self.0.status, self.stdout(), self.stderr())
+            panic!(
+                "xtask exited by a signal ({})\nstdout:\n{}\nstderr:\n{}",
+                self.0.status,
+                self.stdout(),
+                self.stderr()
+            )
         })
     }
 

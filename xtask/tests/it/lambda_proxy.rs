@@ -50,6 +50,9 @@ struct State {
     revisions: tokio::sync::Mutex<HashMap<String, u64>>,
     /// Invocations wait here (a test makes two deploys prove their versions at once).
     barrier: Mutex<Option<Arc<tokio::sync::Barrier>>>,
+    /// One invocation runs at a time: the runtime emulator serves one function, and a process
+    /// that answered one event could take the next one's before it is stopped.
+    running: tokio::sync::Mutex<()>,
 }
 
 pub struct LambdaProxy {
@@ -78,7 +81,10 @@ impl LambdaProxy {
             .expect("start cargo lambda watch");
         let started = std::time::Instant::now();
         while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "cargo lambda watch did not listen on {port}");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "cargo lambda watch did not listen on {port}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -95,14 +101,16 @@ impl LambdaProxy {
             invocations: Mutex::default(),
             revisions: tokio::sync::Mutex::default(),
             barrier: Mutex::default(),
+            running: tokio::sync::Mutex::default(),
         });
         let serving = state.clone();
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let state = serving.clone();
-            async move { state.handle(method, uri, headers, body).await }
-        })
-        // CreateFunction and UpdateFunctionCode carry the whole package.
-        .layer(axum::extract::DefaultBodyLimit::disable());
+        let app = axum::Router::new()
+            .fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let state = serving.clone();
+                async move { state.handle(method, uri, headers, body).await }
+            })
+            // CreateFunction and UpdateFunctionCode carry the whole package.
+            .layer(axum::extract::DefaultBodyLimit::disable());
         tokio::spawn(async move { axum::serve(listener, app).await });
         LambdaProxy { endpoint, state, _runtime: runtime }
     }
@@ -110,7 +118,8 @@ impl LambdaProxy {
     /// Let invocations of the code deploy packages from `binary` run it.
     pub fn register(&self, binary: &Path) {
         let bytes = std::fs::read(binary).unwrap();
-        let sha = xtask::deploy::package::code_sha256(&xtask::deploy::package::zip_bootstrap(&bytes).unwrap());
+        let sha =
+            xtask::deploy::package::code_sha256(&xtask::deploy::package::zip_bootstrap(&bytes).unwrap());
         self.state.binaries.lock().unwrap().insert(sha, binary.to_owned());
     }
 
@@ -135,10 +144,7 @@ impl State {
     async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
         let path = uri.path().to_owned();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let query: HashMap<String, String> = uri
-            .query()
-            .map(|q| url_pairs(q))
-            .unwrap_or_default();
+        let query: HashMap<String, String> = uri.query().map(|q| url_pairs(q)).unwrap_or_default();
         let from_service = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -236,9 +242,11 @@ impl State {
             answer["RevisionId"] = revisions.get(&key).copied().unwrap_or(0).to_string().into();
         }
         let mut response = (parts.status, axum::Json(answer)).into_response();
-        response.headers_mut().extend(parts.headers.into_iter().filter_map(|(n, v)| {
-            n.filter(|n| n != "content-length" && n != "content-type").map(|n| (n, v))
-        }));
+        response.headers_mut().extend(
+            parts.headers.into_iter().filter_map(|(n, v)| {
+                n.filter(|n| n != "content-length" && n != "content-type").map(|n| (n, v))
+            }),
+        );
         response
     }
 
@@ -246,10 +254,14 @@ impl State {
     async fn invoke(&self, invocation: Invocation, event: Bytes) -> Response {
         let barrier = self.barrier.lock().unwrap().clone();
         if let Some(barrier) = barrier {
-            if barrier.wait().await.is_leader() {
-                *self.barrier.lock().unwrap() = None;
+            // Bounded: a test whose deploys do not both invoke fails on its assertions, not by hanging.
+            if let Ok(result) = tokio::time::timeout(Duration::from_secs(20), barrier.wait()).await {
+                if result.is_leader() {
+                    *self.barrier.lock().unwrap() = None;
+                }
             }
         }
+        let _running = self.running.lock().await;
         let qualifier = invocation.qualifier.clone().unwrap_or_else(|| "$LATEST".into());
         let config = self
             .lambda
@@ -263,7 +275,10 @@ impl State {
         };
         let sha = config.code_sha256().unwrap_or_default().to_owned();
         let Some(binary) = self.binaries.lock().unwrap().get(&sha).cloned() else {
-            return (StatusCode::INTERNAL_SERVER_ERROR, format!("test proxy: no binary registered for {sha}"))
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("test proxy: no binary registered for {sha}"),
+            )
                 .into_response();
         };
         let environment = config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
@@ -321,14 +336,19 @@ impl State {
             Ok((200, bytes)) => (bytes.to_vec(), None),
             Ok((_, bytes)) => (bytes.to_vec(), Some("Unhandled")),
             Err(message) => (
-                serde_json::to_vec(&serde_json::json!({ "errorType": "Runtime.ExitError", "errorMessage": message }))
-                    .unwrap(),
+                serde_json::to_vec(
+                    &serde_json::json!({ "errorType": "Runtime.ExitError", "errorMessage": message }),
+                )
+                .unwrap(),
                 Some("Unhandled"),
             ),
         };
         let mut response = (StatusCode::OK, body).into_response();
         let headers = response.headers_mut();
-        headers.insert("x-amz-executed-version", HeaderValue::from_str(config.version().unwrap_or_default()).unwrap());
+        headers.insert(
+            "x-amz-executed-version",
+            HeaderValue::from_str(config.version().unwrap_or_default()).unwrap(),
+        );
         if let Some(error) = error {
             headers.insert("x-amz-function-error", HeaderValue::from_static(error));
         }
@@ -352,7 +372,11 @@ impl State {
                 let operation = target.rsplit('.').next().unwrap_or_default();
                 let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
                 let table = request["TableName"].as_str().unwrap_or_default();
-                (format!("dynamodb:{operation}"), format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}"), true)
+                (
+                    format!("dynamodb:{operation}"),
+                    format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}"),
+                    true,
+                )
             }
             None => {
                 let action = match *method {
@@ -371,7 +395,9 @@ impl State {
         let names = self.iam.list_role_policies().role_name(&role).send().await.ok()?;
         for name in names.policy_names() {
             let policy = self.iam.get_role_policy().role_name(&role).policy_name(name).send().await.ok()?;
-            let text = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy().into_owned();
+            let text = percent_encoding::percent_decode_str(policy.policy_document())
+                .decode_utf8_lossy()
+                .into_owned();
             documents.push(iam::PolicyDocument::parse(&text).ok()?);
         }
         if iam::policy::evaluate(&documents, &action, &resource, &[]) == iam::policy::Evaluation::Allow {
@@ -383,7 +409,9 @@ impl State {
         Some(if dynamo {
             let body = serde_json::json!({ "__type": "com.amazon.coral.service#AccessDeniedException", "Message": message });
             let mut response = (StatusCode::BAD_REQUEST, body.to_string()).into_response();
-            response.headers_mut().insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
             response
         } else {
             let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>{message}</Message><RequestId>TESTPROXY</RequestId></Error>");
@@ -405,6 +433,8 @@ fn url_pairs(query: &str) -> HashMap<String, String> {
     query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.to_owned(), percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned()))
+        .map(|(k, v)| {
+            (k.to_owned(), percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+        })
         .collect()
 }
