@@ -144,7 +144,7 @@ impl State {
     async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
         let path = uri.path().to_owned();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let query: HashMap<String, String> = uri.query().map(|q| url_pairs(q)).unwrap_or_default();
+        let query: HashMap<String, String> = uri.query().map(url_pairs).unwrap_or_default();
         let from_service = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
