@@ -87,8 +87,11 @@ pub type Condition = (&'static str, &'static str);
 pub enum Part {
     /// What a developer needs to redeploy, inspect and destroy an existing stage.
     Base,
-    /// What creates or changes the execution role, and passes it to Lambda: a developer who
-    /// only redeploys an existing stage needs none of it.
+    /// Setup: everything that manages permissions (creates, changes, passes or removes the
+    /// execution role; writes the bucket's policy and public access block; adds or removes
+    /// statements of the function's resource policy). A developer who only redeploys or rolls
+    /// back an existing stage needs none of it; a redeploy that must repair drift in these
+    /// settings fails with a denial `check-iam explain` names.
     Iam,
 }
 
@@ -212,8 +215,9 @@ const DESTROY: &[Need] = &[
     need(Action::LambdaDeleteFunctionUrlConfig, Resource::Function),
     need(Action::LambdaDeleteFunctionUrlConfig, Resource::FunctionVersions),
     need(Action::LambdaDeleteFunction, Resource::Function),
-    need(Action::IamDeleteRolePolicy, Resource::Role),
-    need(Action::IamDeleteRole, Resource::Role),
+    // Removing the role manages permissions: the setup part.
+    iam_part(need(Action::IamDeleteRolePolicy, Resource::Role)),
+    iam_part(need(Action::IamDeleteRole, Resource::Role)),
     need(Action::DynamoDbDeleteTable, Resource::Tables),
     need(Action::S3ListBucket, Resource::Bucket),
     need(Action::S3DeleteBucket, Resource::Bucket),
@@ -425,7 +429,7 @@ mod tests {
     /// The setup part: the role, and every action that manages permissions (parliament's
     /// "permissions management" findings: the bucket's policy and public access block, the
     /// function's resource policy).
-    const IAM_PART: [&str; 10] = [
+    const IAM_PART: [&str; 12] = [
         "s3:PutBucketPublicAccessBlock",
         "s3:PutBucketPolicy",
         "iam:CreateRole",
@@ -437,6 +441,9 @@ mod tests {
         "lambda:AddPermission",
         "lambda:AddPermission",
         "lambda:RemovePermission",
+        // destroy's: removing the role.
+        "iam:DeleteRolePolicy",
+        "iam:DeleteRole",
     ];
 
     fn names() -> Names {

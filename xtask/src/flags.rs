@@ -404,9 +404,11 @@ pub enum PolicyKind {
     Runtime,
     /// The policy of whoever runs the xtask tasks: both parts below, in one document
     Deployer,
-    /// The deployer policy without its IAM part: enough to redeploy an existing stage
+    /// The deployer policy without its setup (IAM) part: enough to redeploy, roll back and inspect
+    /// an existing stage; it manages no permissions
     DeployerBase,
-    /// The deployer policy's IAM part: needed only to create or change the execution role
+    /// The deployer policy's setup (IAM) part: every permissions-managing action (the execution
+    /// role, the bucket's policy and public access block, the function's resource policy)
     DeployerIam,
 }
 

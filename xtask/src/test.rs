@@ -24,6 +24,8 @@ impl Test {
         let zig = crate::deploy::build::ZIG.install(sh, &target)?;
         // The load test's DynamoDB emulator, likewise installed before any test runs.
         let dynalite = crate::emulator::install_dynalite(sh, &target)?;
+        // The policy linter the catalogue test runs on each rendered policy part.
+        let parliament = crate::tools::PARLIAMENT.install(sh, &target)?;
         // The web recorder's tests drive Debian's Chromium with playwright-core.
         let (chromium, playwright) = crate::emulator::install_browser(sh, &target)?;
         // Every emulator of the run records every request here, for the catalogue coverage check.
@@ -50,6 +52,7 @@ impl Test {
             server,
             zig,
             dynalite,
+            parliament,
             chromium,
             playwright,
             screenshots: target.join("screenshots"),
@@ -166,6 +169,7 @@ struct TestEnv {
     server: PathBuf,
     zig: PathBuf,
     dynalite: PathBuf,
+    parliament: PathBuf,
     chromium: PathBuf,
     playwright: PathBuf,
     /// Where the browser tests write their screenshots.
@@ -180,6 +184,7 @@ impl TestEnv {
             .env("RECORDING_MOTO_SERVER", &self.server)
             .env("RECORDING_ZIG_TOOLS", &self.zig)
             .env("RECORDING_DYNALITE", &self.dynalite)
+            .env("RECORDING_PARLIAMENT", &self.parliament)
             .env("RECORDING_CHROMIUM", &self.chromium)
             .env("RECORDING_PLAYWRIGHT_CORE", &self.playwright)
             .env("RECORDING_SCREENSHOTS", &self.screenshots)

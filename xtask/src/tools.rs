@@ -1,5 +1,6 @@
-//! Python-packaged tools (the moto emulator; zig and cargo-lambda for Lambda builds), each
-//! installed on first use into its own virtualenv under `<target>/tools`, pinned.
+//! Python-packaged tools (the moto emulator; zig and cargo-lambda for Lambda builds; the
+//! parliament policy linter for the tests), each installed on first use into its own
+//! virtualenv under `<target>/tools`, pinned.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,15 @@ pub struct Tool {
     /// What the tool is for, in the progress message.
     pub purpose: &'static str,
 }
+
+/// Duo Labs' IAM policy linter, which the tests run on every rendered policy part (with its
+/// community auditors: permissions management, privilege escalation).
+pub const PARLIAMENT: Tool = Tool {
+    name: "parliament-1.6.4",
+    packages: &["parliament==1.6.4"],
+    executable: "parliament",
+    purpose: "the parliament IAM policy linter for the tests",
+};
 
 impl Tool {
     /// The virtualenv directory of this tool.

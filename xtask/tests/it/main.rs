@@ -11,6 +11,7 @@ mod iam_model;
 mod lambda_proxy;
 mod local;
 mod logs;
+mod policy_lint;
 mod power;
 mod release;
 mod runtime_policy;
