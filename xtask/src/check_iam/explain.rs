@@ -329,7 +329,11 @@ pub fn explain(denied: Denied, names: &crate::names::Names) -> Explained {
                 format!("the execution role lacks {action}: rerun `cargo xtask deploy --stage {}`, which writes the role's policy from the catalogue (this statement is part of it)", names.stage)
             } else {
                 let whom = denied.principal.as_deref().unwrap_or("the principal");
-                format!("allow {action}: attach this statement to {whom} (or all of `cargo xtask check-iam --print-policy deployer`)")
+                if needs.iter().all(|n| n.part == crate::catalogue::Part::Iam) {
+                    format!("{action} manages permissions, so it is in the deployer policy's setup part (`cargo xtask check-iam --print-policy deployer-iam`), which a routine redeploy or rollback does not need: a deploy that creates the stage or repairs drift in these settings needs it; attach this statement to {whom}, or have someone who holds the setup part run this deploy")
+                } else {
+                    format!("allow {action}: attach this statement to {whom} (or all of `cargo xtask check-iam --print-policy deployer`)")
+                }
             };
             (fix, Some(statement))
         }

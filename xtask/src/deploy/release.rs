@@ -234,7 +234,19 @@ pub async fn smoke(aws: &Aws, function: &str, version: &str, timeout_s: i32) -> 
         .send()
         .await;
     spinner.finish();
-    let answer = answer.explain("lambda:InvokeFunction", &format!("{function}:{version}"), aws)?;
+    let answer = match answer {
+        Err(SdkError::TimeoutError(_)) => {
+            return Err(Failure::new(
+                1,
+                anyhow::anyhow!(
+                    "version {version} did not answer its smoke test ({READY_PATH}) within {} s (the function's timeout and 10 s): `{LIVE}` still serves what it served; see `cargo xtask logs`",
+                    budget.as_secs()
+                ),
+            )
+            .into())
+        }
+        other => other.explain("lambda:InvokeFunction", &format!("{function}:{version}"), aws)?,
+    };
     let payload = answer.payload.map(|p| p.into_inner()).unwrap_or_default();
     let text = String::from_utf8_lossy(&payload).into_owned();
     let log_tail = answer

@@ -430,6 +430,26 @@ async fn a_redeploy_needs_only_the_base_part_and_a_first_deploy_needs_the_iam_pa
     moto.start_recording().await;
     deploy(&moto, &bootstrap(3), &[]);
     assert_eq!(denied_by_base(&moto.recorded_calls().await), Vec::<String>::new(), "a code change");
+    // So is a rollback.
+    moto.start_recording().await;
+    xtask(moto.endpoint(), &["rollback", "--stage", "test"]).ok();
+    assert_eq!(denied_by_base(&moto.recorded_calls().await), Vec::<String>::new(), "a rollback");
+
+    // Repairing drift in a permissions-managing setting is setup work: with the base part alone
+    // it is denied, and `check-iam explain` of that denial names the setup part's statement.
+    let aws = xtask::aws::Aws::emulator(moto.endpoint()).await;
+    let bucket = "recording-server-test-123456789012-us-east-1";
+    aws.s3().delete_public_access_block().bucket(bucket).send().await.unwrap();
+    moto.start_recording().await;
+    deploy(&moto, &bootstrap(3), &[]);
+    assert_eq!(denied_by_base(&moto.recorded_calls().await), ["s3:PutBucketPublicAccessBlock"]);
+    let denial = format!(
+        "User: arn:aws:iam::123456789012:user/dev is not authorized to perform: s3:PutBucketPublicAccessBlock on resource: \"arn:aws:s3:::{bucket}\" because no identity-based policy allows the s3:PutBucketPublicAccessBlock action"
+    );
+    let explained = xtask(moto.endpoint(), &["check-iam", "explain", "--stage", "test", "--json", &denial]);
+    assert_eq!(explained.code(), 1, "a denial explained: {}", explained.stderr());
+    let fix = explained.json()[0]["fix"].as_str().unwrap().to_owned();
+    assert!(fix.contains("setup part (`cargo xtask check-iam --print-policy deployer-iam`)"), "{fix}");
 }
 
 /// Reserved concurrency is set, changed and removed as the flag says, and left alone when it
