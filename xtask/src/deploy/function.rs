@@ -274,34 +274,29 @@ async fn create(
     wait_until_updated(aws, name).await
 }
 
-/// Poll until the function is Active and its last update finished.
+/// Wait (the SDK's `FunctionUpdatedV2` waiter) until the function is Active and its last update
+/// finished; a failed update is reported with Lambda's reason.
 async fn wait_until_updated(aws: &Aws, name: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + WAIT;
+    use aws_sdk_lambda::client::Waiters;
     let spinner = crate::progress::Spinner::new("waiting for the function update to finish");
-    loop {
-        let config = lambda(aws).get_function_configuration().function_name(name).send().await.explain(
-            "lambda:GetFunctionConfiguration",
-            name,
-            aws,
-        )?;
-        let state = config.state();
-        let update = config.last_update_status();
-        if state == Some(&State::Failed) || update == Some(&LastUpdateStatus::Failed) {
-            let reason =
-                config.last_update_status_reason().or(config.state_reason()).unwrap_or("no reason given");
-            bail!("the function {name} failed to update: {reason}");
-        }
-        let pending = state == Some(&State::Pending) || update == Some(&LastUpdateStatus::InProgress);
-        if !pending {
-            spinner.finish();
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the function {name} is still updating after {WAIT:?}: rerun deploy later");
-        }
-        spinner.tick();
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    let done = lambda(aws).wait_until_function_updated_v2().function_name(name).wait(WAIT).await;
+    spinner.finish();
+    if done.is_ok() {
+        return Ok(());
     }
+    let config = lambda(aws).get_function_configuration().function_name(name).send().await.explain(
+        "lambda:GetFunctionConfiguration",
+        name,
+        aws,
+    )?;
+    if config.state() == Some(&State::Failed)
+        || config.last_update_status() == Some(&LastUpdateStatus::Failed)
+    {
+        let reason =
+            config.last_update_status_reason().or(config.state_reason()).unwrap_or("no reason given");
+        bail!("the function {name} failed to update: {reason}");
+    }
+    bail!("the function {name} is still updating after {WAIT:?}: rerun deploy later")
 }
 
 fn cors() -> Cors {

@@ -154,13 +154,30 @@ pub async fn publish(
         .description(description)
         .send()
         .await;
-    match published {
-        Ok(v) => v.version.context("lambda:PublishVersion answered without a version number"),
+    let version = match published {
+        Ok(v) => v.version.context("lambda:PublishVersion answered without a version number")?,
         Err(SdkError::ServiceError(e)) if e.err().is_precondition_failed_exception() => bail!(
             "another deploy changed {function}'s $LATEST while this one was publishing it: nothing was moved; rerun deploy"
         ),
-        Err(e) => Err(crate::aws::explain(e, "lambda:PublishVersion", function, aws)),
+        Err(e) => return Err(crate::aws::explain(e, "lambda:PublishVersion", function, aws)),
+    };
+    // A new version is Pending for a moment on AWS, and an invocation of it fails until Active.
+    use aws_sdk_lambda::client::Waiters;
+    let spinner = crate::progress::Spinner::new(&format!("waiting for version {version} to become active"));
+    let active = lambda(aws)
+        .wait_until_published_version_active()
+        .function_name(function)
+        .qualifier(&version)
+        .wait(Duration::from_secs(300))
+        .await;
+    spinner.finish();
+    if let Err(e) = active {
+        bail!(
+            "version {version} of {function} did not become active: {}; `{LIVE}` was not moved, rerun deploy",
+            aws_sdk_lambda::error::DisplayErrorContext(&e)
+        );
     }
+    Ok(version)
 }
 
 /// What the smoke invocation answered.
