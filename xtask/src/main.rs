@@ -13,12 +13,24 @@ const INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     // `cargo xtask check-iam | head`: end quietly when the reader goes away, as Unix tools do,
-    // instead of panicking in println! on EPIPE (Rust ignores SIGPIPE by default).
-    #[cfg(unix)]
-    // SAFETY: restores the default disposition of one signal before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // instead of panicking in println! on EPIPE. SIGPIPE itself stays ignored (Rust's default):
+    // with its default disposition, an endpoint that closes the connection while a package is
+    // being uploaded would kill the task silently by the signal, instead of failing the call
+    // with a message.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") {
+            // 128 + SIGPIPE, as a shell reports a reader-closed pipe.
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let flags = match Xtask::try_parse() {
         Ok(flags) => flags,
         Err(err) => {
