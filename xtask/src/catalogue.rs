@@ -261,15 +261,14 @@ const STATUS: &[Need] = &[
     need(Action::LambdaGetFunctionUrlConfig, Resource::Function),
     need(Action::LambdaListVersionsByFunction, Resource::Function),
     need(Action::LambdaListAliases, Resource::Function),
-    need(Action::LambdaGetAlias, Resource::Function),
     need(Action::LambdaGetFunctionConfiguration, Resource::FunctionVersions),
 ];
 
 /// `cargo xtask rollback` reads the aliases, invokes the target version, moves the aliases.
 const ROLLBACK: &[Need] = &[
     need(Action::StsGetCallerIdentity, Resource::Any),
+    // The deployed function names the stage's data (for explaining a denial in the tail).
     need(Action::LambdaGetFunctionConfiguration, Resource::Function),
-    need(Action::DynamoDbListTagsOfResource, Resource::Tables),
     need(Action::LambdaGetAlias, Resource::Function),
     need(Action::LambdaGetFunctionConfiguration, Resource::FunctionVersions),
     need(Action::LambdaInvokeFunction, Resource::FunctionVersions),
