@@ -77,6 +77,7 @@ pub enum Task {
     Logs,
     Status,
     Rollback,
+    Reconcile,
 }
 
 /// A condition key and the value a request carries for it, e.g. `iam:PassedToService`.
@@ -276,6 +277,21 @@ const ROLLBACK: &[Need] = &[
     need(Action::LambdaUpdateAlias, Resource::Function),
 ];
 
+/// `cargo xtask reconcile` reads the stage's data whole and repairs it: the operator's policy,
+/// apart from the deployer's.
+const RECONCILE: &[Need] = &[
+    need(Action::StsGetCallerIdentity, Resource::Any),
+    // The deployed function names the stage's data.
+    need(Action::LambdaGetFunctionConfiguration, Resource::Function),
+    need(Action::DynamoDbScan, Resource::Tables),
+    need(Action::S3ListBucket, Resource::Bucket),
+    // Repairs: the usage row (read, refunds, corrections), dangling rows, objects without rows.
+    need(Action::DynamoDbGetItem, Resource::Tables),
+    need(Action::DynamoDbUpdateItem, Resource::Tables),
+    need(Action::DynamoDbDeleteItem, Resource::Tables),
+    need(Action::S3DeleteObject, Resource::Runtime(ResourceKind::BucketObjects)),
+];
+
 /// `cargo xtask logs` reads the function's log group, nothing else.
 const LOGS: &[Need] = &[
     need(Action::LogsFilterLogEvents, Resource::Runtime(ResourceKind::LogGroup)),
@@ -285,7 +301,7 @@ const LOGS: &[Need] = &[
 
 impl Task {
     /// Every task that calls AWS.
-    pub const ALL: [Task; 7] = [
+    pub const ALL: [Task; 8] = [
         Task::CreateTables,
         Task::Deploy,
         Task::Destroy,
@@ -293,6 +309,7 @@ impl Task {
         Task::Logs,
         Task::Status,
         Task::Rollback,
+        Task::Reconcile,
     ];
 
     /// The tasks check-iam gives a verdict on by default.
@@ -307,6 +324,7 @@ impl Task {
             Task::Logs => "logs",
             Task::Status => "status",
             Task::Rollback => "rollback",
+            Task::Reconcile => "reconcile",
         }
     }
 
@@ -320,6 +338,7 @@ impl Task {
             Task::Logs => LOGS.to_vec(),
             Task::Status => STATUS.to_vec(),
             Task::Rollback => ROLLBACK.to_vec(),
+            Task::Reconcile => RECONCILE.to_vec(),
         }
     }
 }

@@ -180,7 +180,8 @@ pub fn recorded(action: Action) -> Recorded {
         | A::DynamoDbPutItem
         | A::DynamoDbUpdateItem
         | A::DynamoDbDeleteItem
-        | A::DynamoDbQuery => AsNamed,
+        | A::DynamoDbQuery
+        | A::DynamoDbScan => AsNamed,
         // Also tag-on-create: a CreateTable with tags.
         A::DynamoDbTagResource => AsNamed,
         A::S3CreateBucket | A::S3DeleteBucket | A::S3PutBucketPolicy | A::S3GetBucketPolicy => AsNamed,

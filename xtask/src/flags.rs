@@ -43,9 +43,40 @@ pub enum Task {
     /// Show what a stage runs: its URL, the function's configuration, code and data, its
     /// versions and aliases
     Status(Status),
+    /// Find and repair what failures left in a stage's data (objects without rows, closed upload
+    /// windows still charged, usage counters that differ from the rows; rows without objects are
+    /// reported), safely while the service serves
+    Reconcile(Reconcile),
     /// Point a stage's `live` alias back at the version `previous` names (or --to VERSION),
     /// after smoke-testing it; rebuilds nothing
     Rollback(Rollback),
+}
+
+#[derive(Debug, Args)]
+pub struct Reconcile {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub target: StageArgs,
+    /// Report what would be repaired; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete published rows whose object is missing (and give back their charge); without
+    /// it they are only reported, as a user's recording is never removed unasked
+    #[arg(long)]
+    pub delete_dangling_rows: bool,
+    /// How old an object without a row must be before it is debris: longer than an upload
+    /// window stays open (its presigned PUT may still write), e.g. 30m, 2h
+    #[arg(long, default_value = "2h", value_parser = parse_positive_duration)]
+    pub grace: Duration,
+    /// How long to wait between the two readings: longer than a request of the service may take
+    /// (its 50 s budget), so a request in flight is never taken for debris; 0s only where nothing
+    /// else writes
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub settle: Duration,
+    /// Print one JSON object (totals and every item) instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -410,6 +441,9 @@ pub enum PolicyKind {
     /// The deployer policy's setup (IAM) part: every permissions-managing action (the execution
     /// role, the bucket's policy and public access block, the function's resource policy)
     DeployerIam,
+    /// The operator's policy, apart from the deployer's: what `cargo xtask reconcile` reads and
+    /// repairs in a stage's data
+    Operator,
 }
 
 #[derive(Debug, Args)]

@@ -77,6 +77,7 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
                 Task::Bench(task) => task.run(&sh).await,
                 Task::Status(task) => task.run().await,
                 Task::Rollback(task) => task.run().await,
+                Task::Reconcile(task) => task.run().await,
             }
         };
         // A stop request drops the task, and with it every process it started (their guards

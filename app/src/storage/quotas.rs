@@ -220,6 +220,48 @@ impl QuotaStore {
         Ok(output.item.unwrap_or_default())
     }
 
+    /// Refund `user`'s closed upload windows, as a refused charge does (their staged objects
+    /// removed first; a window whose object could not be removed keeps its charge). For the
+    /// operator's repair (`cargo xtask reconcile`): the service itself refunds lazily, when a limit
+    /// stands in the way. Whether any was refunded.
+    pub async fn refund_closed_windows(&self, user: &UserId) -> Result<bool, StorageError> {
+        let usage = self.usage(user).await?;
+        self.refund_closed(user, &usage).await
+    }
+
+    /// Set `user`'s counters (published, bytes, pending, staged) to `to`, only while they still
+    /// are `from`: a charge or a refund in between changes them, and then nothing is written.
+    /// The operator's repair of counters that a failed refund left wrong. Whether they were set.
+    pub async fn correct_counters(
+        &self,
+        user: &UserId,
+        from: [i64; 4],
+        to: [i64; 4],
+    ) -> Result<bool, StorageError> {
+        let names = [PUBLISHED, BYTES, PENDING, STAGED];
+        let mut request = self.update(user);
+        let mut set = Vec::new();
+        let mut condition = Vec::new();
+        for (i, ((name, from), to)) in names.iter().zip(from).zip(to).enumerate() {
+            request = request
+                .expression_attribute_names(format!("#c{i}"), *name)
+                .expression_attribute_values(format!(":from{i}"), n(from))
+                .expression_attribute_values(format!(":to{i}"), n(to));
+            set.push(format!("#c{i} = :to{i}"));
+            condition.push(if from == 0 {
+                format!("(attribute_not_exists(#c{i}) OR #c{i} = :from{i})")
+            } else {
+                format!("#c{i} = :from{i}")
+            });
+        }
+        let result = request
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression(condition.join(" AND "))
+            .send()
+            .await;
+        Ok(super::conditional(result, UPDATE)?.is_some())
+    }
+
     /// Refund every window of `usage` that has closed: remove its staged object (concurrently),
     /// then give back its place, its staged bytes and, if its upload was never completed or
     /// deleted, its bytes, in one conditional write (each window must still be as read, so a

@@ -165,6 +165,33 @@ impl RecordStore {
             .transpose()
     }
 
+    /// Delete the published record `id` of `owner` only if it still points at `object_key`:
+    /// the operator's removal of a row whose object is gone. What was deleted, if anything.
+    pub async fn delete_published_at(
+        &self,
+        id: &RecordId,
+        owner: &UserId,
+        object_key: &str,
+    ) -> Result<Option<StoredRecord>, StorageError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(record::ID, s(id.to_string()))
+            .key(record::USER_ID, s(owner.as_str()))
+            .condition_expression("attribute_exists(#created) AND #key = :key")
+            .expression_attribute_names("#created", record::CREATED_AT)
+            .expression_attribute_names("#key", record::OBJECT_KEY)
+            .expression_attribute_values(":key", s(object_key))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        super::conditional(result, "DeleteItem on the record table")?
+            .and_then(|output| output.attributes)
+            .map(|item| stored_from_item(&item))
+            .transpose()
+    }
+
     /// One page of `owner`'s records, newest first: a Query on the owner's partition of the
     /// index, so the cost depends on the page size, never on the table size.
     pub async fn list_for_user(

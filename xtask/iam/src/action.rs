@@ -134,6 +134,7 @@ actions! {
     DynamoDbUpdateItem = DynamoDb "dynamodb:UpdateItem", Table, Write;
     DynamoDbDeleteItem = DynamoDb "dynamodb:DeleteItem", Table, Write;
     DynamoDbQuery = DynamoDb "dynamodb:Query", Table, Read;
+    DynamoDbScan = DynamoDb "dynamodb:Scan", Table, Read;
 
     S3CreateBucket = S3 "s3:CreateBucket", Bucket, Write;
     S3ListBucket = S3 "s3:ListBucket", Bucket, List;

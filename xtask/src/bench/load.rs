@@ -635,7 +635,16 @@ async fn audit(
             }
         }
     }
-    let stored = Stored::read(dynamodb, s3).await?;
+    use app::schema::{RECORD_TABLE, USER_TABLE};
+    let stored = crate::stored::Stored::read(
+        dynamodb,
+        s3,
+        &USER_TABLE.name(""),
+        &RECORD_TABLE.name(""),
+        BUCKET,
+        &|_| {},
+    )
+    .await?;
     audit.rows = stored.rows.len();
     audit.objects = stored.objects.len();
     audit.rows_without_object =
@@ -643,102 +652,6 @@ async fn audit(
     audit.uncharged_staged_bytes = stored.uncharged_staged_bytes();
     audit.miscounted_users = stored.miscounted_users();
     Ok(audit)
-}
-
-/// What the tables and the bucket hold after a run.
-struct Stored {
-    rows: Vec<StoredRow>,
-    /// Every object's key and size.
-    objects: BTreeMap<String, u64>,
-    /// Each user's usage row (by user id).
-    usage: BTreeMap<String, std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
-}
-
-struct StoredRow {
-    user_id: String,
-    object_key: String,
-    size: u64,
-    published: bool,
-}
-
-impl Stored {
-    async fn read(dynamodb: &aws_sdk_dynamodb::Client, s3: &aws_sdk_s3::Client) -> anyhow::Result<Stored> {
-        use app::schema::{record, RECORD_TABLE, USER_TABLE};
-        let attr = |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-                    name: &str| {
-            item.get(name).and_then(|v| v.as_s().or_else(|_| v.as_n()).ok()).cloned().unwrap_or_default()
-        };
-        let mut rows = Vec::new();
-        let mut pages = dynamodb.scan().table_name(RECORD_TABLE.name("")).into_paginator().items().send();
-        while let Some(item) = pages.next().await {
-            let item = item.context("reading the record rows failed")?;
-            rows.push(StoredRow {
-                user_id: attr(&item, record::USER_ID),
-                object_key: attr(&item, record::OBJECT_KEY),
-                size: attr(&item, record::SIZE).parse().unwrap_or(0),
-                published: item.contains_key(record::CREATED_AT),
-            });
-        }
-        let mut usage = BTreeMap::new();
-        let mut pages = dynamodb.scan().table_name(USER_TABLE.name("")).into_paginator().items().send();
-        while let Some(item) = pages.next().await {
-            let item = item.context("reading the usage rows failed")?;
-            if let Some(user) = attr(&item, app::schema::user::ID).strip_prefix("usage#") {
-                usage.insert(user.to_owned(), item);
-            }
-        }
-        let mut objects = BTreeMap::new();
-        let mut pages = s3.list_objects_v2().bucket(BUCKET).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            for object in page.context("listing the objects failed")?.contents() {
-                let size = object.size().unwrap_or(0).max(0) as u64;
-                objects.insert(object.key().unwrap_or_default().to_owned(), size);
-            }
-        }
-        Ok(Stored { rows, objects, usage })
-    }
-
-    fn counter(&self, user: &str, name: &str) -> i64 {
-        let value = self.usage.get(user).and_then(|u| u.get(name)).and_then(|v| v.as_n().ok());
-        value.and_then(|n| n.parse().ok()).unwrap_or(0)
-    }
-
-    /// Bytes in staging beyond what each user's open upload windows charge, summed over users.
-    fn uncharged_staged_bytes(&self) -> u64 {
-        let mut staged: BTreeMap<&str, u64> = BTreeMap::new();
-        for (key, size) in &self.objects {
-            let Some(path) = key.strip_prefix(app::schema::STAGING_PREFIX) else { continue };
-            // staging/recordings/<user id>/<record id>
-            let user = path.split('/').nth(1).unwrap_or_default();
-            *staged.entry(user).or_default() += size;
-        }
-        staged
-            .into_iter()
-            .map(|(user, bytes)| bytes.saturating_sub(self.counter(user, "staged").max(0) as u64))
-            .sum()
-    }
-
-    /// Users whose `published` counter differs from their published rows, or whose `bytes`
-    /// differ from those rows' sizes plus their pending uploads'.
-    fn miscounted_users(&self) -> usize {
-        let mut users: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-        for row in &self.rows {
-            let entry = users.entry(&row.user_id).or_default();
-            if row.published {
-                entry.0 += 1;
-            }
-            entry.1 += row.size as i64;
-        }
-        for user in self.usage.keys() {
-            users.entry(user).or_default();
-        }
-        users
-            .into_iter()
-            .filter(|(user, (published, bytes))| {
-                self.counter(user, "published") != *published || self.counter(user, "bytes") != *bytes
-            })
-            .count()
-    }
 }
 
 /// Every record id in the user's list, following `next`.

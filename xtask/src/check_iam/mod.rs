@@ -244,6 +244,7 @@ impl CheckIam {
                 }
                 PolicyKind::DeployerBase => render_policy(&base, &names, self.any_resource),
                 PolicyKind::DeployerIam => render_policy(&iam, &names, self.any_resource),
+                PolicyKind::Operator => render_policy(&Task::Reconcile.needs(), &names, self.any_resource),
             };
             println!("{}", serde_json::to_string_pretty(&policy)?);
             return Ok(());
@@ -302,7 +303,7 @@ impl CheckIam {
     /// default.
     fn policy_tasks(&self) -> Vec<Task> {
         if self.task.is_empty() {
-            [&Task::DEFAULT[..], &[Task::CheckIam, Task::Logs]].concat()
+            [&Task::DEFAULT[..], &[Task::CheckIam, Task::Logs, Task::Status, Task::Rollback]].concat()
         } else {
             self.task.clone()
         }

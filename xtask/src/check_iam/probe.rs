@@ -194,6 +194,7 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
     match action {
         A::StsGetCallerIdentity => Decision::Allow,
         A::DynamoDbDescribeTable => outcome(a, dynamodb.describe_table().table_name(target).send().await),
+        A::DynamoDbScan => outcome(a, dynamodb.scan().table_name(target).limit(1).send().await),
         A::DynamoDbListTagsOfResource => outcome(a, dynamodb.list_tags_of_resource().resource_arn(arn).send().await),
         A::DynamoDbDescribeTimeToLive => outcome(a, dynamodb.describe_time_to_live().table_name(target).send().await),
         A::DynamoDbDescribeContinuousBackups => {

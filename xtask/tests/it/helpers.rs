@@ -385,7 +385,9 @@ fn decode_body(request: &Value, body: &str) -> String {
 
 /// Whether an operation changes something (anything but Describe/Get/List/Head).
 pub fn is_write(operation: &str) -> bool {
-    !["Describe", "Get", "List", "Head", "GET ", "HEAD "].iter().any(|read| operation.starts_with(read))
+    !["Describe", "Get", "List", "Head", "Scan", "Query", "GET ", "HEAD "]
+        .iter()
+        .any(|read| operation.starts_with(read))
 }
 
 pub async fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {

@@ -13,6 +13,7 @@ mod local;
 mod logs;
 mod policy_lint;
 mod power;
+mod reconcile;
 mod release;
 mod runtime_policy;
 mod sigv4;

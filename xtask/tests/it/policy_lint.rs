@@ -40,8 +40,9 @@ fn findings(part: &str) -> Vec<(String, Value)> {
 }
 
 #[test]
-fn the_runtime_policy_has_no_finding() {
+fn the_runtime_and_operator_policies_have_no_finding() {
     assert_eq!(findings("runtime"), Vec::new());
+    assert_eq!(findings("operator"), Vec::new());
 }
 
 #[test]
