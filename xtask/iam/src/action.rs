@@ -262,7 +262,7 @@ mod tests {
     fn reads_and_lists_are_the_only_actions_that_do_not_write() {
         let verb = |a: Action| a.operation().to_owned();
         for &action in Action::ALL {
-            let reads = ["Get", "List", "Describe", "Filter", "Simulate", "Query"]
+            let reads = ["Get", "List", "Describe", "Filter", "Simulate", "Query", "Scan"]
                 .iter()
                 .any(|p| verb(action).starts_with(p));
             assert_eq!(!action.writes(), reads, "{action} is {:?}", action.access());
