@@ -69,7 +69,7 @@ fn number(item: &Item, name: &str) -> i64 {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
-/// Every item of `table` (consistent reads, [`SEGMENTS`] segments at once); `seen` counts them.
+/// Every item of `table` (consistent reads, four segments at once); `seen` counts them.
 pub async fn scan(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
