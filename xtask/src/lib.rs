@@ -12,6 +12,7 @@ pub mod create_tables;
 pub mod deploy;
 pub mod destroy;
 pub mod emulator;
+pub mod faults;
 pub mod flags;
 pub mod local;
 pub mod logs;

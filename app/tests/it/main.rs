@@ -17,7 +17,10 @@ mod large_upload;
 mod login;
 mod logs;
 mod oidc_login;
-mod proxy;
+/// The fault proxy, shared with `cargo xtask bench --load --faults`.
+mod proxy {
+    pub use xtask::faults::*;
+}
 mod quotas;
 mod records;
 mod upload;

@@ -1,11 +1,16 @@
+//! Faults between the service and its AWS endpoints, shared by the service's fault tests and
+//! `cargo xtask bench --load --faults`.
+//!
 //! A fault-injecting HTTP proxy between the service and the emulator: it forwards each request,
 //! or, when a rule matches it, stalls, delays, answers with an error of its own, or resets the
-//! connection in the middle of the request body. It can also simulate an outage: in-flight
+//! connection in the middle of the request body; or, with [`Proxy::randomize`], injects the
+//! faults of a [`Spec`] at its rates from a seed. It can also simulate an outage: in-flight
 //! connections are reset and new ones dropped until it ends.
 //!
 //! One request per connection (it asks both sides for `Connection: close`), so every request is
 //! seen whole; the SDK opens a new connection per request through it.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,6 +93,10 @@ pub struct Proxy {
     forwarded: Arc<Mutex<Vec<String>>>,
     /// Every request the service sent, faulted or forwarded, labelled the same way.
     seen: Arc<Mutex<Vec<String>>>,
+    /// With [`Proxy::randomize`]: the faults drawn for requests no rule matches.
+    random: Arc<Mutex<Option<Random>>>,
+    /// The faults injected, by AWS operation and kind.
+    injected: Arc<Mutex<BTreeMap<(String, Kind), u64>>>,
 }
 
 impl Proxy {
@@ -96,8 +105,15 @@ impl Proxy {
         let address = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let (outage, _) = watch::channel(false);
-        let proxy =
-            Proxy { address, rules: Arc::default(), outage, forwarded: Arc::default(), seen: Arc::default() };
+        let proxy = Proxy {
+            address,
+            rules: Arc::default(),
+            outage,
+            forwarded: Arc::default(),
+            seen: Arc::default(),
+            random: Arc::default(),
+            injected: Arc::default(),
+        };
         let serving = proxy.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -144,9 +160,25 @@ impl Proxy {
         self.forwarded.lock().unwrap().clone()
     }
 
+    /// From now on, a request no rule matches gets a fault of `spec` at its rates, drawn from
+    /// `seed`; `None` stops the random faults.
+    pub fn randomize(&self, spec: Option<(Spec, u64)>) {
+        *self.random.lock().unwrap() = spec.map(|(spec, seed)| Random { spec, state: seed });
+    }
+
+    /// The faults injected so far, by AWS operation (`dynamodb:PutItem`) and kind.
+    pub fn injected(&self) -> BTreeMap<(String, Kind), u64> {
+        self.injected.lock().unwrap().clone()
+    }
+
     fn fault_for(&self, head: &Head) -> Option<Fault> {
         let mut rules = self.rules.lock().unwrap();
-        let rule = rules.iter_mut().find(|r| r.times != Some(0) && head.is(r.call))?;
+        let Some(rule) = rules.iter_mut().find(|r| r.times != Some(0) && head.is(r.call)) else {
+            drop(rules);
+            let kind = self.random.lock().unwrap().as_mut()?.draw()?;
+            *self.injected.lock().unwrap().entry((head.operation(), kind)).or_default() += 1;
+            return Some(kind.fault(head.header("x-amz-target").is_some()));
+        };
         if rule.skip > 0 {
             rule.skip -= 1;
             return None;
@@ -295,12 +327,12 @@ impl Tap {
 /// Dropping the socket then resets the connection (RST) instead of closing it.
 // A zero linger makes the drop immediate; the deprecation is about a positive linger blocking.
 #[allow(deprecated)]
-fn reset_on_drop(socket: &TcpStream) {
+pub fn reset_on_drop(socket: &TcpStream) {
     let _ = socket.set_linger(Some(Duration::ZERO));
 }
 
 /// An HTTP/1.1 request or response head.
-struct Head {
+pub struct Head {
     start: String,
     headers: Vec<(String, String)>,
     content_length: usize,
@@ -329,7 +361,7 @@ impl Head {
         Some(Head { start: start.trim_end().to_owned(), headers, content_length })
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
@@ -339,6 +371,27 @@ impl Head {
         match call {
             Call::Dynamo(op) => self.header("x-amz-target").is_some_and(|t| t.ends_with(&format!(".{op}"))),
             Call::S3(m) => s3 && method == m,
+        }
+    }
+
+    /// The AWS operation: DynamoDB's from its target, S3's from the method (a PUT with a copy
+    /// source is CopyObject).
+    pub fn operation(&self) -> String {
+        let method = self.start.split(' ').next().unwrap_or_default();
+        match self.header("x-amz-target") {
+            Some(target) => format!("dynamodb:{}", target.rsplit('.').next().unwrap_or_default()),
+            None if self.header("x-amz-copy-source").is_some() => "s3:CopyObject".into(),
+            None => format!(
+                "s3:{}",
+                match method {
+                    "PUT" => "PutObject",
+                    "GET" => "GetObject",
+                    "HEAD" => "HeadObject",
+                    "DELETE" => "DeleteObject",
+                    "POST" => "Post",
+                    other => other,
+                }
+            ),
         }
     }
 
@@ -362,5 +415,198 @@ impl Head {
 
     fn with_close(&self) -> String {
         self.render(&["connection", "keep-alive"], "Connection: close\r\n")
+    }
+}
+
+/// A kind of fault `--faults` injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// DynamoDB's ThrottlingException, S3's 503 SlowDown.
+    Throttle,
+    /// The connection reset halfway through the request body.
+    Reset,
+    /// No answer at all: the SDK's attempt timeout ends it.
+    Stall,
+    /// A 500 InternalServerError (DynamoDB) or InternalError (S3).
+    Error,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Throttle, Kind::Reset, Kind::Stall, Kind::Error];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Throttle => "throttle",
+            Kind::Reset => "reset",
+            Kind::Stall => "stall",
+            Kind::Error => "error",
+        }
+    }
+
+    /// The fault, in the words of DynamoDB (`dynamo`) or S3.
+    fn fault(self, dynamo: bool) -> Fault {
+        match (self, dynamo) {
+            (Kind::Throttle, true) => DYNAMO_THROTTLED,
+            (Kind::Throttle, false) => S3_SLOW_DOWN,
+            (Kind::Error, true) => DYNAMO_INTERNAL_ERROR,
+            (Kind::Error, false) => S3_INTERNAL_ERROR,
+            (Kind::Reset, _) => Fault::ResetMidBody,
+            (Kind::Stall, _) => Fault::Stall,
+        }
+    }
+}
+
+/// DynamoDB failing on its side.
+pub const DYNAMO_INTERNAL_ERROR: Fault = Fault::Respond(
+    500,
+    "application/x-amz-json-1.0",
+    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error"}"#,
+);
+
+/// The rate of each kind of fault, per AWS call: `throttle=5%,reset=1%,stall=0.5%,error=1%`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Spec {
+    pub throttle: f64,
+    pub reset: f64,
+    pub stall: f64,
+    pub error: f64,
+}
+
+impl Spec {
+    fn rate(&self, kind: Kind) -> f64 {
+        match kind {
+            Kind::Throttle => self.throttle,
+            Kind::Reset => self.reset,
+            Kind::Stall => self.stall,
+            Kind::Error => self.error,
+        }
+    }
+
+    /// Parse `kind=N%[,kind=N%...]`: each of throttle, reset, stall and error at most once, the
+    /// rates adding up to at most 100 %.
+    pub fn parse(text: &str) -> Result<Spec, String> {
+        let example = "like throttle=5%,reset=1%,stall=0.5%,error=1%";
+        let mut spec = Spec::default();
+        let mut given = Vec::new();
+        for part in text.split(',') {
+            let Some((name, rate)) = part.trim().split_once('=') else {
+                return Err(format!("{part:?} is not kind=rate%: give faults {example}"));
+            };
+            let kind = Kind::ALL.into_iter().find(|k| k.name() == name.trim()).ok_or_else(|| {
+                format!(
+                    "{:?} is not a fault kind: use throttle, reset, stall or error ({example})",
+                    name.trim()
+                )
+            })?;
+            if given.contains(&kind) {
+                return Err(format!("{} is given twice", kind.name()));
+            }
+            given.push(kind);
+            let percent = rate
+                .trim()
+                .strip_suffix('%')
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .filter(|n| n.is_finite() && (0.0..=100.0).contains(n))
+                .ok_or_else(|| format!("{:?} is not a rate from 0% to 100% (e.g. 0.5%)", rate.trim()))?;
+            let rate = percent / 100.0;
+            match kind {
+                Kind::Throttle => spec.throttle = rate,
+                Kind::Reset => spec.reset = rate,
+                Kind::Stall => spec.stall = rate,
+                Kind::Error => spec.error = rate,
+            }
+        }
+        let total: f64 = Kind::ALL.iter().map(|k| spec.rate(*k)).sum();
+        if total > 1.0 + 1e-9 {
+            return Err(format!("the rates add up to {:.1}%, more than 100%", total * 100.0));
+        }
+        Ok(spec)
+    }
+}
+
+impl std::fmt::Display for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> =
+            Kind::ALL.iter().map(|k| format!("{}={}%", k.name(), self.rate(*k) * 100.0)).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// The random faults: a [`Spec`] and the state of a SplitMix64 generator (a few lines, the same
+/// sequence from the same seed on every machine).
+struct Random {
+    spec: Spec,
+    state: u64,
+}
+
+impl Random {
+    fn next(&mut self) -> f64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A fault for the next request, or none, at the spec's rates.
+    fn draw(&mut self) -> Option<Kind> {
+        let mut draw = self.next();
+        for kind in Kind::ALL {
+            let rate = self.spec.rate(kind);
+            if draw < rate {
+                return Some(kind);
+            }
+            draw -= rate;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_parses_and_prints_back() {
+        let spec = Spec::parse("throttle=5%,reset=1%,stall=0.5%,error=1%").unwrap();
+        assert_eq!(spec, Spec { throttle: 0.05, reset: 0.01, stall: 0.005, error: 0.01 });
+        assert_eq!(spec.to_string(), "throttle=5%,reset=1%,stall=0.5%,error=1%");
+        assert_eq!(Spec::parse("stall=2%").unwrap(), Spec { stall: 0.02, ..Spec::default() });
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        for (spec, says) in [
+            ("throttle", "is not kind=rate%"),
+            ("slow=5%", "is not a fault kind"),
+            ("throttle=5", "is not a rate"),
+            ("throttle=-1%", "is not a rate"),
+            ("throttle=abc%", "is not a rate"),
+            ("throttle=5%,throttle=1%", "given twice"),
+            ("throttle=60%,error=50%", "more than 100%"),
+            ("", "is not kind=rate%"),
+        ] {
+            let err = Spec::parse(spec).unwrap_err();
+            assert!(err.contains(says), "{spec:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_faults_at_about_the_rates() {
+        let spec = Spec { throttle: 0.1, reset: 0.05, stall: 0.0, error: 0.2 };
+        let draws = |seed| {
+            let mut random = Random { spec, state: seed };
+            (0..20_000).map(|_| random.draw()).collect::<Vec<_>>()
+        };
+        assert_eq!(draws(7), draws(7));
+        assert_ne!(draws(7), draws(8));
+        let all = draws(7);
+        let share = |kind| all.iter().filter(|d| **d == Some(kind)).count() as f64 / all.len() as f64;
+        assert!((share(Kind::Throttle) - 0.1).abs() < 0.01, "{}", share(Kind::Throttle));
+        assert!((share(Kind::Reset) - 0.05).abs() < 0.01, "{}", share(Kind::Reset));
+        assert!((share(Kind::Error) - 0.2).abs() < 0.015, "{}", share(Kind::Error));
+        assert_eq!(share(Kind::Stall), 0.0);
     }
 }
