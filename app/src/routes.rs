@@ -285,7 +285,7 @@ async fn upload(
                 crate::error::log_storage_failure(&cleanup, "could not remove the object of a failed upload");
             }
         }
-        release(state.quotas.release_published(&caller.user, record.size).await);
+        release(&caller.user, state.quotas.release_published(&caller.user, record.size).await);
         return Err(err.into());
     }
     Ok(Json(json!({ "result": "success", "record": record })))
@@ -293,8 +293,10 @@ async fn upload(
 
 /// Log a quota refund that failed: the user is charged for nothing until an operator fixes the
 /// usage row, which is better than failing the request it belongs to.
-fn release(result: Result<(), crate::storage::StorageError>) {
+fn release(user: &UserId, result: Result<(), crate::storage::StorageError>) {
     if let Err(err) = result {
+        // The user, so `cargo xtask reconcile`'s findings can be matched to this line.
+        let _user = tracing::error_span!("refund", user = %user).entered();
         crate::error::log_storage_failure(&err, "could not give back a quota charge");
     }
 }
@@ -380,11 +382,11 @@ async fn delete_record(
     let stored = state.records.delete_for_user(&id, &caller.user).await?.ok_or(ApiError::RecordNotFound)?;
     let record = match stored {
         StoredRecord::Published(record) => {
-            release(state.quotas.release_published(&caller.user, record.size).await);
+            release(&caller.user, state.quotas.release_published(&caller.user, record.size).await);
             record
         }
         StoredRecord::Pending(record) => {
-            release(state.quotas.release_pending(&caller.user, &record.id, record.size).await);
+            release(&caller.user, state.quotas.release_pending(&caller.user, &record.id, record.size).await);
             // Its staged object too: the window keeps its bytes charged until it closes.
             if let Err(err) = state.objects.delete(&crate::storage::staging_key(&record.object_key)).await {
                 crate::error::log_storage_failure(&err, "could not remove a deleted upload's staged object");
@@ -441,7 +443,7 @@ async fn start_large_upload(
         (time::OffsetDateTime::now_utc() + state.settings.upload_url_ttl + UPLOAD_GRACE).unix_timestamp();
     state.quotas.reserve_pending(&caller.user, &record.id, record.size, closes, &staged).await??;
     if let Err(err) = state.records.insert_pending(&record, closes).await {
-        release(state.quotas.release_pending(&caller.user, &record.id, record.size).await);
+        release(&caller.user, state.quotas.release_pending(&caller.user, &record.id, record.size).await);
         return Err(err.into());
     }
     Ok(Json(json!({
@@ -492,7 +494,8 @@ async fn complete_large_upload(
     }
     // Published bytes are a copy of exactly the object checked above: a later PUT to the upload
     // URL only changes the staged object.
-    let unclaim = || async { release(state.quotas.unclaim(&caller.user, &record.id, record.size).await) };
+    let unclaim =
+        || async { release(&caller.user, state.quotas.unclaim(&caller.user, &record.id, record.size).await) };
     match state.objects.copy_if_unchanged(&staged, &etag, &record.object_key, &record.content_type).await {
         Ok(true) => {}
         Ok(false) => {

@@ -172,6 +172,17 @@ pub struct Bench {
     /// late because the last was slow is timed from when it was due, so a backlog is measured
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), requires = "load")]
     pub rate: Option<u32>,
+    /// With --load: inject faults into the service's AWS calls at these rates, through a proxy in
+    /// front of both emulators: throttle (ThrottlingException, SlowDown), reset (the connection
+    /// reset mid-request), stall (no answer), error (a 500), e.g.
+    /// throttle=5%,reset=1%,stall=0.5%,error=1%. Every failure must then be a 503 with
+    /// Retry-After; after the audit, reconcile repairs the debris the faults left
+    #[arg(long, value_parser = crate::faults::Spec::parse, requires = "load")]
+    pub faults: Option<crate::faults::Spec>,
+    /// With --faults: the seed of the faults drawn (printed on every run; the same seed draws
+    /// the same sequence)
+    #[arg(long, requires = "faults")]
+    pub seed: Option<u64>,
     /// With --load or --power: use the dev build of the service instead of the release build
     /// (faster to build; the figures are then not the production ones)
     #[arg(long, requires = "measured")]

@@ -45,28 +45,28 @@ pub enum Finding {
 }
 
 #[derive(Debug, Serialize)]
-struct Item {
+pub struct Item {
     #[serde(flatten)]
-    finding: Finding,
+    pub finding: Finding,
     /// `repaired`, `would repair` (dry run), `reported`, or `skipped: <why>`.
-    outcome: String,
+    pub outcome: String,
 }
 
 #[derive(Debug, Serialize)]
-struct Report {
-    stage: String,
-    dry_run: bool,
-    user_table: String,
-    record_table: String,
-    bucket: String,
-    rows: usize,
-    objects: usize,
-    users: usize,
-    found: usize,
-    repaired: usize,
-    writes: usize,
-    seconds: f64,
-    items: Vec<Item>,
+pub struct Report {
+    pub stage: String,
+    pub dry_run: bool,
+    pub user_table: String,
+    pub record_table: String,
+    pub bucket: String,
+    pub rows: usize,
+    pub objects: usize,
+    pub users: usize,
+    pub found: usize,
+    pub repaired: usize,
+    pub writes: usize,
+    pub seconds: f64,
+    pub items: Vec<Item>,
 }
 
 /// Everything `stored` says is debris, `now` being epoch seconds.
@@ -120,18 +120,57 @@ struct Stores {
 }
 
 impl Stores {
-    fn new(aws: &Aws, names: &Names) -> Stores {
-        let dynamodb = aws.dynamodb();
-        let owner = aws.endpoint.is_none().then(|| names.account.clone());
-        let objects = app::storage::ObjectStore::new(aws.s3(), names.bucket.clone(), owner);
+    fn new(target: &Target) -> Stores {
+        let dynamodb = target.dynamodb.clone();
+        let objects =
+            app::storage::ObjectStore::new(target.s3.clone(), target.bucket.clone(), target.owner.clone());
         // Refunds and corrections check no limit: any will do.
         let limits = app::storage::Limits { pending_uploads: 0, recordings: 0, bytes: 0 };
         Stores {
-            records: app::storage::RecordStore::new(dynamodb.clone(), names.record_table()),
-            quotas: app::storage::QuotaStore::new(dynamodb, names.user_table(), limits, objects.clone()),
+            records: app::storage::RecordStore::new(dynamodb.clone(), target.record_table.clone()),
+            quotas: app::storage::QuotaStore::new(
+                dynamodb,
+                target.user_table.clone(),
+                limits,
+                objects.clone(),
+            ),
             objects,
         }
     }
+}
+
+/// A stage's data: where reconcile reads and repairs.
+pub struct Target {
+    pub stage: String,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub user_table: String,
+    pub record_table: String,
+    pub bucket: String,
+    /// The account the bucket must belong to (S3's expected-bucket-owner check), on AWS.
+    pub owner: Option<String>,
+}
+
+impl Target {
+    fn of(aws: &Aws, names: &Names) -> Target {
+        Target {
+            stage: names.stage.clone(),
+            dynamodb: aws.dynamodb(),
+            s3: aws.s3(),
+            user_table: names.user_table(),
+            record_table: names.record_table(),
+            bucket: names.bucket.clone(),
+            owner: aws.endpoint.is_none().then(|| names.account.clone()),
+        }
+    }
+}
+
+/// How reconcile runs.
+pub struct Options {
+    pub dry_run: bool,
+    pub delete_dangling_rows: bool,
+    pub grace: Duration,
+    pub settle: Duration,
 }
 
 fn user_id(user: &str) -> app::domain::UserId {
@@ -213,175 +252,17 @@ fn array(c: Counters) -> [i64; 4] {
 
 impl Reconcile {
     pub async fn run(self) -> anyhow::Result<()> {
-        let started = std::time::Instant::now();
         crate::names::validate_stage(&self.target.stage)?;
         let aws = self.aws.load(Task::Reconcile).await?;
         let account = crate::aws::account(&aws).await?;
         let (names, _) = crate::stage::existing(&aws, &self.target, &account).await?;
-        let read = |round: &'static str| {
-            let (aws, names) = (aws.clone(), names.clone());
-            async move {
-                let bar = crate::progress::Counter::new(&format!("{round}: reading rows, usage and objects"));
-                let seen = AtomicU64::new(0);
-                let stored = Stored::read(
-                    &aws.dynamodb(),
-                    &aws.s3(),
-                    &names.user_table(),
-                    &names.record_table(),
-                    &names.bucket,
-                    &|n| bar.set(seen.fetch_add(n, Ordering::Relaxed) + n),
-                )
-                .await;
-                bar.finish();
-                stored
-            }
-        };
-        let now = || time::OffsetDateTime::now_utc().unix_timestamp();
-        let first = read("first reading").await?;
-        let found = findings(&first, now(), self.grace);
-        let (mut confirmed, mut corrected) = (Vec::new(), BTreeMap::new());
-        let mut last = first;
-        if !found.is_empty() {
-            let spinner = crate::progress::Spinner::new(&format!(
-                "{} finding(s); waiting {} s for requests in flight to finish (--settle)",
-                found.len(),
-                self.settle.as_secs()
-            ));
-            spinner.tick();
-            tokio::time::sleep(self.settle).await;
-            spinner.finish();
-            let second = read("second reading").await?;
-            let first = &last;
-            // Only what both readings agree on: a request in flight changes one of them.
-            let again = findings(&second, now(), self.grace);
-            let now = now();
-            for finding in found {
-                let same = match &finding {
-                    // A user's counters are corrected only if neither their usage row nor their
-                    // rows changed between the readings: then no request of theirs was in flight
-                    // at the second one (the wait is longer than any request), and a request
-                    // after it changes the counters the correction is conditional on.
-                    Finding::Miscounted { user, .. } => {
-                        let rows = |s: &Stored| -> BTreeSet<(String, bool)> {
-                            s.rows
-                                .iter()
-                                .filter(|r| &r.user_id == user)
-                                .map(|r| (r.id.clone(), r.published))
-                                .collect()
-                        };
-                        first.usage.get(user) == second.usage.get(user) && rows(first) == rows(&second)
-                    }
-                    other => again.contains(other),
-                };
-                if !same {
-                    continue;
-                }
-                if let Finding::Miscounted { user, counters, expected } = &finding {
-                    // The repairs made before the correction (refunds of closed windows, with
-                    // --delete-dangling-rows the removal of rows without objects) change the
-                    // counters and what they must be alike: both are taken off here, and the
-                    // correction's condition fails if one of them was not made.
-                    let mut taken = Counters::default();
-                    let usage = second.usage.get(user);
-                    for w in usage.map(windows_of).unwrap_or_default().iter().filter(|w| w.expires < now) {
-                        taken.pending += 1;
-                        taken.staged += w.size;
-                        if !w.done {
-                            taken.bytes += w.size;
-                        }
-                    }
-                    if self.delete_dangling_rows {
-                        for f in &again {
-                            if let Finding::DanglingRow { user: u, bytes, .. } = f {
-                                if u == user {
-                                    taken.published += 1;
-                                    taken.bytes += *bytes as i64;
-                                }
-                            }
-                        }
-                    }
-                    let less = |c: &Counters| Counters {
-                        published: c.published - taken.published,
-                        bytes: c.bytes - taken.bytes,
-                        pending: c.pending - taken.pending,
-                        staged: c.staged - taken.staged,
-                    };
-                    corrected.insert(user.clone(), (less(counters), less(expected)));
-                }
-                confirmed.push(finding);
-            }
-            last = second;
-        }
-        // Rows removed here no longer count.
-        let stores = Stores::new(&aws, &names);
-        let mut items = Vec::new();
-        let mut writes = 0;
-        // Windows and dangling rows first: they change the counters the correction then sets.
-        confirmed.sort_by_key(|f| match f {
-            Finding::OrphanObject { .. } => 0,
-            Finding::ClosedWindows { .. } => 1,
-            Finding::DanglingRow { .. } => 2,
-            Finding::Miscounted { .. } => 3,
-        });
-        for phase in 0..4 {
-            let batch: Vec<&Finding> = confirmed
-                .iter()
-                .filter(|f| {
-                    phase
-                        == match f {
-                            Finding::OrphanObject { .. } => 0,
-                            Finding::ClosedWindows { .. } => 1,
-                            Finding::DanglingRow { .. } => 2,
-                            Finding::Miscounted { .. } => 3,
-                        }
-                })
-                .collect();
-            let results: Vec<anyhow::Result<(String, usize)>> = if self.dry_run {
-                batch
-                    .iter()
-                    .map(|f| {
-                        Ok((
-                            match f {
-                                Finding::DanglingRow { .. } if !self.delete_dangling_rows => {
-                                    "reported (pass --delete-dangling-rows to remove it)".to_owned()
-                                }
-                                _ => "would repair".to_owned(),
-                            },
-                            0,
-                        ))
-                    })
-                    .collect()
-            } else {
-                use futures::StreamExt;
-                futures::stream::iter(
-                    batch.iter().map(|f| repair(&stores, f, self.delete_dangling_rows, &corrected)),
-                )
-                .buffered(PARALLEL)
-                .collect()
-                .await
-            };
-            for (finding, result) in batch.into_iter().zip(results) {
-                let (outcome, wrote) = result?;
-                writes += wrote;
-                items.push(Item { finding: finding.clone(), outcome });
-            }
-        }
-        let repaired = items.iter().filter(|i| i.outcome == "repaired").count();
-        let report = Report {
-            stage: names.stage.clone(),
+        let options = Options {
             dry_run: self.dry_run,
-            user_table: names.user_table(),
-            record_table: names.record_table(),
-            bucket: names.bucket.clone(),
-            rows: last.rows.len(),
-            objects: last.objects.len(),
-            users: last.users().len(),
-            found: items.len(),
-            repaired,
-            writes,
-            seconds: started.elapsed().as_secs_f64(),
-            items,
+            delete_dangling_rows: self.delete_dangling_rows,
+            grace: self.grace,
+            settle: self.settle,
         };
+        let report = reconcile(&Target::of(&aws, &names), &options).await?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -389,6 +270,173 @@ impl Reconcile {
         }
         Ok(())
     }
+}
+
+/// Find the debris in `target`'s data, and repair what two readings `options.settle` apart agree
+/// on (everything of it, with `options.dry_run`, only reported).
+pub async fn reconcile(target: &Target, options: &Options) -> anyhow::Result<Report> {
+    let started = std::time::Instant::now();
+    let read = |round: &'static str| async move {
+        let bar = crate::progress::Counter::new(&format!("{round}: reading rows, usage and objects"));
+        let seen = AtomicU64::new(0);
+        let stored = Stored::read(
+            &target.dynamodb,
+            &target.s3,
+            &target.user_table,
+            &target.record_table,
+            &target.bucket,
+            &|n| bar.set(seen.fetch_add(n, Ordering::Relaxed) + n),
+        )
+        .await;
+        bar.finish();
+        stored
+    };
+    let now = || time::OffsetDateTime::now_utc().unix_timestamp();
+    let first = read("first reading").await?;
+    let found = findings(&first, now(), options.grace);
+    let (mut confirmed, mut corrected) = (Vec::new(), BTreeMap::new());
+    let mut last = first;
+    if !found.is_empty() {
+        let spinner = crate::progress::Spinner::new(&format!(
+            "{} finding(s); waiting {} s for requests in flight to finish (--settle)",
+            found.len(),
+            options.settle.as_secs()
+        ));
+        spinner.tick();
+        tokio::time::sleep(options.settle).await;
+        spinner.finish();
+        let second = read("second reading").await?;
+        let first = &last;
+        // Only what both readings agree on: a request in flight changes one of them.
+        let again = findings(&second, now(), options.grace);
+        let now = now();
+        for finding in found {
+            let same = match &finding {
+                // A user's counters are corrected only if neither their usage row nor their
+                // rows changed between the readings: then no request of theirs was in flight
+                // at the second one (the wait is longer than any request), and a request
+                // after it changes the counters the correction is conditional on.
+                Finding::Miscounted { user, .. } => {
+                    let rows = |s: &Stored| -> BTreeSet<(String, bool)> {
+                        s.rows
+                            .iter()
+                            .filter(|r| &r.user_id == user)
+                            .map(|r| (r.id.clone(), r.published))
+                            .collect()
+                    };
+                    first.usage.get(user) == second.usage.get(user) && rows(first) == rows(&second)
+                }
+                other => again.contains(other),
+            };
+            if !same {
+                continue;
+            }
+            if let Finding::Miscounted { user, counters, expected } = &finding {
+                // The repairs made before the correction (refunds of closed windows, with
+                // --delete-dangling-rows the removal of rows without objects) change the
+                // counters and what they must be alike: both are taken off here, and the
+                // correction's condition fails if one of them was not made.
+                let mut taken = Counters::default();
+                let usage = second.usage.get(user);
+                for w in usage.map(windows_of).unwrap_or_default().iter().filter(|w| w.expires < now) {
+                    taken.pending += 1;
+                    taken.staged += w.size;
+                    if !w.done {
+                        taken.bytes += w.size;
+                    }
+                }
+                if options.delete_dangling_rows {
+                    for f in &again {
+                        if let Finding::DanglingRow { user: u, bytes, .. } = f {
+                            if u == user {
+                                taken.published += 1;
+                                taken.bytes += *bytes as i64;
+                            }
+                        }
+                    }
+                }
+                let less = |c: &Counters| Counters {
+                    published: c.published - taken.published,
+                    bytes: c.bytes - taken.bytes,
+                    pending: c.pending - taken.pending,
+                    staged: c.staged - taken.staged,
+                };
+                corrected.insert(user.clone(), (less(counters), less(expected)));
+            }
+            confirmed.push(finding);
+        }
+        last = second;
+    }
+    // Rows removed here no longer count.
+    let stores = Stores::new(target);
+    let mut items = Vec::new();
+    let mut writes = 0;
+    // Windows and dangling rows first: they change the counters the correction then sets.
+    confirmed.sort_by_key(|f| match f {
+        Finding::OrphanObject { .. } => 0,
+        Finding::ClosedWindows { .. } => 1,
+        Finding::DanglingRow { .. } => 2,
+        Finding::Miscounted { .. } => 3,
+    });
+    for phase in 0..4 {
+        let batch: Vec<&Finding> = confirmed
+            .iter()
+            .filter(|f| {
+                phase
+                    == match f {
+                        Finding::OrphanObject { .. } => 0,
+                        Finding::ClosedWindows { .. } => 1,
+                        Finding::DanglingRow { .. } => 2,
+                        Finding::Miscounted { .. } => 3,
+                    }
+            })
+            .collect();
+        let results: Vec<anyhow::Result<(String, usize)>> = if options.dry_run {
+            batch
+                .iter()
+                .map(|f| {
+                    Ok((
+                        match f {
+                            Finding::DanglingRow { .. } if !options.delete_dangling_rows => {
+                                "reported (pass --delete-dangling-rows to remove it)".to_owned()
+                            }
+                            _ => "would repair".to_owned(),
+                        },
+                        0,
+                    ))
+                })
+                .collect()
+        } else {
+            use futures::StreamExt;
+            futures::stream::iter(
+                batch.iter().map(|f| repair(&stores, f, options.delete_dangling_rows, &corrected)),
+            )
+            .buffered(PARALLEL)
+            .collect()
+            .await
+        };
+        for (finding, result) in batch.into_iter().zip(results) {
+            let (outcome, wrote) = result?;
+            writes += wrote;
+            items.push(Item { finding: finding.clone(), outcome });
+        }
+    }
+    let repaired = items.iter().filter(|i| i.outcome == "repaired").count();
+    Ok(Report {
+        stage: target.stage.clone(),
+        dry_run: options.dry_run,
+        user_table: target.user_table.clone(),
+        record_table: target.record_table.clone(),
+        bucket: target.bucket.clone(),
+        rows: last.rows.len(),
+        objects: last.objects.len(),
+        users: last.users().len(),
+        found: items.len(),
+        repaired,
+        writes,
+        seconds: started.elapsed().as_secs_f64(),
+        items,
+    })
 }
 
 fn print(r: &Report) {

@@ -31,6 +31,9 @@ const READ_SEED: u64 = 10;
 
 const ROUTES: [&str; 5] = ["login", "upload", "list", "get", "delete"];
 
+/// Set while `--faults` injects faults: a 503 with Retry-After is then an expected answer.
+static FAULTS_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 #[derive(Debug, Serialize)]
 struct Report {
     build: &'static str,
@@ -40,6 +43,47 @@ struct Report {
     levels: Vec<Level>,
     soak: Option<Soak>,
     audit: Audit,
+    /// With `--faults`: what was injected, the debris it left, and its repair.
+    faults: Option<FaultsReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct FaultsReport {
+    spec: String,
+    seed: u64,
+    /// Faults injected, by AWS operation and kind.
+    injected: Vec<Injected>,
+    injected_total: u64,
+    /// Client requests that failed (all of them 503 with Retry-After, or the run fails).
+    failed_requests: usize,
+    /// Faults the SDK's retries hid: those injected, less at most one per failed request's
+    /// attempts (each failed request had at most the service's max attempts faulted).
+    absorbed_at_least: u64,
+    /// What the faults left behind, each with whether the service logged it.
+    debris: Vec<Debris>,
+    /// The repair: seconds, writes, repaired items.
+    reconcile_seconds: f64,
+    reconcile_writes: usize,
+    reconcile_repaired: usize,
+    /// A second reconcile right after: must write nothing.
+    second_reconcile_writes: usize,
+    /// The audit after the repair.
+    audit_after: Audit,
+}
+
+#[derive(Debug, Serialize)]
+struct Injected {
+    operation: String,
+    kind: crate::faults::Kind,
+    count: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Debris {
+    #[serde(flatten)]
+    finding: crate::reconcile::Finding,
+    /// The service's log line that names it, if any.
+    logged: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -54,6 +98,8 @@ struct Level {
     errors: usize,
     /// The first few errors, as `route: what`.
     error_samples: Vec<String>,
+    /// Per route, the answers by status (`200`, `503`, ...; `timeout`, `dropped` for none).
+    outcomes: BTreeMap<&'static str, BTreeMap<String, usize>>,
     /// As the clients saw them: from sending the request to the end of the response body.
     routes: BTreeMap<&'static str, RouteStats>,
     /// The same requests as the service timed them (its EMF `Latency`, as on Lambda: from the
@@ -167,9 +213,33 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
     let s3 = Aws::emulator(&moto.endpoint).await;
     crate::bucket::ensure_private_bucket(&s3, BUCKET).await?;
 
+    // With --faults, the service reaches both emulators through fault proxies.
+    let seed = flags.seed.unwrap_or_else(|| {
+        let mut bytes = [0u8; 8];
+        getrandom_04::fill(&mut bytes).map_or(0x5EED, |()| u64::from_le_bytes(bytes))
+    });
+    let proxies = match flags.faults {
+        Some(spec) => {
+            eprintln!("faults: {spec}, seed {seed} (--seed {seed} repeats them)");
+            let proxies = [
+                crate::faults::Proxy::start(&dynalite.endpoint).await,
+                crate::faults::Proxy::start(&moto.endpoint).await,
+            ];
+            // Each proxy its own sequence from the one seed.
+            proxies[0].randomize(Some((spec, seed)));
+            proxies[1].randomize(Some((spec, seed ^ 0x9E37_79B9_7F4A_7C15)));
+            FAULTS_ON.store(true, std::sync::atomic::Ordering::Relaxed);
+            Some(proxies)
+        }
+        None => None,
+    };
+    let (dynamodb_endpoint, s3_endpoint) = match &proxies {
+        Some([dynamo, s3]) => (dynamo.address.clone(), s3.address.clone()),
+        None => (dynalite.endpoint.clone(), moto.endpoint.clone()),
+    };
     let port = free_port()?;
-    let mut command: Command = with_emulator_env(cmd!(sh, "{binary}"), &moto.endpoint)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", &dynalite.endpoint)
+    let mut command: Command = with_emulator_env(cmd!(sh, "{binary}"), &s3_endpoint)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamodb_endpoint)
         .env("PORT", port.to_string())
         .envs(
             app::config::Settings {
@@ -181,8 +251,10 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
         )
         .env("RUST_LOG", "warn")
         .into();
-    // Enough connections for every client, reused across requests as a real client would.
-    let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
+    // Enough connections for every client, reused across requests as a real client would; a
+    // request that outlasts the service's budget is a hang, and fails the run.
+    let budget = app::config::AwsBudget::default().request_budget() + Duration::from_secs(5);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(128).timeout(budget).build()?;
     let child = crate::signals::stop_with_parent(&mut command).stdout(Stdio::piped()).spawn();
     let mut child = child.context("cannot start the service")?;
     let times = child.stdout.take().map(ServiceTimes::collect);
@@ -210,18 +282,52 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
         levels.push(level);
         Some(Soak { seconds, rss_start_kib, rss_end_kib, growth_percent })
     };
+    // The audit and the repair see the data as it is, with no fault in the way.
+    for proxy in proxies.iter().flatten() {
+        proxy.randomize(None);
+    }
     eprintln!("auditing...");
     let audit = audit(&service.http, &service.base, &ledger, &dynamodb, &s3.s3()).await?;
+    let faults = match (&proxies, flags.faults) {
+        (Some(proxies), Some(spec)) => {
+            let repair = Repair { dynamodb: &dynamodb, s3: &s3.s3(), errors: service.times.errors() };
+            let failed = levels
+                .iter()
+                .flat_map(|l| l.outcomes.values())
+                .flat_map(|o| o.iter())
+                .filter(|(status, _)| status.as_str() != "200")
+                .map(|(_, n)| n)
+                .sum();
+            let mut report = repair.run(spec, seed, proxies, failed).await?;
+            report.audit_after = audit_again(&service, &ledger, &dynamodb, &s3.s3()).await?;
+            Some(report)
+        }
+        _ => None,
+    };
     drop(service);
 
-    let report = Report { build, mix: flags.mix, rate: flags.rate, levels, soak, audit };
+    let report = Report { build, mix: flags.mix, rate: flags.rate, levels, soak, audit, faults };
     if flags.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print(&report);
     }
     let errors: usize = report.levels.iter().map(|l| l.errors).sum();
-    let problems = report.audit.problems();
+    // With faults, the debris is judged by whether it was logged, and the audit after the repair.
+    let problems = match &report.faults {
+        Some(f) => {
+            let mut problems = f.audit_after.problems();
+            let unlogged = f.debris.iter().filter(|d| d.logged.is_none()).count();
+            if unlogged > 0 {
+                problems.push(format!("{unlogged} pieces of debris the service never logged"));
+            }
+            if f.second_reconcile_writes > 0 {
+                problems.push(format!("a second reconcile made {} writes", f.second_reconcile_writes));
+            }
+            problems
+        }
+        None => report.audit.problems(),
+    };
     if errors > 0 || !problems.is_empty() {
         let audit = if problems.is_empty() { "clean".to_owned() } else { problems.join(", ") };
         bail!("the load run found {errors} failed requests; audit: {audit}");
@@ -298,6 +404,7 @@ pub(super) async fn wait_for_health(http: &reqwest::Client, base: &str) -> anyho
 struct Client {
     latencies: BTreeMap<&'static str, Vec<f64>>,
     errors: Vec<String>,
+    outcomes: BTreeMap<&'static str, BTreeMap<String, usize>>,
     /// With `--rate`, when its requests are due.
     pace: Option<Pace>,
 }
@@ -314,6 +421,11 @@ impl Client {
     fn merge(&mut self, other: Client) {
         for (route, latencies) in other.latencies {
             self.latencies.entry(route).or_default().extend(latencies);
+        }
+        for (route, outcomes) in other.outcomes {
+            for (outcome, n) in outcomes {
+                *self.outcomes.entry(route).or_default().entry(outcome).or_default() += n;
+            }
         }
         self.errors.extend(other.errors);
     }
@@ -339,14 +451,28 @@ impl Client {
         let result = async {
             let response = request.send().await?;
             let status = response.status();
-            anyhow::Ok((status, response.bytes().await?))
+            let retry_after = response.headers().contains_key("retry-after");
+            anyhow::Ok((status, retry_after, response.bytes().await?))
         }
         .await;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         self.latencies.entry(route).or_default().push(ms);
+        let outcome = match &result {
+            Ok((status, ..)) => status.as_u16().to_string(),
+            Err(err) if err.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_timeout) => {
+                "timeout".to_owned()
+            }
+            Err(_) => "dropped".to_owned(),
+        };
+        *self.outcomes.entry(route).or_default().entry(outcome).or_default() += 1;
+        let faults = FAULTS_ON.load(std::sync::atomic::Ordering::Relaxed);
         match result {
-            Ok((status, body)) if status == 200 => Some(serde_json::from_slice(&body).unwrap_or(Value::Null)),
-            Ok((status, body)) => {
+            Ok((status, _, body)) if status == 200 => {
+                Some(serde_json::from_slice(&body).unwrap_or(Value::Null))
+            }
+            // Under injected faults, the answer a client is promised: retry later.
+            Ok((status, true, _)) if faults && status == 503 => None,
+            Ok((status, _, body)) => {
                 self.errors.push(format!("{route}: {status} {}", String::from_utf8_lossy(&body)));
                 None
             }
@@ -424,6 +550,7 @@ async fn drive(
         requests_per_second: requests as f64 / seconds,
         errors: merged.errors.len(),
         error_samples: merged.errors.into_iter().take(5).collect(),
+        outcomes: merged.outcomes,
         routes,
         service: stats(service.times.take(timed).await),
     }
@@ -446,7 +573,7 @@ fn stats(latencies: BTreeMap<&'static str, Vec<f64>>) -> BTreeMap<&'static str, 
 /// The service's own latency of each request, read from its EMF lines on stdout (one per
 /// request, written before the response goes out) by a thread, until a level takes them.
 #[derive(Clone, Default)]
-struct ServiceTimes(Arc<Mutex<BTreeMap<&'static str, Vec<f64>>>>);
+struct ServiceTimes(Arc<Mutex<BTreeMap<&'static str, Vec<f64>>>>, Arc<Mutex<Vec<String>>>);
 
 impl ServiceTimes {
     fn collect(stdout: std::process::ChildStdout) -> ServiceTimes {
@@ -454,8 +581,17 @@ impl ServiceTimes {
         let times = ServiceTimes::default();
         let sink = times.clone();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                let Ok(line) = serde_json::from_str::<Value>(&line) else { continue };
+            for text in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Log lines are text in local mode (`<time> ERROR <spans>: <message>`); the EMF
+                // lines are JSON.
+                let Ok(line) = serde_json::from_str::<Value>(&text) else {
+                    if text.contains(" ERROR ") {
+                        if let Ok(mut errors) = sink.1.lock() {
+                            errors.push(text);
+                        }
+                    }
+                    continue;
+                };
                 let method = line["method"].as_str().unwrap_or_default();
                 let route = bench_route(method, line["route"].as_str().unwrap_or_default());
                 if let (Some(route), Some(ms), Ok(mut times)) =
@@ -466,6 +602,11 @@ impl ServiceTimes {
             }
         });
         times
+    }
+
+    /// The service's error lines so far.
+    fn errors(&self) -> Vec<String> {
+        self.1.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
     /// What was collected since the last call, once it holds `requests` lines (the thread may
@@ -606,6 +747,107 @@ async fn upload(me: &mut Client, http: &reqwest::Client, base: &str, auth: &str,
     id
 }
 
+/// The audit once more, after the repair.
+async fn audit_again(
+    service: &Service,
+    ledger: &Mutex<Ledger>,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    s3: &aws_sdk_s3::Client,
+) -> anyhow::Result<Audit> {
+    audit(&service.http, &service.base, ledger, dynamodb, s3).await
+}
+
+/// After a run with faults: the debris, matched to the service's log lines, then repaired.
+struct Repair<'a> {
+    dynamodb: &'a aws_sdk_dynamodb::Client,
+    s3: &'a aws_sdk_s3::Client,
+    /// The service's error lines.
+    errors: Vec<String>,
+}
+
+impl Repair<'_> {
+    async fn run(
+        &self,
+        spec: crate::faults::Spec,
+        seed: u64,
+        proxies: &[crate::faults::Proxy; 2],
+        failed_requests: usize,
+    ) -> anyhow::Result<FaultsReport> {
+        use app::schema::{RECORD_TABLE, USER_TABLE};
+        let mut injected = Vec::new();
+        for proxy in proxies {
+            for ((operation, kind), count) in proxy.injected() {
+                injected.push(Injected { operation, kind, count });
+            }
+        }
+        let injected_total: u64 = injected.iter().map(|i| i.count).sum();
+        let attempts = u64::from(app::config::AwsBudget::default().max_attempts);
+        let stored = crate::stored::Stored::read(
+            self.dynamodb,
+            self.s3,
+            &USER_TABLE.name(""),
+            &RECORD_TABLE.name(""),
+            BUCKET,
+            &|_| {},
+        )
+        .await?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let debris = crate::reconcile::findings(&stored, now, Duration::ZERO)
+            .into_iter()
+            .map(|finding| {
+                let logged = self.log_line(&finding);
+                Debris { finding, logged }
+            })
+            .collect();
+        let target = crate::reconcile::Target {
+            stage: "load".into(),
+            dynamodb: self.dynamodb.clone(),
+            s3: self.s3.clone(),
+            user_table: USER_TABLE.name(""),
+            record_table: RECORD_TABLE.name(""),
+            bucket: BUCKET.into(),
+            owner: None,
+        };
+        // The clients have stopped: nothing is in flight, no need to wait between the readings.
+        let options = crate::reconcile::Options {
+            dry_run: false,
+            delete_dangling_rows: false,
+            grace: Duration::ZERO,
+            settle: Duration::ZERO,
+        };
+        let first = crate::reconcile::reconcile(&target, &options).await?;
+        let second = crate::reconcile::reconcile(&target, &options).await?;
+        Ok(FaultsReport {
+            spec: spec.to_string(),
+            seed,
+            injected,
+            injected_total,
+            failed_requests,
+            absorbed_at_least: injected_total.saturating_sub(failed_requests as u64 * attempts),
+            debris,
+            reconcile_seconds: first.seconds,
+            reconcile_writes: first.writes,
+            reconcile_repaired: first.repaired,
+            second_reconcile_writes: second.writes,
+            audit_after: Audit::default(),
+        })
+    }
+
+    /// The service's error line that names `finding`: the orphaned key, or the user whose
+    /// refund failed.
+    fn log_line(&self, finding: &crate::reconcile::Finding) -> Option<String> {
+        use crate::reconcile::Finding;
+        let names = |needles: &[&str]| {
+            self.errors.iter().find(|line| needles.iter().all(|n| line.contains(n))).cloned()
+        };
+        match finding {
+            Finding::OrphanObject { key, .. } => names(&[key.as_str()]),
+            Finding::Miscounted { user, .. } => names(&["could not give back a quota charge", user.as_str()]),
+            Finding::ClosedWindows { .. } | Finding::DanglingRow { .. } => None,
+        }
+    }
+}
+
 async fn audit(
     http: &reqwest::Client,
     base: &str,
@@ -721,6 +963,13 @@ fn print(report: &Report) {
                 );
             }
         }
+        for (route, outcomes) in &level.outcomes {
+            if outcomes.keys().any(|status| status != "200") {
+                let each: Vec<String> =
+                    outcomes.iter().map(|(status, n)| format!("{n} × {status}")).collect();
+                println!("  {route:<7} answers: {}", each.join(", "));
+            }
+        }
         for sample in &level.error_samples {
             println!("  error: {sample}");
         }
@@ -729,6 +978,28 @@ fn print(report: &Report) {
         println!(
             "\nsoak: RSS {:.0} KiB → {:.0} KiB over {:.0} s ({:+.1} %)",
             soak.rss_start_kib, soak.rss_end_kib, soak.seconds, soak.growth_percent
+        );
+    }
+    if let Some(f) = &report.faults {
+        println!(
+            "\nfaults {} (seed {}): {} injected; {} client requests failed, each a 503 with Retry-After; the SDK's retries hid at least {}",
+            f.spec, f.seed, f.injected_total, f.failed_requests, f.absorbed_at_least
+        );
+        for i in &f.injected {
+            println!("  {:<26} {:<8} {}", i.operation, i.kind.name(), i.count);
+        }
+        for d in &f.debris {
+            let logged = if d.logged.is_some() { "logged by the service" } else { "NOT LOGGED" };
+            println!("  debris: {} ({logged})", serde_json::to_string(&d.finding).unwrap_or_default());
+        }
+        println!(
+            "  reconcile: {} repaired with {} writes in {:.2} s; a second run made {} writes",
+            f.reconcile_repaired, f.reconcile_writes, f.reconcile_seconds, f.second_reconcile_writes
+        );
+        let a = &f.audit_after;
+        println!(
+            "  audit after the repair: {} lost, {} unexpected, {} not downloadable, {} deleted but readable; {} rows, {} objects; {} users miscounted",
+            a.lost, a.unexpected, a.undownloadable, a.resurrected, a.rows, a.objects, a.miscounted_users
         );
     }
     let a = &report.audit;
