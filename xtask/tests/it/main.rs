@@ -3,6 +3,7 @@
 
 mod browser;
 mod build;
+mod chaos;
 mod check_iam;
 mod create_tables;
 mod deploy;
