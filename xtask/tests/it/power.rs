@@ -36,12 +36,12 @@ fn each_size_runs_under_its_cpu_share_and_is_priced() {
             size["memory_mb"]
         );
         assert!(size["init_ms"].as_f64().unwrap() > 0.0 && size["first_list_ms"].as_f64().unwrap() > 0.0);
-        // The init's CPU, from the same accounting: some, and no more than the wall time allowed.
+        // The init's CPU, from the same accounting: some, and no more than the quota allowed in
+        // the 100 ms periods the init touched (CFS lets a fresh group spend a whole period's
+        // quota at once, so a 20 ms init may use 14.5 ms of CPU at 256 MB).
         let init_cpu = size["init_cpu_ms"].as_f64().unwrap();
-        assert!(
-            init_cpu > 0.0 && init_cpu <= size["init_ms"].as_f64().unwrap() * requested * 1.3 + 10.0,
-            "{size}"
-        );
+        let periods = (size["init_ms"].as_f64().unwrap() / 100.0).ceil() + 1.0;
+        assert!(init_cpu > 0.0 && init_cpu <= periods * 100.0 * requested * 1.3 + 10.0, "{size}");
         for route in ["list", "get", "upload"] {
             let r = &size["routes"][route];
             assert!(r["p50_ms"].as_f64().unwrap() <= r["p99_ms"].as_f64().unwrap(), "{route}: {r}");
