@@ -148,21 +148,11 @@ impl RecordStore {
         id: &RecordId,
         owner: &UserId,
     ) -> Result<Option<StoredRecord>, StorageError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(record::ID, s(id.to_string()))
-            .key(record::USER_ID, s(owner.as_str()))
+        let request = self
+            .delete_of(id, owner)
             .condition_expression("attribute_exists(#id)")
-            .expression_attribute_names("#id", record::ID)
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        super::conditional(result, "DeleteItem on the record table")?
-            .and_then(|output| output.attributes)
-            .map(|item| stored_from_item(&item))
-            .transpose()
+            .expression_attribute_names("#id", record::ID);
+        Self::deleted(request.send().await)
     }
 
     /// Delete the published record `id` of `owner` only if it still points at `object_key`:
@@ -173,19 +163,39 @@ impl RecordStore {
         owner: &UserId,
         object_key: &str,
     ) -> Result<Option<StoredRecord>, StorageError> {
-        let result = self
-            .client
+        let request = self
+            .delete_of(id, owner)
+            .condition_expression("attribute_exists(#created) AND #key = :key")
+            .expression_attribute_names("#created", record::CREATED_AT)
+            .expression_attribute_names("#key", record::OBJECT_KEY)
+            .expression_attribute_values(":key", s(object_key));
+        Self::deleted(request.send().await)
+    }
+
+    /// A DeleteItem of the row (`id`, `owner`) that returns what it deleted.
+    fn delete_of(
+        &self,
+        id: &RecordId,
+        owner: &UserId,
+    ) -> aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder {
+        self.client
             .delete_item()
             .table_name(&self.table)
             .key(record::ID, s(id.to_string()))
             .key(record::USER_ID, s(owner.as_str()))
-            .condition_expression("attribute_exists(#created) AND #key = :key")
-            .expression_attribute_names("#created", record::CREATED_AT)
-            .expression_attribute_names("#key", record::OBJECT_KEY)
-            .expression_attribute_values(":key", s(object_key))
             .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
+    }
+
+    /// The row a conditional delete removed; `None` when its condition failed.
+    fn deleted(
+        result: Result<
+            aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput,
+            aws_sdk_dynamodb::error::SdkError<
+                aws_sdk_dynamodb::operation::delete_item::DeleteItemError,
+                aws_sdk_dynamodb::config::http::HttpResponse,
+            >,
+        >,
+    ) -> Result<Option<StoredRecord>, StorageError> {
         super::conditional(result, "DeleteItem on the record table")?
             .and_then(|output| output.attributes)
             .map(|item| stored_from_item(&item))
