@@ -187,6 +187,11 @@ pub struct Bench {
     /// (faster to build; the figures are then not the production ones)
     #[arg(long, requires = "measured")]
     pub debug: bool,
+    /// With --load or --power: measure this service binary instead of building one, e.g. to
+    /// compare two builds in interleaved runs (`cp target/release/app /tmp/app-a`, change,
+    /// rebuild, then alternate)
+    #[arg(long, requires = "measured", conflicts_with = "debug")]
+    pub service_binary: Option<PathBuf>,
     /// Measure the service under the CPU share Lambda gives each memory size (a cgroup CPU quota
     /// of memory / 1,769 MB of one core; needs root), price each size, and recommend the
     /// cheapest whose every p99 is within --p99-budget

@@ -208,7 +208,7 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
     if flags.duration.is_zero() {
         bail!("--duration must be longer than 0s, e.g. 10s");
     }
-    let (build, binary) = build_service(sh, flags.debug)?;
+    let (build, binary) = build_service(sh, flags.debug, flags.service_binary.as_deref())?;
     let Backends { moto, dynalite, dynamodb } = Backends::start(sh).await?;
     let s3 = Aws::emulator(&moto.endpoint).await;
     crate::bucket::ensure_private_bucket(&s3, BUCKET).await?;
@@ -336,7 +336,15 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
 }
 
 /// Build the service (the dev build with `debug`, else the release one): its build's name and path.
-pub(super) fn build_service(sh: &Shell, debug: bool) -> anyhow::Result<(&'static str, std::path::PathBuf)> {
+pub(super) fn build_service(
+    sh: &Shell,
+    debug: bool,
+    given: Option<&std::path::Path>,
+) -> anyhow::Result<(&'static str, std::path::PathBuf)> {
+    if let Some(binary) = given {
+        anyhow::ensure!(binary.is_file(), "--service-binary {}: no such file", binary.display());
+        return Ok(("given", binary.to_owned()));
+    }
     let target = target_dir(&sh.current_dir());
     let cargo = crate::toolchain::cargo();
     let (profile, build) = if debug { ("dev", "debug") } else { ("release", "release") };

@@ -275,7 +275,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
     // Before the build: a machine that cannot set quotas says so at once.
     drop(CpuGroup::create(&format!("recording-server-bench-{}-probe", std::process::id()), ONE_VCPU_MB)?);
-    let (build, binary) = super::load::build_service(sh, flags.debug)?;
+    let (build, binary) = super::load::build_service(sh, flags.debug, flags.service_binary.as_deref())?;
     let super::load::Backends { moto, dynalite, dynamodb: _ } = super::load::Backends::start(sh).await?;
     crate::bucket::ensure_private_bucket(&Aws::emulator(&moto.endpoint).await, BUCKET).await?;
     let service = |port: u16| -> Command {

@@ -40,6 +40,8 @@ fn every_usage_mistake_exits_4_before_calling_aws() {
         (&["bench", "--faults", "throttle=5%"], "--load"),
         (&["bench", "--load", "--seed", "7"], "--faults"),
         (&["rollback", "--to", "0"], "--to"),
+        (&["bench", "--power", "--debug", "--service-binary", "/bin/true"], "--service-binary"),
+        (&["bench", "--service-binary", "/bin/true"], "--service-binary"),
         (&["reconcile", "--grace", "0s"], "--grace"),
         (&["reconcile", "--settle", "forever"], "--settle"),
         (&["deploy", "--timeout", "35"], "--timeout"),
