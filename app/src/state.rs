@@ -61,7 +61,13 @@ pub async fn sdk_config(budget: &crate::config::AwsBudget, plain_http: bool) -> 
         .build();
     let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)
-        .retry_config(RetryConfig::standard().with_max_attempts(budget.max_attempts));
+        // A retry waits a random 0–50 ms, doubling with each attempt: the SDK's default (0–1 s)
+        // made one throttled call the request's whole latency (README, RECORD_AWS_MAX_ATTEMPTS).
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(budget.max_attempts)
+                .with_initial_backoff(std::time::Duration::from_millis(50)),
+        );
     if !plain_http {
         return loader.load().await;
     }
