@@ -255,14 +255,12 @@ const CHECK_IAM: &[Need] = &[
 
 /// `cargo xtask status` reads the function, its URL, versions and aliases.
 const STATUS: &[Need] = &[
-    need(Action::StsGetCallerIdentity, Resource::Any),
     need(Action::LambdaGetFunctionUrlConfig, Resource::FunctionVersions),
     need(Action::LambdaGetFunctionConfiguration, Resource::Function),
     need(Action::LambdaGetFunctionConcurrency, Resource::Function),
     need(Action::LambdaGetFunctionUrlConfig, Resource::Function),
     need(Action::LambdaListVersionsByFunction, Resource::Function),
     need(Action::LambdaListAliases, Resource::Function),
-    need(Action::LambdaGetFunctionConfiguration, Resource::FunctionVersions),
 ];
 
 /// `cargo xtask rollback` reads the aliases, invokes the target version, moves the aliases.

@@ -44,6 +44,22 @@ pub enum Finding {
     DanglingRow { user: String, id: String, object_key: String, bytes: u64 },
 }
 
+impl Finding {
+    /// When its repair runs: objects, then windows and dangling rows, whose repairs change the
+    /// counters, then the counters.
+    fn phase(&self) -> u8 {
+        match self {
+            Finding::OrphanObject { .. } => 0,
+            Finding::ClosedWindows { .. } => 1,
+            Finding::DanglingRow { .. } => 2,
+            Finding::Miscounted { .. } => 3,
+        }
+    }
+}
+
+/// A dangling row's outcome without `--delete-dangling-rows`.
+const REPORTED: &str = "reported (pass --delete-dangling-rows to remove it)";
+
 #[derive(Debug, Serialize)]
 pub struct Item {
     #[serde(flatten)]
@@ -227,7 +243,7 @@ async fn repair(
                 _ => ("skipped: changed meanwhile".into(), 0),
             }
         }
-        Finding::DanglingRow { .. } => ("reported (pass --delete-dangling-rows to remove it)".into(), 0),
+        Finding::DanglingRow { .. } => (REPORTED.into(), 0),
         Finding::Miscounted { user, .. } => {
             let Some(&(from, to)) = corrected.get(user) else {
                 return Ok(("skipped: changed meanwhile".into(), 0));
@@ -367,30 +383,13 @@ pub async fn reconcile(target: &Target, options: &Options) -> anyhow::Result<Rep
         }
         last = second;
     }
-    // Rows removed here no longer count.
     let stores = Stores::new(target);
     let mut items = Vec::new();
     let mut writes = 0;
-    // Windows and dangling rows first: they change the counters the correction then sets.
-    confirmed.sort_by_key(|f| match f {
-        Finding::OrphanObject { .. } => 0,
-        Finding::ClosedWindows { .. } => 1,
-        Finding::DanglingRow { .. } => 2,
-        Finding::Miscounted { .. } => 3,
-    });
+    // One kind after the other, each kind's repairs at once: windows and dangling rows before the
+    // counters, as they change the counters the correction then sets.
     for phase in 0..4 {
-        let batch: Vec<&Finding> = confirmed
-            .iter()
-            .filter(|f| {
-                phase
-                    == match f {
-                        Finding::OrphanObject { .. } => 0,
-                        Finding::ClosedWindows { .. } => 1,
-                        Finding::DanglingRow { .. } => 2,
-                        Finding::Miscounted { .. } => 3,
-                    }
-            })
-            .collect();
+        let batch: Vec<&Finding> = confirmed.iter().filter(|f| f.phase() == phase).collect();
         let results: Vec<anyhow::Result<(String, usize)>> = if options.dry_run {
             batch
                 .iter()
@@ -398,7 +397,7 @@ pub async fn reconcile(target: &Target, options: &Options) -> anyhow::Result<Rep
                     Ok((
                         match f {
                             Finding::DanglingRow { .. } if !options.delete_dangling_rows => {
-                                "reported (pass --delete-dangling-rows to remove it)".to_owned()
+                                REPORTED.to_owned()
                             }
                             _ => "would repair".to_owned(),
                         },

@@ -64,9 +64,8 @@ impl Rollback {
         let account = crate::aws::account(&aws).await?;
         let names =
             Names::new(&self.stage, &account, &aws.region(), &deployed.table_prefix, Some(&deployed.bucket));
-        let timeout =
-            release::configuration(&aws, &function, LIVE).await?.and_then(|c| c.timeout()).unwrap_or(60);
-        let smoke = release::smoke(&aws, &function, &target, timeout).await?;
+        // Invoked within the target version's own timeout.
+        let smoke = release::smoke(&aws, &function, &target, config.timeout().unwrap_or(60)).await?;
         release::report(&smoke, &names, self.json)?;
         release::promote(&aws, &function, &target, Some(&live), previous.as_ref()).await?;
         let report = Report {

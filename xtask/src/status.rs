@@ -71,9 +71,7 @@ impl Status {
             }
             Err(e) => return Err(crate::aws::explain(e, "lambda:GetFunctionConfiguration", &name, &aws)),
         };
-        let account = crate::aws::account(&aws).await?;
-        let names = crate::names::Names::new(&self.stage, &account, &aws.region(), "", None);
-        let url = crate::deploy::url(&aws, &names).await?;
+        let url = crate::deploy::url(&aws, &name).await?;
         let reserved = lambda
             .get_function_concurrency()
             .function_name(&name)
@@ -81,43 +79,38 @@ impl Status {
             .await
             .explain("lambda:GetFunctionConcurrency", &name, &aws)?
             .reserved_concurrent_executions;
-        let mut versions = Vec::new();
-        let mut pages = lambda.list_versions_by_function().function_name(&name).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.explain("lambda:ListVersionsByFunction", &name, &aws)?;
-            versions.extend(page.versions().iter().map(|v| Version {
-                version: v.version().unwrap_or_default().to_owned(),
-                description: v.description().unwrap_or_default().to_owned(),
+        // `$LATEST` as read above, then every published version (each with its configuration).
+        let latest = release::Release::of(&config);
+        let published = release::versions(&aws, &name).await?;
+        let versions: Vec<Version> = std::iter::once(&latest)
+            .chain(&published)
+            .map(|v| Version {
+                version: v.version.clone(),
+                description: v.description.clone(),
                 code_sha256: v.code_sha256().map(str::to_owned),
-                last_modified: v.last_modified().map(str::to_owned),
-            }));
-        }
+                last_modified: v.last_modified.clone(),
+            })
+            .collect();
         let mut aliases = Vec::new();
         let mut pages = lambda.list_aliases().function_name(&name).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.explain("lambda:ListAliases", &name, &aws)?;
-            aliases.extend(page.aliases().iter().map(|a| Alias {
-                name: a.name().unwrap_or_default().to_owned(),
-                version: a.function_version().unwrap_or_default().to_owned(),
-                description: a.description().unwrap_or_default().to_owned(),
-                version_description: String::new(),
+            aliases.extend(page.aliases().iter().map(|a| {
+                let version = a.function_version().unwrap_or_default().to_owned();
+                let version_description =
+                    published.iter().find(|v| v.version == version).map(|v| v.description.clone());
+                Alias {
+                    name: a.name().unwrap_or_default().to_owned(),
+                    version,
+                    description: a.description().unwrap_or_default().to_owned(),
+                    version_description: version_description.unwrap_or_default(),
+                }
             }));
         }
-        for alias in &mut aliases {
-            alias.version_description = versions
-                .iter()
-                .find(|v| v.version == alias.version)
-                .map(|v| v.description.clone())
-                .unwrap_or_default();
-        }
-        let latest_differs_from_live = match aliases.iter().find(|a| a.name == LIVE) {
-            Some(live) => {
-                let latest = release::configuration(&aws, &name, "$LATEST").await?;
-                let served = release::configuration(&aws, &name, &live.version).await?;
-                Some(!matches!((latest, served), (Some(l), Some(s)) if l.same_as(&s)))
-            }
-            None => None,
-        };
+        let latest_differs_from_live = aliases.iter().find(|a| a.name == LIVE).map(|live| {
+            let served = published.iter().find(|v| v.version == live.version);
+            !served.is_some_and(|served| latest.same_as(served))
+        });
         let variables = config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
         let report = Report {
             stage: self.stage.clone(),

@@ -299,7 +299,8 @@ pub async fn run(flags: Bench, sh: &Shell) -> anyhow::Result<()> {
                 .map(|(_, n)| n)
                 .sum();
             let mut report = repair.run(spec, seed, proxies, failed).await?;
-            report.audit_after = audit_again(&service, &ledger, &dynamodb, &s3.s3()).await?;
+            report.audit_after =
+                self::audit(&service.http, &service.base, &ledger, &dynamodb, &s3.s3()).await?;
             Some(report)
         }
         _ => None,
@@ -753,16 +754,6 @@ async fn upload(me: &mut Client, http: &reqwest::Client, base: &str, auth: &str,
         me.errors.push(format!("upload: no record id in {uploaded}"));
     }
     id
-}
-
-/// The audit once more, after the repair.
-async fn audit_again(
-    service: &Service,
-    ledger: &Mutex<Ledger>,
-    dynamodb: &aws_sdk_dynamodb::Client,
-    s3: &aws_sdk_s3::Client,
-) -> anyhow::Result<Audit> {
-    audit(&service.http, &service.base, ledger, dynamodb, s3).await
 }
 
 /// After a run with faults: the debris, matched to the service's log lines, then repaired.

@@ -343,13 +343,13 @@ async fn url_config(
     }
 }
 
-/// The stage's public URL: the `live` alias's, or (a stage deployed before aliases) the
+/// The public URL of `function`: the `live` alias's, or (a stage deployed before aliases) the
 /// unqualified one.
-pub async fn url(aws: &Aws, names: &Names) -> anyhow::Result<Option<String>> {
-    if let Some(config) = url_config(aws, &names.function, Some(LIVE)).await? {
+pub async fn url(aws: &Aws, function: &str) -> anyhow::Result<Option<String>> {
+    if let Some(config) = url_config(aws, function, Some(LIVE)).await? {
         return Ok(Some(config.function_url));
     }
-    Ok(url_config(aws, &names.function, None).await?.map(|c| c.function_url))
+    Ok(url_config(aws, function, None).await?.map(|c| c.function_url))
 }
 
 /// The resource-policy statements of a URL on `$LATEST`, as deploys before aliases added them.
@@ -367,10 +367,16 @@ pub struct LegacyUrl {
     pub sids: Vec<String>,
 }
 
-/// The `$LATEST` URL of a stage deployed before aliases, if it still has one. AWS keeps a URL
-/// per qualifier; moto keeps one per function (it ignores the qualifier), so the legacy
-/// statements are what marks a stage not yet migrated there.
-pub async fn legacy_url(aws: &Aws, names: &Names) -> anyhow::Result<Option<LegacyUrl>> {
+/// The stage's URLs as found: the one on `live`, and the `$LATEST` URL of a stage deployed
+/// before aliases, if it still has one.
+pub struct UrlState {
+    pub live: Option<aws_sdk_lambda::operation::get_function_url_config::GetFunctionUrlConfigOutput>,
+    pub legacy: Option<LegacyUrl>,
+}
+
+/// Read the stage's URLs. AWS keeps a URL per qualifier; moto keeps one per function (it ignores
+/// the qualifier), so the legacy statements are what marks a stage not yet migrated there.
+pub async fn url_state(aws: &Aws, names: &Names) -> anyhow::Result<UrlState> {
     let name = &names.function;
     let sids: Vec<String> = policy(aws, name, None)
         .await?
@@ -379,25 +385,27 @@ pub async fn legacy_url(aws: &Aws, names: &Names) -> anyhow::Result<Option<Legac
         .filter_map(|s| s.sid.clone())
         .filter(|sid| LEGACY_SIDS.contains(&sid.as_str()))
         .collect();
-    if sids.is_empty() && url_config(aws, name, Some(LIVE)).await?.is_some() {
-        return Ok(None);
+    if sids.is_empty() {
+        if let Some(live) = url_config(aws, name, Some(LIVE)).await? {
+            return Ok(UrlState { live: Some(live), legacy: None });
+        }
     }
     let url = url_config(aws, name, None).await?.map(|c| c.function_url);
-    Ok((url.is_some() || !sids.is_empty()).then_some(LegacyUrl { url, sids }))
+    let legacy = (url.is_some() || !sids.is_empty()).then_some(LegacyUrl { url, sids });
+    Ok(UrlState { live: None, legacy })
 }
 
-/// The public URL on `live` (auth NONE, CORS) and its two resource-policy statements; with
-/// `migrating`, a new one beside the `$LATEST` URL [`legacy_url`] found.
+/// The public URL on `live` (auth NONE, CORS) and its two resource-policy statements: `existing`
+/// (from [`url_state`]) converged, or a new one (beside a `$LATEST` URL being migrated).
 pub async fn ensure_url(
     aws: &Aws,
     names: &Names,
-    migrating: bool,
+    existing: Option<aws_sdk_lambda::operation::get_function_url_config::GetFunctionUrlConfigOutput>,
     dry_run: bool,
     steps: &mut Vec<Step>,
 ) -> anyhow::Result<Option<String>> {
     let name = &names.function;
     let client = lambda(aws);
-    let existing = if migrating { None } else { url_config(aws, name, Some(LIVE)).await? };
     let url = match existing {
         None if dry_run => {
             steps.push(Step::new("url", &format!("{name}:{LIVE}"), Outcome::Create, Vec::new()));

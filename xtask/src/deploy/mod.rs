@@ -176,7 +176,7 @@ impl Deploy {
             ))
         })?;
         if self.url_only {
-            let url = function::url(&aws, &names).await?;
+            let url = function::url(&aws, &names.function).await?;
             println!(
                 "{}",
                 url.context(format!("function {} has no URL yet: run `cargo xtask deploy`", names.function))?
@@ -257,7 +257,7 @@ impl Deploy {
         let bucket_exists = !matches!(bucket, crate::bucket::BucketPlan::Create);
         let mut steps = data_steps(&aws, &names, deployed.as_ref(), bucket_exists, &self).await?;
         // A stage whose URL serves $LATEST gets a new URL: asked before any write.
-        let legacy = function::legacy_url(&aws, &names).await?;
+        let function::UrlState { live: live_url, legacy } = function::url_state(&aws, &names).await?;
         if let Some(legacy) = &legacy {
             self.confirm_new_url(&names, legacy)?;
         }
@@ -300,7 +300,7 @@ impl Deploy {
             ),
         };
         let release = self.release(sh, &aws, &names, &build, &mut steps).await?;
-        let url = function::ensure_url(&aws, &names, legacy.is_some(), self.dry_run, &mut steps).await?;
+        let url = function::ensure_url(&aws, &names, live_url, self.dry_run, &mut steps).await?;
         // The web recorder, served at the URL, PUTs and plays straight from the bucket.
         if let Some(url) = &url {
             let origins = [url.trim_end_matches('/').to_owned()];
@@ -376,6 +376,7 @@ impl Deploy {
         steps: &mut Vec<Step>,
     ) -> anyhow::Result<Option<Released>> {
         let function = &names.function;
+        let live_name = format!("{function}:{}", release::LIVE);
         let live = release::alias(aws, function, release::LIVE).await?;
         let latest = release::configuration(aws, function, "$LATEST").await?;
         let served = match &live {
@@ -387,7 +388,7 @@ impl Deploy {
             if latest.same_as(served) {
                 steps.push(Step::new(
                     "alias",
-                    &format!("{function}:{}", release::LIVE),
+                    &live_name,
                     Outcome::Unchanged,
                     vec![format!("version {}", served.version)],
                 ));
@@ -396,12 +397,7 @@ impl Deploy {
         }
         let (Some(latest), false) = (latest, self.dry_run) else {
             let change = "publish $LATEST, smoke-test it, move `live` to it".to_owned();
-            steps.push(Step::new(
-                "alias",
-                &format!("{function}:{}", release::LIVE),
-                Outcome::of(live.is_none(), true),
-                vec![change],
-            ));
+            steps.push(Step::new("alias", &live_name, Outcome::of(live.is_none(), true), vec![change]));
             return Ok(None);
         };
         let previous = release::alias(aws, function, release::PREVIOUS).await?;
@@ -415,12 +411,7 @@ impl Deploy {
             Some(was) if *was != version => format!("version {version} (was {was}; `previous` -> {was})"),
             _ => format!("version {version}"),
         };
-        steps.push(Step::new(
-            "alias",
-            &format!("{function}:{}", release::LIVE),
-            Outcome::of(live.is_none(), true),
-            vec![change],
-        ));
+        steps.push(Step::new("alias", &live_name, Outcome::of(live.is_none(), true), vec![change]));
         let pruned = release::prune(aws, function, self.keep).await?;
         if !pruned.is_empty() {
             steps.push(Step::new(

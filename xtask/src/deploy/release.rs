@@ -81,6 +81,13 @@ macro_rules! release_of {
 }
 
 impl Release {
+    /// The release a GetFunctionConfiguration answer describes.
+    pub fn of(
+        configuration: &aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput,
+    ) -> Release {
+        release_of!(configuration)
+    }
+
     /// Whether `self` and `other` run the same code the same way.
     pub fn same_as(&self, other: &Release) -> bool {
         self.code_sha256 == other.code_sha256
@@ -107,7 +114,7 @@ pub async fn configuration(aws: &Aws, function: &str, qualifier: &str) -> anyhow
     let answer =
         lambda(aws).get_function_configuration().function_name(function).qualifier(qualifier).send().await;
     match answer {
-        Ok(c) => Ok(Some(release_of!(&c))),
+        Ok(c) => Ok(Some(Release::of(&c))),
         Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => Ok(None),
         Err(e) => Err(crate::aws::explain(
             e,
