@@ -316,7 +316,7 @@ struct ListQuery {
 /// A page of the caller's records, serialised straight from the records (no JSON tree first).
 #[derive(serde::Serialize)]
 struct Page {
-    records: Vec<Record>,
+    records: Vec<crate::storage::ListedRecord>,
     next: Option<String>,
 }
 

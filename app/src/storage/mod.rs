@@ -8,7 +8,7 @@ mod users;
 
 pub use objects::{staging_key, ObjectStore, PresignedUpload};
 pub use quotas::{Claim, Exceeded, Limits, QuotaStore};
-pub use records::{ListPage, RecordStore, StoredRecord};
+pub use records::{ListPage, ListedRecord, RecordStore, StoredRecord};
 pub use users::{StoredKey, UserStore};
 
 use std::collections::HashMap;
@@ -114,6 +114,14 @@ type Item = HashMap<String, AttributeValue>;
 fn string_attr(item: &Item, name: &str) -> Result<String, StorageError> {
     match item.get(name) {
         Some(AttributeValue::S(s)) => Ok(s.clone()),
+        _ => Err(StorageError::Corrupt(format!("attribute {name} is missing or not a string"))),
+    }
+}
+
+/// `string_attr`, moving the string out of the item instead of copying it.
+fn take_string(item: &mut Item, name: &str) -> Result<String, StorageError> {
+    match item.remove(name) {
+        Some(AttributeValue::S(s)) => Ok(s),
         _ => Err(StorageError::Corrupt(format!("attribute {name} is missing or not a string"))),
     }
 }

@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 
-use super::{n, number_attr, s, string_attr, Item, StorageError};
+use super::{n, number_attr, s, string_attr, take_string, Item, StorageError};
 use crate::domain::{Cursor, FileName, Record, RecordId, UserId};
 use crate::schema::record;
 
@@ -25,11 +25,29 @@ pub enum StoredRecord {
     Pending(Record),
 }
 
+/// A record as its owner's list shows it. The list reads it from the index with a projection:
+/// neither the owner (the Query's key, known) nor the object key (never shown) is read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ListedRecord {
+    /// Its id.
+    pub id: RecordId,
+    /// Its owner: the caller.
+    pub user_id: UserId,
+    /// The name it was uploaded as.
+    pub file_name: FileName,
+    /// RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The audio type it is served as.
+    pub content_type: String,
+}
+
 /// One page of a user's records, newest first.
 #[derive(Debug, Clone)]
 pub struct ListPage {
     /// The records, newest first.
-    pub records: Vec<Record>,
+    pub records: Vec<ListedRecord>,
     /// Where the next page starts, if there may be one.
     pub next: Option<Cursor>,
     /// Items DynamoDB read to answer: equal to the records returned, whatever the table size.
@@ -225,14 +243,25 @@ impl RecordStore {
             .key_condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", record::USER_ID)
             .expression_attribute_values(":owner", s(owner.as_str()))
+            // What a `ListedRecord` shows, nothing more.
+            .projection_expression("#id, #file, #created, #size, #type")
+            .expression_attribute_names("#id", record::ID)
+            .expression_attribute_names("#file", record::FILE_NAME)
+            .expression_attribute_names("#created", record::CREATED_AT)
+            .expression_attribute_names("#size", record::SIZE)
+            .expression_attribute_names("#type", record::CONTENT_TYPE)
             .scan_index_forward(false)
             .limit(limit)
             .set_exclusive_start_key(start_key)
             .send()
             .await
             .map_err(|e| StorageError::aws("Query on the record index", e))?;
-        let records =
-            output.items.unwrap_or_default().iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
+        let records = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| listed_from_item(item, owner))
+            .collect::<Result<Vec<_>, _>>()?;
         let next = match output.last_evaluated_key {
             Some(key) => Some(Cursor {
                 created_at: string_attr(&key, record::CREATED_AT)?,
@@ -256,13 +285,21 @@ fn to_item(r: &Record) -> Item {
     ])
 }
 
-fn from_item(item: &Item) -> Result<Record, StorageError> {
-    match stored_from_item(item)? {
-        StoredRecord::Published(r) => Ok(r),
-        StoredRecord::Pending(r) => {
-            Err(StorageError::Corrupt(format!("record {} is pending, not listed", r.id)))
-        }
-    }
+/// A listed item, its strings moved out rather than copied (the index holds only published
+/// rows: pending ones have no `created_at`).
+fn listed_from_item(mut item: Item, owner: &UserId) -> Result<ListedRecord, StorageError> {
+    let id = take_string(&mut item, record::ID)?;
+    let size = number_attr(&item, record::SIZE)?;
+    Ok(ListedRecord {
+        id: RecordId::parse(&id)
+            .ok_or_else(|| StorageError::Corrupt(format!("record id {id:?} is not a UUID")))?,
+        user_id: owner.clone(),
+        file_name: FileName::from_stored(take_string(&mut item, record::FILE_NAME)?),
+        created_at: take_string(&mut item, record::CREATED_AT)?,
+        size: u64::try_from(size)
+            .map_err(|_| StorageError::Corrupt(format!("record size is negative: {size}")))?,
+        content_type: take_string(&mut item, record::CONTENT_TYPE)?,
+    })
 }
 
 fn stored_from_item(item: &Item) -> Result<StoredRecord, StorageError> {
@@ -290,6 +327,15 @@ fn stored_from_item(item: &Item) -> Result<StoredRecord, StorageError> {
 mod tests {
     use super::*;
 
+    fn from_item(item: &Item) -> Result<Record, StorageError> {
+        match stored_from_item(item)? {
+            StoredRecord::Published(r) => Ok(r),
+            StoredRecord::Pending(r) => {
+                Err(StorageError::Corrupt(format!("record {} is pending, not listed", r.id)))
+            }
+        }
+    }
+
     #[test]
     fn a_record_survives_the_trip_through_an_item() {
         let user = UserId::from_social("kakao", "42").unwrap();
@@ -305,5 +351,31 @@ mod tests {
         let mut item = to_item(&Record::new(&user, &file, 12, "audio/mp4".into()));
         item.remove(record::OBJECT_KEY);
         assert!(from_item(&item).unwrap_err().to_string().contains("object_key"));
+    }
+
+    #[test]
+    fn a_listed_item_shows_what_a_record_shows_to_its_owner() {
+        let user = UserId::from_social("kakao", "42").unwrap();
+        let file = crate::domain::FileName::parse("memo.m4a").unwrap();
+        let r = Record::new(&user, &file, 12, "audio/mp4".into());
+        let mut item = to_item(&r);
+        item.remove(record::USER_ID);
+        item.remove(record::OBJECT_KEY);
+
+        let listed = listed_from_item(item, &user).unwrap();
+
+        assert_eq!(serde_json::to_value(&listed).unwrap(), serde_json::to_value(&r).unwrap());
+    }
+
+    #[test]
+    fn a_listed_item_missing_an_attribute_is_reported_not_defaulted() {
+        let user = UserId::from_social("kakao", "42").unwrap();
+        let file = crate::domain::FileName::parse("memo.m4a").unwrap();
+        for name in [record::ID, record::FILE_NAME, record::CREATED_AT, record::SIZE, record::CONTENT_TYPE] {
+            let mut item = to_item(&Record::new(&user, &file, 12, "audio/mp4".into()));
+            item.remove(name);
+            let err = listed_from_item(item, &user).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}: {err}");
+        }
     }
 }

@@ -51,6 +51,16 @@ async fn listing_25_records_10_at_a_time_returns_each_once_newest_first_and_only
     let times: Vec<_> = seen.iter().map(|r| r["created_at"].as_str().unwrap().to_owned()).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "not newest first: {times:?}");
     assert_eq!(seen[24]["file_name"], "0.m4a");
+    // The list reads a projection of each row: what it shows is what the record itself shows.
+    for listed in [&seen[0], &seen[24]] {
+        let got: Value = app
+            .get(&owner, &format!("/record/{}", listed["id"].as_str().unwrap()))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(&got["record"], listed);
+    }
 }
 
 #[tokio::test]
