@@ -37,6 +37,10 @@ pub enum Fault {
     Respond(u16, &'static str, &'static str),
     /// Read half the body, then reset the connection.
     ResetMidBody,
+    /// Forward the request and let the upstream answer it, then reset the connection instead of
+    /// passing the answer on: the call took effect, but the caller cannot know (an ambiguous
+    /// write, which the SDK retries).
+    LoseResponse,
 }
 
 pub const DYNAMO_THROTTLED: Fault = Fault::Respond(
@@ -212,7 +216,7 @@ impl Proxy {
                 return;
             }
             Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
-            None => {}
+            Some(Fault::LoseResponse) | None => {}
         }
         if client.read_exact(&mut body).await.is_err() {
             return;
@@ -227,6 +231,10 @@ impl Proxy {
         // The response: its head with `Connection: close`, then the rest as it comes.
         let mut server = BufReader::new(server);
         let Some(response) = Head::read(&mut server).await else { return };
+        if matches!(fault, Some(Fault::LoseResponse)) {
+            let _ = tokio::io::copy(&mut server, &mut tokio::io::sink()).await;
+            return; // dropped with linger 0: a reset, the answer never sent
+        }
         if client.get_mut().write_all(response.with_close().as_bytes()).await.is_err() {
             return;
         }

@@ -62,19 +62,7 @@ impl RecordStore {
 
     /// Store a new record. The id is fresh, and the condition makes sure no row is overwritten.
     pub async fn insert(&self, r: &Record) -> Result<(), StorageError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(r)))
-            .condition_expression("attribute_not_exists(#id)")
-            .expression_attribute_names("#id", record::ID)
-            .send()
-            .await;
-        match super::conditional(result, "PutItem on the record table")? {
-            Some(_) => Ok(()),
-            None => Err(StorageError::Corrupt(format!("record id {} already exists", r.id))),
-        }
+        self.put_new(r, to_item(r)).await
     }
 
     /// Store a large upload's row before its object exists. It has no `created_at`, so the
@@ -86,19 +74,48 @@ impl RecordStore {
             item.insert(record::REQUESTED_AT.to_owned(), requested_at);
         }
         item.insert(record::EXPIRES_AT.to_owned(), super::n(expires_at));
-        self.client
+        self.put_new(r, item).await
+    }
+
+    /// Write `item`, the row of the new record `r`, unless a row with its id exists.
+    ///
+    /// A write whose answer was lost (a reset, a timeout after DynamoDB applied it) is sent again
+    /// by the SDK, and then its condition fails on the row it wrote itself. So a failed condition
+    /// is read back: a row identical to `item` is this write having succeeded, not a clash; the
+    /// caller must not undo the upload for it.
+    async fn put_new(&self, r: &Record, item: Item) -> Result<(), StorageError> {
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(item.clone()))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", record::ID)
             .send()
+            .await;
+        if super::conditional(result, "PutItem on the record table")?.is_some() {
+            return Ok(());
+        }
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(record::ID, s(r.id.to_string()))
+            .key(record::USER_ID, s(r.user_id.as_str()))
+            .consistent_read(true)
+            .send()
             .await
-            .map_err(|e| StorageError::aws("PutItem on the record table", e))?;
-        Ok(())
+            .map_err(|e| StorageError::aws("GetItem on the record table", e))?;
+        match output.item {
+            Some(existing) if existing == item => Ok(()),
+            _ => Err(StorageError::Corrupt(format!("record id {} already exists", r.id))),
+        }
     }
 
     /// Publish a pending upload at `created_at`; `false` if it was not pending (any more).
+    ///
+    /// As with [`Self::insert`], a failed condition is read back: the row published at exactly
+    /// `created_at` (this request's own time) is this write, retried after its answer was lost.
     pub async fn publish(&self, r: &Record, created_at: &str) -> Result<bool, StorageError> {
         let result = self
             .client
@@ -115,7 +132,13 @@ impl RecordStore {
             .expression_attribute_values(":created", s(created_at))
             .send()
             .await;
-        Ok(super::conditional(result, "UpdateItem on the record table")?.is_some())
+        if super::conditional(result, "UpdateItem on the record table")?.is_some() {
+            return Ok(true);
+        }
+        Ok(matches!(
+            self.find_for_user(&r.id, &r.user_id).await?,
+            Some(StoredRecord::Published(now)) if now.created_at == created_at
+        ))
     }
 
     /// The row `id` if `owner` owns it, published or pending.

@@ -138,6 +138,63 @@ async fn throttling_on_the_first_attempt_is_retried_into_exactly_one_row() {
     assert_eq!(forwarded.iter().filter(|f| *f == "S3(PUT)").count(), 1, "{forwarded:?}");
 }
 
+/// The row is written but its answer is lost, so the SDK writes it again and the condition
+/// (`attribute_not_exists(id)`) fails on the service's own row: the upload succeeded, and
+/// nothing may be undone (the object deleted, the charge given back) for it.
+#[tokio::test]
+async fn a_lost_answer_to_the_row_write_is_the_upload_succeeding_not_failing() {
+    let (app, proxy, user) = behind_proxy().await;
+    proxy.inject(Call::Dynamo("PutItem"), Fault::LoseResponse, Some(1));
+    let before = proxy.forwarded().len();
+
+    let response = upload(&app, &user).await;
+
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let forwarded = proxy.forwarded()[before..].to_vec();
+    assert_eq!(forwarded.iter().filter(|f| *f == "Dynamo(PutItem)").count(), 2, "{forwarded:?}");
+    assert!(!forwarded.contains(&"S3(DELETE)".to_owned()), "the object was deleted: {forwarded:?}");
+    let list: serde_json::Value = app.get(&user, "/record/list").await.json().await.unwrap();
+    let id = list["records"][0]["id"].as_str().expect("the record is listed").to_owned();
+    let got: serde_json::Value = app.get(&user, &format!("/record/{id}")).await.json().await.unwrap();
+    let audio = app.http.get(got["download_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(audio.bytes().await.unwrap(), &b"audio bytes"[..]);
+    assert_eq!(app.object_keys().await.len(), 1);
+}
+
+/// The same for a large upload: its pending row's write and then its publication each lose
+/// their answer once. It is published once, and its audio kept.
+#[tokio::test]
+async fn lost_answers_to_a_large_uploads_row_writes_still_publish_it() {
+    let (app, proxy, user) = behind_proxy().await;
+    proxy.inject(Call::Dynamo("PutItem"), Fault::LoseResponse, Some(1));
+    let request = serde_json::json!({ "file_name": "long.m4a", "content_type": "audio/mp4", "size": 11 });
+    let response = app.post_json(&user, "/record/uploads", &request).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let upload: serde_json::Value = response.json().await.unwrap();
+    let id = upload["record_id"].as_str().unwrap().to_owned();
+    crate::helpers::put_presigned(&app, &upload, b"audio bytes".to_vec()).await;
+    // `complete` claims the upload's quota window (the first UpdateItem), then publishes the row.
+    proxy.inject_after(Call::Dynamo("UpdateItem"), 1, Fault::LoseResponse, Some(1));
+    let before = proxy.forwarded().len();
+
+    let response = app
+        .http
+        .post(app.url(&format!("/record/{id}/complete")))
+        .header("Authorization", user.header())
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let forwarded = proxy.forwarded()[before..].to_vec();
+    assert_eq!(forwarded.iter().filter(|f| *f == "Dynamo(UpdateItem)").count(), 3, "{forwarded:?}");
+    let got: serde_json::Value = app.get(&user, &format!("/record/{id}")).await.json().await.unwrap();
+    let audio = app.http.get(got["download_url"].as_str().expect("published")).send().await.unwrap();
+    assert_eq!(audio.bytes().await.unwrap(), &b"audio bytes"[..]);
+    let list: serde_json::Value = app.get(&user, "/record/list").await.json().await.unwrap();
+    assert_eq!(list["records"].as_array().map(Vec::len), Some(1), "{list}");
+}
+
 #[tokio::test]
 async fn persistent_throttling_of_an_upload_gets_503_and_nothing_half_written() {
     let (app, proxy, user) = behind_proxy().await;
