@@ -107,6 +107,8 @@ struct Window<'a> {
     /// Its staged object (absent in windows written before it was recorded).
     key: Option<String>,
     done: bool,
+    /// The claim that made it `done`, when a `complete` did (a deleted upload's is `true`).
+    claim: Option<&'a str>,
 }
 
 fn windows(usage: &Usage) -> impl Iterator<Item = Window<'_>> {
@@ -118,6 +120,7 @@ fn windows(usage: &Usage) -> impl Iterator<Item = Window<'_>> {
             expires: number_attr(entry, "expires").ok()?,
             key: entry.get("key").and_then(|k| k.as_s().ok()).cloned(),
             done: entry.contains_key(DONE),
+            claim: entry.get(DONE).and_then(|v| v.as_s().ok()).map(String::as_str),
         })
     })
 }
@@ -400,20 +403,24 @@ impl QuotaStore {
     /// Claim a pending upload for publishing: mark its window `done` and charge a recording, in
     /// one conditional write that only one request can make. Its bytes, charged at start, become
     /// the recording's; its window stays open (and its staged bytes charged) until it closes.
+    ///
+    /// `done` holds a token of this claim: when the write's answer is lost and the SDK's retry
+    /// then fails its condition, the token read back tells this claim from another request's.
     pub async fn claim_pending(&self, user: &UserId, record_id: &RecordId) -> Result<Claim, StorageError> {
         let entry = entry_name(record_id);
+        let claim = uuid::Uuid::new_v4().to_string();
         let result = self
             .update(user)
             .expression_attribute_names("#entry", &entry)
             .expression_attribute_names("#done", DONE)
             .expression_attribute_names("#expires", "expires")
             .expression_attribute_names("#published", PUBLISHED)
-            .update_expression("SET #entry.#done = :true ADD #published :one")
+            .update_expression("SET #entry.#done = :claim ADD #published :one")
             .condition_expression(
                 "attribute_exists(#entry) AND attribute_not_exists(#entry.#done) AND #entry.#expires >= :now \
                  AND (attribute_not_exists(#published) OR #published < :max)",
             )
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":claim", s(&claim))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now()))
             .expression_attribute_values(":max", n(self.limits.recordings))
@@ -425,6 +432,7 @@ impl QuotaStore {
         let usage = self.usage(user).await?;
         let claim = match windows(&usage).find(|w| w.name == entry) {
             None => Claim::Closed,
+            Some(w) if w.claim == Some(claim.as_str()) => Claim::Won,
             Some(w) if w.done => Claim::Taken,
             Some(w) if w.expires < now() => Claim::Closed,
             Some(_) => Claim::Exceeded(Exceeded::Recordings(self.limits.recordings)),

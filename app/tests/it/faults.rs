@@ -161,8 +161,8 @@ async fn a_lost_answer_to_the_row_write_is_the_upload_succeeding_not_failing() {
     assert_eq!(app.object_keys().await.len(), 1);
 }
 
-/// The same for a large upload: its pending row's write and then its publication each lose
-/// their answer once. It is published once, and its audio kept.
+/// The same for a large upload: its pending row's write, its quota claim and its publication
+/// each lose their answer once. It is published once, charged once, and its audio kept.
 #[tokio::test]
 async fn lost_answers_to_a_large_uploads_row_writes_still_publish_it() {
     let (app, proxy, user) = behind_proxy().await;
@@ -173,7 +173,10 @@ async fn lost_answers_to_a_large_uploads_row_writes_still_publish_it() {
     let upload: serde_json::Value = response.json().await.unwrap();
     let id = upload["record_id"].as_str().unwrap().to_owned();
     crate::helpers::put_presigned(&app, &upload, b"audio bytes".to_vec()).await;
-    // `complete` claims the upload's quota window (the first UpdateItem), then publishes the row.
+    // `complete` claims the upload's quota window (the first UpdateItem), then publishes the
+    // row (the second): each loses its answer once.
+    proxy.inject(Call::Dynamo("UpdateItem"), Fault::LoseResponse, Some(1));
+    // (A rule counts the requests it sees once the first is spent: the claim's retry, then this.)
     proxy.inject_after(Call::Dynamo("UpdateItem"), 1, Fault::LoseResponse, Some(1));
     let before = proxy.forwarded().len();
 
@@ -187,12 +190,14 @@ async fn lost_answers_to_a_large_uploads_row_writes_still_publish_it() {
 
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     let forwarded = proxy.forwarded()[before..].to_vec();
-    assert_eq!(forwarded.iter().filter(|f| *f == "Dynamo(UpdateItem)").count(), 3, "{forwarded:?}");
+    assert_eq!(forwarded.iter().filter(|f| *f == "Dynamo(UpdateItem)").count(), 4, "{forwarded:?}");
     let got: serde_json::Value = app.get(&user, &format!("/record/{id}")).await.json().await.unwrap();
     let audio = app.http.get(got["download_url"].as_str().expect("published")).send().await.unwrap();
     assert_eq!(audio.bytes().await.unwrap(), &b"audio bytes"[..]);
     let list: serde_json::Value = app.get(&user, "/record/list").await.json().await.unwrap();
     assert_eq!(list["records"].as_array().map(Vec::len), Some(1), "{list}");
+    let usage = crate::helpers::usage(&app, &user).await;
+    assert_eq!((usage["published"], usage["bytes"]), (1, 11), "{usage:?}");
 }
 
 #[tokio::test]
