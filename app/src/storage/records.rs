@@ -96,17 +96,7 @@ impl RecordStore {
         if super::conditional(result, "PutItem on the record table")?.is_some() {
             return Ok(());
         }
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(record::ID, s(r.id.to_string()))
-            .key(record::USER_ID, s(r.user_id.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StorageError::aws("GetItem on the record table", e))?;
-        match output.item {
+        match self.row(&r.id, &r.user_id).await? {
             Some(existing) if existing == item => Ok(()),
             _ => Err(StorageError::Corrupt(format!("record id {} already exists", r.id))),
         }
@@ -147,6 +137,11 @@ impl RecordStore {
         id: &RecordId,
         owner: &UserId,
     ) -> Result<Option<StoredRecord>, StorageError> {
+        self.row(id, owner).await?.map(|item| stored_from_item(&item)).transpose()
+    }
+
+    /// The row (`id`, `owner`) as stored, strongly consistent.
+    async fn row(&self, id: &RecordId, owner: &UserId) -> Result<Option<Item>, StorageError> {
         let output = self
             .client
             .get_item()
@@ -157,7 +152,7 @@ impl RecordStore {
             .send()
             .await
             .map_err(|e| StorageError::aws("GetItem on the record table", e))?;
-        output.item.map(|item| stored_from_item(&item)).transpose()
+        Ok(output.item)
     }
 
     /// One read of a row that never exists (record ids are UUIDs): proves the function's role may

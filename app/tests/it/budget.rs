@@ -44,12 +44,6 @@ async fn start(app: &TestApp, user: &User, size: u64) -> reqwest::Response {
     app.post_json(user, "/record/uploads", &body).await
 }
 
-fn complete(app: &TestApp, user: &User, id: &str) -> impl std::future::Future<Output = reqwest::Response> {
-    let request =
-        app.http.post(app.url(&format!("/record/{id}/complete"))).header("Authorization", user.header());
-    async move { request.send().await.unwrap() }
-}
-
 #[tokio::test]
 async fn no_route_makes_more_aws_calls_in_a_row_than_the_budget_counts() {
     let mut longest: Vec<(&str, Vec<String>)> = Vec::new();
@@ -82,14 +76,14 @@ async fn no_route_makes_more_aws_calls_in_a_row_than_the_budget_counts() {
     let id = upload["record_id"].as_str().unwrap().to_owned();
     // The claim is the first UpdateItem, the publish the second.
     proxy.inject_after(Call::Dynamo("UpdateItem"), 1, DYNAMO_CONDITION_FAILED, Some(1));
-    let (calls, status) = count(&proxy, complete(&app, &user, &id)).await;
+    let (calls, status) = count(&proxy, app.complete(&user, &id)).await;
     assert_eq!(status, 404, "{calls:?}");
     longest.push(("POST /record/{id}/complete (publish refused)", calls));
     // And when it succeeds; a repeat finds it published.
-    let (calls, status) = count(&proxy, complete(&app, &user, &id)).await;
+    let (calls, status) = count(&proxy, app.complete(&user, &id)).await;
     assert_eq!(status, 200, "{calls:?}");
     longest.push(("POST /record/{id}/complete", calls));
-    let (calls, status) = count(&proxy, complete(&app, &user, &id)).await;
+    let (calls, status) = count(&proxy, app.complete(&user, &id)).await;
     assert_eq!(status, 200, "{calls:?}");
     longest.push(("POST /record/{id}/complete (repeated)", calls));
 

@@ -140,9 +140,7 @@ async fn s3_calls_carry_the_expected_bucket_owner() {
     }
     assert_eq!(put.body(b"abc".to_vec()).send().await.unwrap().status(), 200);
     let id = upload["record_id"].as_str().unwrap();
-    let complete =
-        app.http.post(app.url(&format!("/record/{id}/complete"))).header("Authorization", user.header());
-    assert_eq!(complete.send().await.unwrap().status(), 200);
+    assert_eq!(app.complete(&user, id).await.status(), 200);
 
     let s3: Vec<String> = ["S3(PUT)", "S3(DELETE)", "S3(HEAD)"].iter().flat_map(|l| tap.heads(l)).collect();
     // Upload, delete, presigned PUT, warm-up-free HEAD, copy, staged delete.

@@ -180,13 +180,7 @@ async fn lost_answers_to_a_large_uploads_row_writes_still_publish_it() {
     proxy.inject_after(Call::Dynamo("UpdateItem"), 1, Fault::LoseResponse, Some(1));
     let before = proxy.forwarded().len();
 
-    let response = app
-        .http
-        .post(app.url(&format!("/record/{id}/complete")))
-        .header("Authorization", user.header())
-        .send()
-        .await
-        .unwrap();
+    let response = app.complete(&user, &id).await;
 
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     let forwarded = proxy.forwarded()[before..].to_vec();

@@ -221,6 +221,16 @@ impl TestApp {
         self.http.post(self.url(path)).header("Authorization", user.header()).json(body).send().await.unwrap()
     }
 
+    /// `POST /record/{id}/complete`: publish a large upload.
+    pub async fn complete(&self, user: &User, id: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/record/{id}/complete")))
+            .header("Authorization", user.header())
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn delete(&self, user: &User, path: &str) -> reqwest::Response {
         self.http.delete(self.url(path)).header("Authorization", user.header()).send().await.unwrap()
     }

@@ -30,13 +30,7 @@ async fn a_7_mib_recording_goes_through_a_presigned_put_and_is_listed_once_compl
     assert_eq!(app.get(&user, &format!("/record/{id}")).await.status(), 404);
     crate::helpers::put_presigned(&app, &upload, audio.clone()).await;
 
-    let response = app
-        .http
-        .post(app.url(&format!("/record/{id}/complete")))
-        .header("Authorization", user.header())
-        .send()
-        .await
-        .unwrap();
+    let response = app.complete(&user, &id).await;
 
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -98,22 +92,10 @@ async fn completing_someone_elses_or_a_missing_upload_returns_404() {
     crate::helpers::put_presigned(&app, &upload, vec![1u8; 10]).await;
     let id = upload["record_id"].as_str().unwrap();
 
-    let theirs = app
-        .http
-        .post(app.url(&format!("/record/{id}/complete")))
-        .header("Authorization", other.header())
-        .send()
-        .await
-        .unwrap();
+    let theirs = app.complete(&other, id).await;
     assert_error(theirs, 404, "record not found").await;
     let missing = uuid::Uuid::now_v7();
-    let none = app
-        .http
-        .post(app.url(&format!("/record/{missing}/complete")))
-        .header("Authorization", owner.header())
-        .send()
-        .await
-        .unwrap();
+    let none = app.complete(&owner, &missing.to_string()).await;
     assert_error(none, 404, "record not found").await;
     assert!(listed_ids(&app, &owner).await.is_empty());
 }
@@ -130,15 +112,6 @@ async fn sizes_over_the_large_upload_limit_or_bad_requests_are_refused() {
     let no_size = app.post_json(&user, "/record/uploads", &json!({ "file_name": "a.m4a" })).await;
     assert_eq!(no_size.status(), 400);
     assert!(app.object_keys().await.is_empty());
-}
-
-async fn complete(app: &TestApp, user: &User, id: &str) -> reqwest::Response {
-    app.http
-        .post(app.url(&format!("/record/{id}/complete")))
-        .header("Authorization", user.header())
-        .send()
-        .await
-        .unwrap()
 }
 
 /// The presigned URL writes to staging; `complete` copies, so the URL can never change or
@@ -161,7 +134,7 @@ async fn the_upload_url_only_ever_touches_staging() {
     assert!((closes - 60..=closes).contains(&expires), "the row expires with its upload window: {expires}");
 
     crate::helpers::put_presigned(&app, &upload, b"good".to_vec()).await;
-    assert_eq!(complete(&app, &user, &id).await.status(), 200);
+    assert_eq!(app.complete(&user, &id).await.status(), 200);
     let rows = app.rows(&RECORD_TABLE).await;
     assert!(!rows[0].contains_key(record::EXPIRES_AT), "a published row never expires");
     let key = crate::helpers::string(&rows[0], record::OBJECT_KEY);
@@ -170,7 +143,7 @@ async fn the_upload_url_only_ever_touches_staging() {
     // A PUT after completion changes staging only; the published bytes stay.
     crate::helpers::put_presigned(&app, &upload, b"evil".to_vec()).await;
     assert_eq!(app.object_bytes(&key).await, b"good");
-    assert_eq!(complete(&app, &user, &id).await.status(), 200, "completing twice is harmless");
+    assert_eq!(app.complete(&user, &id).await.status(), 200, "completing twice is harmless");
     assert_eq!(app.object_bytes(&key).await, b"good");
 
     // After a delete, a PUT leaves nothing outside staging (the lifecycle rule expires it).
@@ -203,7 +176,7 @@ async fn racing_completes_publish_once_and_never_lose_the_recording() {
             let (barrier, app, user, id) = (barrier.clone(), &app, &user, &id);
             async move {
                 barrier.wait().await;
-                let response = complete(app, user, id).await;
+                let response = app.complete(user, id).await;
                 let status = response.status().as_u16();
                 (status, response.json::<Value>().await.unwrap())
             }
@@ -226,7 +199,7 @@ async fn racing_completes_publish_once_and_never_lose_the_recording() {
         let download = app.http.get(record["download_url"].as_str().unwrap()).send().await.unwrap();
         assert_eq!(download.status(), 200, "trial {trial}: the published recording lost its object");
         assert_eq!(download.bytes().await.unwrap(), audio, "trial {trial}");
-        assert_eq!(complete(&app, &user, &id).await.status(), 200, "a later retry is answered 200");
+        assert_eq!(app.complete(&user, &id).await.status(), 200, "a later retry is answered 200");
     }
     let rows = app.rows(&RECORD_TABLE).await;
     let mut published: Vec<String> =
@@ -263,7 +236,7 @@ async fn unsigned_storage_headers_on_the_upload_do_not_survive_publishing() {
         request = request.header(name, value);
     }
     assert_eq!(request.body(b"data".to_vec()).send().await.unwrap().status(), 200);
-    assert_eq!(complete(&app, &user, &id).await.status(), 200);
+    assert_eq!(app.complete(&user, &id).await.status(), 200);
 
     let record: Value = app.get(&user, &format!("/record/{id}")).await.json().await.unwrap();
     let download = app.http.get(record["download_url"].as_str().unwrap()).send().await.unwrap();
@@ -293,11 +266,11 @@ async fn completing_after_the_staged_object_is_gone_is_a_client_error_not_a_500(
     app.s3.delete_object().bucket(&app.bucket).key(&staged).send().await.unwrap();
 
     assert_error(
-        complete(&app, &user, &id).await,
+        app.complete(&user, &id).await,
         400,
         "nothing was uploaded yet: PUT the file to upload_url first",
     )
     .await;
     crate::helpers::put_presigned(&app, &upload, b"data".to_vec()).await;
-    assert_eq!(complete(&app, &user, &id).await.status(), 200, "an upload again completes");
+    assert_eq!(app.complete(&user, &id).await.status(), 200, "an upload again completes");
 }

@@ -112,9 +112,7 @@ async fn staged_bytes_stay_within_the_bytes_quota_after_deletes_and_completes() 
     // After a complete, the published copy and the window's staged bytes are both charged.
     crate::helpers::put_presigned(&app, &upload, vec![2u8; 4000]).await;
     let id = upload["record_id"].as_str().unwrap();
-    let complete =
-        app.http.post(app.url(&format!("/record/{id}/complete"))).header("Authorization", user.header());
-    assert_eq!(complete.send().await.unwrap().status(), 200);
+    assert_eq!(app.complete(&user, id).await.status(), 200);
     assert_eq!(app.object_keys().await.len(), 1, "the staged object is removed at once");
     assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 200);
     crate::helpers::put_presigned(&app, &upload, vec![3u8; 4000]).await;
@@ -162,14 +160,10 @@ async fn recordings_are_capped_and_a_delete_makes_room() {
     let id = pending["record_id"].as_str().unwrap();
     let key = format!("{}recordings/kakao_many/{id}", app::schema::STAGING_PREFIX);
     app.s3.put_object().bucket(&app.bucket).key(key).body(vec![7u8].into()).send().await.unwrap();
-    let complete =
-        app.http.post(app.url(&format!("/record/{id}/complete"))).header("Authorization", user.header());
-    assert_error(complete.send().await.unwrap(), 429, full).await;
+    assert_error(app.complete(&user, id).await, 429, full).await;
 
     assert_eq!(app.delete(&user, &format!("/record/{first}")).await.status(), 200);
-    let complete =
-        app.http.post(app.url(&format!("/record/{id}/complete"))).header("Authorization", user.header());
-    assert_eq!(complete.send().await.unwrap().status(), 200, "the delete made room");
+    assert_eq!(app.complete(&user, id).await.status(), 200, "the delete made room");
     assert_error(app.upload(&user, "4.m4a", &b"4"[..]).await, 429, full).await;
 }
 
