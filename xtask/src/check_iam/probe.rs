@@ -183,6 +183,11 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
         return needs_conditional();
     }
     let target = check.target_name(arn);
+    // A need on the function's versions and aliases is probed on the alias the tasks use:
+    // Lambda authorizes a qualified call on the qualified ARN (`function:name:live`), which a
+    // policy may allow or deny apart from the function's own.
+    let qualifier = (check.need.resource == crate::catalogue::Resource::FunctionVersions)
+        .then(|| crate::deploy::release::LIVE.to_owned());
     let table = facts.tables.get(&target).copied().flatten();
     let dynamodb = aws.dynamodb();
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
@@ -350,13 +355,19 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
         }
         A::LambdaGetFunction => outcome(a, lambda.get_function().function_name(target).send().await),
         A::LambdaGetFunctionConfiguration => {
-            outcome(a, lambda.get_function_configuration().function_name(target).send().await)
+            let request = lambda.get_function_configuration().function_name(target).set_qualifier(qualifier);
+            outcome(a, request.send().await)
         }
-        A::LambdaGetPolicy => outcome(a, lambda.get_policy().function_name(target).send().await),
+        A::LambdaGetPolicy => {
+            outcome(a, lambda.get_policy().function_name(target).set_qualifier(qualifier).send().await)
+        }
         A::LambdaGetFunctionConcurrency => {
             outcome(a, lambda.get_function_concurrency().function_name(target).send().await)
         }
-        A::LambdaGetFunctionUrlConfig => outcome(a, lambda.get_function_url_config().function_name(target).send().await),
+        A::LambdaGetFunctionUrlConfig => {
+            let request = lambda.get_function_url_config().function_name(target).set_qualifier(qualifier);
+            outcome(a, request.send().await)
+        }
         A::LambdaListVersionsByFunction => {
             outcome(a, lambda.list_versions_by_function().function_name(target).max_items(1).send().await)
         }
@@ -402,14 +413,20 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
                 .await
         }
         A::LambdaCreateFunctionUrlConfig => {
-            let request =
-                lambda.create_function_url_config().function_name(&target).auth_type(FunctionUrlAuthType::AwsIam);
+            let request = lambda
+                .create_function_url_config()
+                .function_name(&target)
+                .set_qualifier(qualifier)
+                .auth_type(FunctionUrlAuthType::AwsIam);
             if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
                 .await
         }
         A::LambdaUpdateFunctionUrlConfig => {
-            let request =
-                lambda.update_function_url_config().function_name(&target).auth_type(FunctionUrlAuthType::AwsIam);
+            let request = lambda
+                .update_function_url_config()
+                .function_name(&target)
+                .set_qualifier(qualifier)
+                .auth_type(FunctionUrlAuthType::AwsIam);
             if_absent(facts.function, "the function", A::LambdaGetFunction, async { outcome(a, request.send().await) })
                 .await
         }
@@ -417,6 +434,7 @@ pub async fn probe(aws: &Aws, facts: &Facts, check: &Check, arn: &str, mode: Pro
             let request = lambda
                 .add_permission()
                 .function_name(&target)
+                .set_qualifier(qualifier)
                 .statement_id(PROBE_NAME)
                 .action("lambda:GetFunction")
                 .principal("lambda.amazonaws.com");

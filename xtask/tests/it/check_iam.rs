@@ -296,9 +296,19 @@ async fn no_probe_of_any_action_sends_a_delete() {
         .filter(|o| o.starts_with("Delete") || o.starts_with("Remove") || o.starts_with("DELETE"))
         .collect();
     assert_eq!(deletes, Vec::<String>::new(), "check-iam sent deletes");
-    let methods: Vec<Value> =
-        moto.recorded_requests().await.into_iter().map(|r| r["method"].clone()).collect();
-    assert!(!methods.is_empty() && !methods.contains(&json!("DELETE")), "{methods:?}");
+    let requests = moto.recorded_requests().await;
+    let methods: Vec<&Value> = requests.iter().map(|r| &r["method"]).collect();
+    assert!(!methods.is_empty() && !methods.contains(&&json!("DELETE")), "{methods:?}");
+    // Needs on the function's versions are probed on its `live` alias (Lambda authorizes a
+    // qualified call on the qualified ARN), the function's own needs unqualified.
+    let gets: Vec<&str> =
+        requests.iter().filter(|r| r["method"] == "GET").filter_map(|r| r["url"].as_str()).collect();
+    for path in ["/configuration", "/policy", "/url"] {
+        let sent: Vec<&&str> = gets.iter().filter(|u| u.split('?').next().unwrap().ends_with(path)).collect();
+        assert!(sent.iter().any(|u| u.contains("Qualifier=live")), "no qualified probe of {path}: {sent:?}");
+    }
+    let configurations = gets.iter().filter(|u| u.split('?').next().unwrap().ends_with("/configuration"));
+    assert!(configurations.clone().any(|u| !u.contains("Qualifier")), "{gets:?}");
 }
 
 /// The deployer policy minus one action: the verdict names exactly that action, and attaching
