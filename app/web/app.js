@@ -439,11 +439,12 @@ async function remove(record, li) {
   clearError();
   try {
     await api('DELETE', '/record/' + encodeURIComponent(record.id));
-    li.remove();
-    say('Deleted ' + record.file_name + '.');
   } catch (error) {
-    report(error, () => remove(record, li));
+    // Not found: deleted already (a retry whose first answer was lost, or another device).
+    if (!(error instanceof ApiError) || error.status !== 404) { report(error, () => remove(record, li)); return; }
   }
+  li.remove();
+  say('Deleted ' + record.file_name + '.');
 }
 
 async function logout(everywhere) {

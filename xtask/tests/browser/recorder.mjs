@@ -155,6 +155,21 @@ try {
   await page.waitForFunction((id) => !document.querySelector(`#list li[data-id="${id}"]`), seen.direct.id);
   seen.deleted = seen.direct.id;
 
+  // A delete whose answer is lost: it reaches the service (which deletes), then the connection
+  // drops. The page offers Retry; the retry hears 404, and the row goes as deleted.
+  await page.route(`**/record/${seen.xss.id}`, async (route) => {
+    if (route.request().method() !== 'DELETE') return route.continue();
+    seen.lostDelete = { firstAnswer: (await route.fetch()).status() };
+    await route.abort('connectionreset');
+  }, { times: 1 });
+  await page.click(`#list li[data-id="${seen.xss.id}"] button:has-text("Delete")`);
+  await page.waitForSelector('#retry:not([hidden])');
+  seen.lostDelete.error = await page.textContent('#error');
+  await page.click('#retry');
+  await page.waitForFunction((id) => !document.querySelector(`#list li[data-id="${id}"]`), seen.xss.id);
+  seen.lostDelete.status = await page.textContent('#status');
+  seen.lostDelete.errorShown = await page.isVisible('#error');
+
   // A phone-sized window works too.
   const narrow = await session(['microphone'], 360);
   await signIn(narrow.page, 'bob');
