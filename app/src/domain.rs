@@ -277,6 +277,11 @@ impl FileName {
     }
 }
 
+/// Where every upload of the service keeps the audio of `user`'s record `id`.
+pub fn object_key(user: &UserId, id: &RecordId) -> String {
+    format!("recordings/{user}/{id}")
+}
+
 /// A stored recording's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Record {
@@ -308,7 +313,7 @@ impl Record {
             created_at: timestamp(OffsetDateTime::now_utc()),
             size,
             content_type,
-            object_key: format!("recordings/{user}/{id}"),
+            object_key: object_key(user, &id),
         }
     }
 }

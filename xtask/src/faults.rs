@@ -438,10 +438,12 @@ pub enum Kind {
     Stall,
     /// A 500 InternalServerError (DynamoDB) or InternalError (S3).
     Error,
+    /// The call reaches the emulator and takes effect, then its answer is lost (a reset).
+    Lost,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Throttle, Kind::Reset, Kind::Stall, Kind::Error];
+    pub const ALL: [Kind; 5] = [Kind::Throttle, Kind::Reset, Kind::Stall, Kind::Error, Kind::Lost];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -449,6 +451,7 @@ impl Kind {
             Kind::Reset => "reset",
             Kind::Stall => "stall",
             Kind::Error => "error",
+            Kind::Lost => "lost",
         }
     }
 
@@ -461,6 +464,7 @@ impl Kind {
             (Kind::Error, false) => S3_INTERNAL_ERROR,
             (Kind::Reset, _) => Fault::ResetMidBody,
             (Kind::Stall, _) => Fault::Stall,
+            (Kind::Lost, _) => Fault::LoseResponse,
         }
     }
 }
@@ -479,6 +483,7 @@ pub struct Spec {
     pub reset: f64,
     pub stall: f64,
     pub error: f64,
+    pub lost: f64,
 }
 
 impl Spec {
@@ -488,10 +493,11 @@ impl Spec {
             Kind::Reset => self.reset,
             Kind::Stall => self.stall,
             Kind::Error => self.error,
+            Kind::Lost => self.lost,
         }
     }
 
-    /// Parse `kind=N%[,kind=N%...]`: each of throttle, reset, stall and error at most once, the
+    /// Parse `kind=N%[,kind=N%...]`: each of throttle, reset, stall, error and lost at most once, the
     /// rates adding up to at most 100 %.
     pub fn parse(text: &str) -> Result<Spec, String> {
         let example = "like throttle=5%,reset=1%,stall=0.5%,error=1%";
@@ -503,7 +509,7 @@ impl Spec {
             };
             let kind = Kind::ALL.into_iter().find(|k| k.name() == name.trim()).ok_or_else(|| {
                 format!(
-                    "{:?} is not a fault kind: use throttle, reset, stall or error ({example})",
+                    "{:?} is not a fault kind: use throttle, reset, stall, error or lost ({example})",
                     name.trim()
                 )
             })?;
@@ -523,6 +529,7 @@ impl Spec {
                 Kind::Reset => spec.reset = rate,
                 Kind::Stall => spec.stall = rate,
                 Kind::Error => spec.error = rate,
+                Kind::Lost => spec.lost = rate,
             }
         }
         let total: f64 = Kind::ALL.iter().map(|k| spec.rate(*k)).sum();
@@ -535,8 +542,12 @@ impl Spec {
 
 impl std::fmt::Display for Spec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> =
-            Kind::ALL.iter().map(|k| format!("{}={}%", k.name(), self.rate(*k) * 100.0)).collect();
+        // The kinds given (a zero rate is as good as none).
+        let parts: Vec<String> = Kind::ALL
+            .iter()
+            .filter(|k| self.rate(**k) > 0.0)
+            .map(|k| format!("{}={}%", k.name(), self.rate(*k) * 100.0))
+            .collect();
         f.write_str(&parts.join(","))
     }
 }
@@ -579,9 +590,10 @@ mod tests {
     #[test]
     fn a_spec_parses_and_prints_back() {
         let spec = Spec::parse("throttle=5%,reset=1%,stall=0.5%,error=1%").unwrap();
-        assert_eq!(spec, Spec { throttle: 0.05, reset: 0.01, stall: 0.005, error: 0.01 });
+        assert_eq!(spec, Spec { throttle: 0.05, reset: 0.01, stall: 0.005, error: 0.01, lost: 0.0 });
         assert_eq!(spec.to_string(), "throttle=5%,reset=1%,stall=0.5%,error=1%");
         assert_eq!(Spec::parse("stall=2%").unwrap(), Spec { stall: 0.02, ..Spec::default() });
+        assert_eq!(Spec::parse("lost=1%").unwrap().to_string(), "lost=1%");
     }
 
     #[test]
@@ -603,7 +615,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_draws_the_same_faults_at_about_the_rates() {
-        let spec = Spec { throttle: 0.1, reset: 0.05, stall: 0.0, error: 0.2 };
+        let spec = Spec { throttle: 0.1, reset: 0.05, stall: 0.0, error: 0.2, lost: 0.05 };
         let draws = |seed| {
             let mut random = Random { spec, state: seed };
             (0..20_000).map(|_| random.draw()).collect::<Vec<_>>()
@@ -615,6 +627,7 @@ mod tests {
         assert!((share(Kind::Throttle) - 0.1).abs() < 0.01, "{}", share(Kind::Throttle));
         assert!((share(Kind::Reset) - 0.05).abs() < 0.01, "{}", share(Kind::Reset));
         assert!((share(Kind::Error) - 0.2).abs() < 0.015, "{}", share(Kind::Error));
+        assert!((share(Kind::Lost) - 0.05).abs() < 0.01, "{}", share(Kind::Lost));
         assert_eq!(share(Kind::Stall), 0.0);
     }
 }

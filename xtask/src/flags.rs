@@ -174,7 +174,8 @@ pub struct Bench {
     pub rate: Option<u32>,
     /// With --load: inject faults into the service's AWS calls at these rates, through a proxy in
     /// front of both emulators: throttle (ThrottlingException, SlowDown), reset (the connection
-    /// reset mid-request), stall (no answer), error (a 500), e.g.
+    /// reset mid-request), stall (no answer), error (a 500), lost (the call takes effect, its
+    /// answer is lost: the SDK sends it again), e.g.
     /// throttle=5%,reset=1%,stall=0.5%,error=1%. Every failure must then be a 503 with
     /// Retry-After; after the audit, reconcile repairs the debris the faults left
     #[arg(long, value_parser = crate::faults::Spec::parse, requires = "load")]

@@ -1,14 +1,16 @@
 //! Storage: DynamoDB for metadata, S3 for audio. Each store pairs a client with the one resource
 //! it uses; item ⇄ domain conversion happens here and nowhere else.
 
+mod doubt;
 mod objects;
 mod quotas;
 mod records;
 mod users;
 
+pub use doubt::Doubt;
 pub use objects::{staging_key, ObjectStore, PresignedUpload};
-pub use quotas::{Claim, Exceeded, Limits, QuotaStore};
-pub use records::{ListPage, ListedRecord, RecordStore, StoredRecord};
+pub use quotas::{log_doubt, Claim, Exceeded, Limits, QuotaStore, COUNTERS_MAY_BE_OFF};
+pub use records::{Deleted, ListPage, ListedRecord, RecordStore, StoredRecord};
 pub use users::{StoredKey, UserStore};
 
 use std::collections::HashMap;

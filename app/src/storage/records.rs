@@ -25,6 +25,19 @@ pub enum StoredRecord {
     Pending(Record),
 }
 
+/// What [`RecordStore::delete_for_user`] did.
+#[derive(Debug)]
+pub enum Deleted {
+    /// It deleted this row.
+    Row(StoredRecord),
+    /// The owner has no such record; nothing changed.
+    Absent,
+    /// The row is gone, but what it held is not known: an attempt went unanswered and the SDK's
+    /// retry found the row deleted already, most likely by that attempt (see [`super::Doubt`]).
+    /// The row was there when the delete began: its absence is a clear answer, not a doubt.
+    Unanswered,
+}
+
 /// A record as its owner's list shows it. The list reads it from the index with a projection:
 /// neither the owner (the Query's key, known) nor the object key (never shown) is read.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -177,18 +190,19 @@ impl RecordStore {
         })
     }
 
-    /// Delete the record `id` if `owner` owns it, returning what was deleted (`None`: no such
-    /// record of this owner, and nothing changed).
-    pub async fn delete_for_user(
-        &self,
-        id: &RecordId,
-        owner: &UserId,
-    ) -> Result<Option<StoredRecord>, StorageError> {
+    /// Delete the record `id` if `owner` owns it.
+    pub async fn delete_for_user(&self, id: &RecordId, owner: &UserId) -> Result<Deleted, StorageError> {
+        let doubt = super::Doubt::default();
         let request = self
             .delete_of(id, owner)
             .condition_expression("attribute_exists(#id)")
             .expression_attribute_names("#id", record::ID);
-        Self::deleted(request.send().await)
+        let result = request.customize().interceptor(doubt.clone()).send().await;
+        Ok(match Self::deleted(result)? {
+            Some(row) => Deleted::Row(row),
+            None if doubt.raised() => Deleted::Unanswered,
+            None => Deleted::Absent,
+        })
     }
 
     /// Delete the published record `id` of `owner` only if it still points at `object_key`:

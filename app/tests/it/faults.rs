@@ -194,6 +194,27 @@ async fn lost_answers_to_a_large_uploads_row_writes_still_publish_it() {
     assert_eq!((usage["published"], usage["bytes"]), (1, 11), "{usage:?}");
 }
 
+/// A delete whose answer is lost: the SDK's retry finds the row gone (by the first attempt).
+/// The record was there, so the delete is done for the user (200, not 404), its audio goes, and
+/// the charge it could not read back is left to reconcile, with a line saying so.
+#[tokio::test]
+async fn a_lost_answer_to_a_delete_is_the_delete_done() {
+    let (logs, _capturing) = crate::helpers::Logs::capture();
+    let (app, proxy, user) = behind_proxy().await;
+    let id = app.upload_ok(&user, "memo.m4a", b"audio bytes").await;
+    proxy.inject(Call::Dynamo("DeleteItem"), Fault::LoseResponse, Some(1));
+
+    let response = app.delete(&user, &format!("/record/{id}")).await;
+
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert!(app.rows(&RECORD_TABLE).await.is_empty());
+    assert_eq!(app.object_keys().await, Vec::<String>::new(), "the audio was left behind");
+    let doubt = logs.text().lines().filter(|l| l.contains(app::storage::COUNTERS_MAY_BE_OFF)).count();
+    assert_eq!(doubt, 1, "{}", logs.text());
+    // A delete of a record that is not there stays a 404.
+    assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 404);
+}
+
 #[tokio::test]
 async fn persistent_throttling_of_an_upload_gets_503_and_nothing_half_written() {
     let (app, proxy, user) = behind_proxy().await;

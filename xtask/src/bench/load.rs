@@ -833,7 +833,8 @@ impl Repair<'_> {
     }
 
     /// The service's error line that names `finding`: the orphaned key, or the user whose
-    /// refund failed.
+    /// counters it said may be off (a refund that failed, a charge or refund sent again after an
+    /// unanswered attempt).
     fn log_line(&self, finding: &crate::reconcile::Finding) -> Option<String> {
         use crate::reconcile::Finding;
         let names = |needles: &[&str]| {
@@ -841,7 +842,7 @@ impl Repair<'_> {
         };
         match finding {
             Finding::OrphanObject { key, .. } => names(&[key.as_str()]),
-            Finding::Miscounted { user, .. } => names(&["could not give back a quota charge", user.as_str()]),
+            Finding::Miscounted { user, .. } => names(&[app::storage::COUNTERS_MAY_BE_OFF, user.as_str()]),
             Finding::ClosedWindows { .. } | Finding::DanglingRow { .. } => None,
         }
     }
