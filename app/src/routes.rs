@@ -18,7 +18,7 @@ use crate::auth::{AuthenticatedUser, Caller, Claimed};
 use crate::domain::{AuthKey, Cursor, FileName, Record, RecordId, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::storage::{Claim, Deleted, StoredRecord};
+use crate::storage::{Claim, Deleted, StoredRecord, WriteFailed};
 
 const DEFAULT_PAGE: i32 = 50;
 const MAX_PAGE: i32 = 100;
@@ -274,21 +274,32 @@ async fn upload(
 
     // Object first, then the row: a row never points at a missing object. If the row cannot be
     // written, the object is removed again so nothing is orphaned, and the charge given back.
-    let stored = match state.objects.put(&record.object_key, body, &record.content_type).await {
-        Ok(()) => state.records.insert(&record).await.map_err(|e| (e, true)),
-        Err(err) => Err((err, false)),
-    };
-    if let Err((err, object_written)) = stored {
-        if object_written {
+    if let Err(err) = state.objects.put(&record.object_key, body, &record.content_type).await {
+        // An unanswered attempt may have stored it all the same: the key is this request's own.
+        delete_object(&state, &record.object_key).await;
+        release(&caller.user, state.quotas.release_published(&caller.user, record.size).await);
+        return Err(err.into());
+    }
+    match state.records.insert(&record).await {
+        Ok(()) => Ok(Json(json!({ "result": "success", "record": record }))),
+        // The row may be there (an unanswered attempt): the object and the charge must stay.
+        // Either the record is whole, or the object is an orphan and the charge too much: both
+        // logged for reconcile.
+        Err(WriteFailed { error, maybe_written: true }) => {
+            let _key = tracing::error_span!("orphan", key = %record.object_key).entered();
+            crate::error::log_storage_failure(&error, crate::storage::UPLOAD_ROW_IN_DOUBT);
+            crate::storage::log_doubt(&caller.user, "an upload's row");
+            Err(error.into())
+        }
+        Err(WriteFailed { error, maybe_written: false }) => {
             if let Err(cleanup) = state.objects.delete(&record.object_key).await {
                 let _key = tracing::error_span!("orphan", key = %record.object_key).entered();
                 crate::error::log_storage_failure(&cleanup, "could not remove the object of a failed upload");
             }
+            release(&caller.user, state.quotas.release_published(&caller.user, record.size).await);
+            Err(error.into())
         }
-        release(&caller.user, state.quotas.release_published(&caller.user, record.size).await);
-        return Err(err.into());
     }
-    Ok(Json(json!({ "result": "success", "record": record })))
 }
 
 /// Log a quota refund that failed: the user is charged for nothing until an operator fixes the
@@ -380,7 +391,20 @@ async fn delete_record(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let id = record_id(id)?;
-    let stored = match state.records.delete_for_user(&id, &caller.user).await? {
+    let stored = match state.records.delete_for_user(&id, &caller.user).await.map_err(|failed| {
+        // An unanswered attempt may have deleted the row: then its object and charge are left,
+        // and the client's retry hears 404. Said for reconcile, with the key every upload uses.
+        if failed.maybe_written {
+            let key = crate::domain::object_key(&caller.user, &id);
+            let _key = tracing::error_span!("orphan", key = %key).entered();
+            crate::error::log_storage_failure(
+                &failed.error,
+                "a record's delete may or may not have been applied",
+            );
+            crate::storage::log_doubt(&caller.user, "a record's delete");
+        }
+        failed.error
+    })? {
         Deleted::Row(stored) => stored,
         Deleted::Absent => return Err(ApiError::RecordNotFound),
         // Deleted for the user; what the row held is unknown. Its audio is where every upload
@@ -409,9 +433,9 @@ async fn delete_record(
     Ok(Json(json!({ "result": "success" })))
 }
 
-/// The object of a deleted record. Its row is gone, so the record is deleted for the user; a
-/// failure here leaves an object no row points at, logged for cleanup rather than reported as a
-/// failed delete.
+/// The object of a deleted record (or of a failed upload). Its row is gone, so the record is
+/// deleted for the user; a failure here leaves an object no row points at, logged for cleanup
+/// rather than reported as a failed delete.
 async fn delete_object(state: &AppState, key: &str) {
     if let Err(err) = state.objects.delete(key).await {
         let _key = tracing::error_span!("orphan", key = %key).entered();
@@ -458,9 +482,11 @@ async fn start_large_upload(
     let closes =
         (time::OffsetDateTime::now_utc() + state.settings.upload_url_ttl + UPLOAD_GRACE).unix_timestamp();
     state.quotas.reserve_pending(&caller.user, &record.id, record.size, closes, &staged).await??;
-    if let Err(err) = state.records.insert_pending(&record, closes).await {
+    // A pending row that may have been written all the same is harmless: it is never listed,
+    // and its expiry removes it; its window is given back either way.
+    if let Err(WriteFailed { error, .. }) = state.records.insert_pending(&record, closes).await {
         release(&caller.user, state.quotas.release_pending(&caller.user, &record.id, record.size).await);
-        return Err(err.into());
+        return Err(error.into());
     }
     Ok(Json(json!({
         "record_id": record.id,

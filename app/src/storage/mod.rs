@@ -10,7 +10,9 @@ mod users;
 pub use doubt::Doubt;
 pub use objects::{staging_key, ObjectStore, PresignedUpload};
 pub use quotas::{log_doubt, Claim, Exceeded, Limits, QuotaStore, COUNTERS_MAY_BE_OFF};
-pub use records::{Deleted, ListPage, ListedRecord, RecordStore, StoredRecord};
+pub use records::{
+    Deleted, ListPage, ListedRecord, RecordStore, StoredRecord, WriteFailed, UPLOAD_ROW_IN_DOUBT,
+};
 pub use users::{StoredKey, UserStore};
 
 use std::collections::HashMap;

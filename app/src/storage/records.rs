@@ -25,6 +25,21 @@ pub enum StoredRecord {
     Pending(Record),
 }
 
+/// What the log says of an upload whose row may or may not have been written (in an
+/// `orphan{key=…}` span): its object stays. The bench reads it to tell such a record, listed
+/// though its upload answered 503, from a lost one.
+pub const UPLOAD_ROW_IN_DOUBT: &str = "the row of an upload may or may not be written: its object stays";
+
+/// A row's write (or delete) that failed.
+#[derive(Debug)]
+pub struct WriteFailed {
+    /// Why it failed.
+    pub error: StorageError,
+    /// Whether it may have been applied all the same (an attempt went unanswered, or the row
+    /// could not be read back): then nothing it touches may be undone.
+    pub maybe_written: bool,
+}
+
 /// What [`RecordStore::delete_for_user`] did.
 #[derive(Debug)]
 pub enum Deleted {
@@ -74,14 +89,14 @@ impl RecordStore {
     }
 
     /// Store a new record. The id is fresh, and the condition makes sure no row is overwritten.
-    pub async fn insert(&self, r: &Record) -> Result<(), StorageError> {
+    pub async fn insert(&self, r: &Record) -> Result<(), WriteFailed> {
         self.put_new(r, to_item(r)).await
     }
 
     /// Store a large upload's row before its object exists. It has no `created_at`, so the
     /// index (and every list) leaves it out until `publish`; TTL removes it after `expires_at`
     /// (epoch seconds) if it is never published.
-    pub async fn insert_pending(&self, r: &Record, expires_at: i64) -> Result<(), StorageError> {
+    pub async fn insert_pending(&self, r: &Record, expires_at: i64) -> Result<(), WriteFailed> {
         let mut item = to_item(r);
         if let Some(requested_at) = item.remove(record::CREATED_AT) {
             item.insert(record::REQUESTED_AT.to_owned(), requested_at);
@@ -95,8 +110,10 @@ impl RecordStore {
     /// A write whose answer was lost (a reset, a timeout after DynamoDB applied it) is sent again
     /// by the SDK, and then its condition fails on the row it wrote itself. So a failed condition
     /// is read back: a row identical to `item` is this write having succeeded, not a clash; the
-    /// caller must not undo the upload for it.
-    async fn put_new(&self, r: &Record, item: Item) -> Result<(), StorageError> {
+    /// caller must not undo the upload for it. A failure after an unanswered attempt, or whose
+    /// read-back failed, may have left the row written: it says so.
+    async fn put_new(&self, r: &Record, item: Item) -> Result<(), WriteFailed> {
+        let doubt = super::Doubt::default();
         let result = self
             .client
             .put_item()
@@ -104,14 +121,18 @@ impl RecordStore {
             .set_item(Some(item.clone()))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", record::ID)
+            .customize()
+            .interceptor(doubt.clone())
             .send()
             .await;
-        if super::conditional(result, "PutItem on the record table")?.is_some() {
+        let failed = |error| WriteFailed { error, maybe_written: doubt.raised() };
+        if super::conditional(result, "PutItem on the record table").map_err(failed)?.is_some() {
             return Ok(());
         }
-        match self.row(&r.id, &r.user_id).await? {
-            Some(existing) if existing == item => Ok(()),
-            _ => Err(StorageError::Corrupt(format!("record id {} already exists", r.id))),
+        match self.row(&r.id, &r.user_id).await {
+            Ok(Some(existing)) if existing == item => Ok(()),
+            Ok(_) => Err(failed(StorageError::Corrupt(format!("record id {} already exists", r.id)))),
+            Err(error) => Err(WriteFailed { error, maybe_written: true }),
         }
     }
 
@@ -190,15 +211,18 @@ impl RecordStore {
         })
     }
 
-    /// Delete the record `id` if `owner` owns it.
-    pub async fn delete_for_user(&self, id: &RecordId, owner: &UserId) -> Result<Deleted, StorageError> {
+    /// Delete the record `id` if `owner` owns it. A failure says whether an unanswered attempt
+    /// may have deleted the row all the same (`maybe_written`).
+    pub async fn delete_for_user(&self, id: &RecordId, owner: &UserId) -> Result<Deleted, WriteFailed> {
         let doubt = super::Doubt::default();
         let request = self
             .delete_of(id, owner)
             .condition_expression("attribute_exists(#id)")
             .expression_attribute_names("#id", record::ID);
         let result = request.customize().interceptor(doubt.clone()).send().await;
-        Ok(match Self::deleted(result)? {
+        let deleted =
+            Self::deleted(result).map_err(|error| WriteFailed { error, maybe_written: doubt.raised() })?;
+        Ok(match deleted {
             Some(row) => Deleted::Row(row),
             None if doubt.raised() => Deleted::Unanswered,
             None => Deleted::Absent,

@@ -107,13 +107,22 @@ async fn assert_nothing_stored(app: &TestApp) {
     assert_eq!(app.object_keys().await, Vec::<String>::new(), "an object was left behind");
 }
 
+/// A row write that never answers may still land (DynamoDB can apply a write whose answer
+/// timed out), so the upload keeps its object rather than risk a row without one: here the row
+/// never came, and the object is an orphan the log names for reconcile.
 #[tokio::test]
-async fn a_stall_on_put_item_gets_503_and_leaves_no_row_and_no_object() {
+async fn a_stall_on_put_item_gets_503_and_leaves_no_row_and_names_the_object_it_keeps() {
+    let (logs, _capturing) = crate::helpers::Logs::capture();
     let (app, proxy, user) = behind_proxy().await;
     proxy.inject(Call::Dynamo("PutItem"), Fault::Stall, None);
     let started = Instant::now();
     assert_unavailable(upload(&app, &user).await, started).await;
-    assert_nothing_stored(&app).await;
+    assert_eq!(app.rows(&RECORD_TABLE).await.len(), 0, "a record row was written");
+    let kept = app.object_keys().await;
+    assert_eq!(kept.len(), 1);
+    let named =
+        logs.text().lines().any(|l| l.contains(app::storage::UPLOAD_ROW_IN_DOUBT) && l.contains(&kept[0]));
+    assert!(named, "{}", logs.text());
 }
 
 #[tokio::test]
@@ -213,6 +222,24 @@ async fn a_lost_answer_to_a_delete_is_the_delete_done() {
     assert_eq!(doubt, 1, "{}", logs.text());
     // A delete of a record that is not there stays a 404.
     assert_eq!(app.delete(&user, &format!("/record/{id}")).await.status(), 404);
+}
+
+/// The row write's first answer is lost and every retry is throttled: the upload answers 503,
+/// but its row may be there (it is), so its object must stay: a whole record, logged as in doubt.
+#[tokio::test]
+async fn an_upload_whose_row_write_may_have_landed_keeps_its_object() {
+    let (logs, _capturing) = crate::helpers::Logs::capture();
+    let (app, proxy, user) = behind_proxy().await;
+    proxy.inject(Call::Dynamo("PutItem"), Fault::LoseResponse, Some(1));
+    proxy.inject(Call::Dynamo("PutItem"), DYNAMO_THROTTLED, None);
+
+    let started = Instant::now();
+    assert_unavailable(upload(&app, &user).await, started).await;
+
+    let rows = app.rows(&RECORD_TABLE).await;
+    assert_eq!(rows.len(), 1, "the first attempt wrote the row");
+    assert_eq!(app.object_keys().await, [crate::helpers::string(&rows[0], "object_key")], "its object went");
+    assert!(logs.text().contains(app::storage::UPLOAD_ROW_IN_DOUBT), "{}", logs.text());
 }
 
 #[tokio::test]

@@ -41,7 +41,11 @@ fn under_every_kind_of_fault_nothing_is_lost_and_reconcile_leaves_nothing() {
     // Every kind was injected into something.
     let kinds: std::collections::BTreeSet<&str> =
         faults["injected"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["error", "lost", "reset", "stall", "throttle"], "{faults}");
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["error", "lost", "reset", "stall", "throttle"],
+        "{faults}"
+    );
     // Clients saw only successes and 503s.
     for level in report["levels"].as_array().unwrap() {
         for (route, outcomes) in level["outcomes"].as_object().unwrap() {
