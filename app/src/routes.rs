@@ -272,8 +272,8 @@ async fn upload(
     let record = Record::new(&caller.user, &file_name, body.len() as u64, content_type);
     state.quotas.reserve_published(&caller.user, record.size).await??;
 
-    // Object first, then the row: a row never points at a missing object. If the row cannot be
-    // written, the object is removed again so nothing is orphaned, and the charge given back.
+    // Object first, then the row: a row never points at a missing object. If the row is surely
+    // not written, the object is removed again so nothing is orphaned, and the charge given back.
     if let Err(err) = state.objects.put(&record.object_key, body, &record.content_type).await {
         // An unanswered attempt may have stored it all the same: the key is this request's own.
         delete_object(&state, &record.object_key).await;
@@ -439,7 +439,7 @@ async fn delete_record(
 async fn delete_object(state: &AppState, key: &str) {
     if let Err(err) = state.objects.delete(key).await {
         let _key = tracing::error_span!("orphan", key = %key).entered();
-        crate::error::log_storage_failure(&err, "could not delete the object of a deleted record");
+        crate::error::log_storage_failure(&err, "could not delete an object no record points at");
     }
 }
 
