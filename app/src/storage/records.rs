@@ -344,18 +344,25 @@ fn to_item(r: &Record) -> Item {
 /// A listed item, its strings moved out rather than copied (the index holds only published
 /// rows: pending ones have no `created_at`).
 fn listed_from_item(mut item: Item, owner: &UserId) -> Result<ListedRecord, StorageError> {
-    let id = take_string(&mut item, record::ID)?;
-    let size = number_attr(&item, record::SIZE)?;
     Ok(ListedRecord {
-        id: RecordId::parse(&id)
-            .ok_or_else(|| StorageError::Corrupt(format!("record id {id:?} is not a UUID")))?,
+        id: id_of(&take_string(&mut item, record::ID)?)?,
         user_id: owner.clone(),
         file_name: FileName::from_stored(take_string(&mut item, record::FILE_NAME)?),
         created_at: take_string(&mut item, record::CREATED_AT)?,
-        size: u64::try_from(size)
-            .map_err(|_| StorageError::Corrupt(format!("record size is negative: {size}")))?,
+        size: size_of(&item)?,
         content_type: take_string(&mut item, record::CONTENT_TYPE)?,
     })
+}
+
+/// A stored record id: one that is not a UUID was not written by the service.
+fn id_of(id: &str) -> Result<RecordId, StorageError> {
+    RecordId::parse(id).ok_or_else(|| StorageError::Corrupt(format!("record id {id:?} is not a UUID")))
+}
+
+/// A stored record's size, never negative.
+fn size_of(item: &Item) -> Result<u64, StorageError> {
+    let size = number_attr(item, record::SIZE)?;
+    u64::try_from(size).map_err(|_| StorageError::Corrupt(format!("record size is negative: {size}")))
 }
 
 fn stored_from_item(item: &Item) -> Result<StoredRecord, StorageError> {
@@ -363,16 +370,12 @@ fn stored_from_item(item: &Item) -> Result<StoredRecord, StorageError> {
         Some(_) => (string_attr(item, record::CREATED_AT)?, true),
         None => (string_attr(item, record::REQUESTED_AT)?, false),
     };
-    let size = number_attr(item, record::SIZE)?;
-    let id = string_attr(item, record::ID)?;
     let r = Record {
-        id: RecordId::parse(&id)
-            .ok_or_else(|| StorageError::Corrupt(format!("record id {id:?} is not a UUID")))?,
+        id: id_of(&string_attr(item, record::ID)?)?,
         user_id: UserId::from_stored(string_attr(item, record::USER_ID)?),
         file_name: FileName::from_stored(string_attr(item, record::FILE_NAME)?),
         created_at,
-        size: u64::try_from(size)
-            .map_err(|_| StorageError::Corrupt(format!("record size is negative: {size}")))?,
+        size: size_of(item)?,
         content_type: string_attr(item, record::CONTENT_TYPE)?,
         object_key: string_attr(item, record::OBJECT_KEY)?,
     };
