@@ -107,6 +107,27 @@ pub fn log_doubt(user: &UserId, what: &str) {
     tracing::error!("{what} was sent again after an attempt went unanswered: {COUNTERS_MAY_BE_OFF}");
 }
 
+/// Send an update of `user`'s counters; when an attempt went unanswered, so that it may have
+/// applied twice, log that `what` may have put them off.
+async fn send_counted(
+    user: &UserId,
+    what: &str,
+    request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+) -> Result<
+    aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+    aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+> {
+    let doubt = super::Doubt::default();
+    let result = request.customize().interceptor(doubt.clone()).send().await;
+    if doubt.raised() {
+        log_doubt(user, what);
+    }
+    result
+}
+
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -397,12 +418,8 @@ impl QuotaStore {
                 .expression_attribute_names("#entry", name)
                 .expression_attribute_values(":entry", value.clone());
         }
-        let doubt = super::Doubt::default();
-        let result = request.customize().interceptor(doubt.clone()).send().await;
         // Applied twice, or refused by its own first attempt's charge: logged either way.
-        if doubt.raised() {
-            log_doubt(user, "a quota charge");
-        }
+        let result = send_counted(user, "a quota charge", request).await;
         if super::conditional(result, UPDATE)?.is_some() {
             return Ok(Ok(()));
         }
@@ -463,22 +480,15 @@ impl QuotaStore {
     /// recording's charge given back. If its window was refunded meanwhile (closed during the
     /// attempt), that refund took the bytes as the recording's: they are given back here.
     pub async fn unclaim(&self, user: &UserId, record_id: &RecordId, size: u64) -> Result<(), StorageError> {
-        let doubt = super::Doubt::default();
-        let result = self
+        let request = self
             .update(user)
             .expression_attribute_names("#entry", entry_name(record_id))
             .expression_attribute_names("#done", DONE)
             .expression_attribute_names("#published", PUBLISHED)
             .update_expression("REMOVE #entry.#done ADD #published :minus")
             .condition_expression("attribute_exists(#entry.#done)")
-            .expression_attribute_values(":minus", n(-1))
-            .customize()
-            .interceptor(doubt.clone())
-            .send()
-            .await;
-        if doubt.raised() {
-            log_doubt(user, "giving back a claim");
-        }
+            .expression_attribute_values(":minus", n(-1));
+        let result = send_counted(user, "giving back a claim", request).await;
         if super::conditional(result, UPDATE)?.is_none() {
             self.release_published(user, size).await?;
         }
@@ -487,22 +497,14 @@ impl QuotaStore {
 
     /// Give back a recording's charge (deleted, or its upload failed).
     pub async fn release_published(&self, user: &UserId, size: u64) -> Result<(), StorageError> {
-        let doubt = super::Doubt::default();
-        let result = self
+        let request = self
             .update(user)
             .expression_attribute_names("#published", PUBLISHED)
             .expression_attribute_names("#bytes", BYTES)
             .update_expression("ADD #published :minus, #bytes :bytes")
             .expression_attribute_values(":minus", n(-1))
-            .expression_attribute_values(":bytes", n(-(size as i64)))
-            .customize()
-            .interceptor(doubt.clone())
-            .send()
-            .await;
-        if doubt.raised() {
-            log_doubt(user, "a quota refund");
-        }
-        result.map_err(|e| StorageError::aws(UPDATE, e))?;
+            .expression_attribute_values(":bytes", n(-(size as i64)));
+        send_counted(user, "a quota refund", request).await.map_err(|e| StorageError::aws(UPDATE, e))?;
         Ok(())
     }
 
