@@ -279,7 +279,7 @@ impl FileName {
 
 /// Where every upload of the service keeps the audio of `user`'s record `id`.
 pub fn object_key(user: &UserId, id: &RecordId) -> String {
-    format!("recordings/{user}/{id}")
+    format!("{}{user}/{id}", crate::schema::RECORDINGS_PREFIX)
 }
 
 /// A stored recording's metadata.

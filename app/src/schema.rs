@@ -95,6 +95,8 @@ pub mod user {
     /// The sort key of a user's "signed out everywhere" row (a key hash is 64 hex digits, never
     /// this); its `issued_at_ms` is when it happened.
     pub const SIGNED_OUT: &str = "signed-out";
+    /// Before a user id, the `id` of that user's quota usage row (no user id has this form).
+    pub const USAGE_PREFIX: &str = "usage#";
 }
 
 /// Attribute names of `record_record`.
@@ -122,6 +124,9 @@ pub mod record {
     /// never completed (the bucket's lifecycle rule removes its staged object). Removed on publish.
     pub const EXPIRES_AT: &str = "expires_at";
 }
+
+/// Where every recording's audio lives in the bucket: `recordings/<user>/<record id>`.
+pub const RECORDINGS_PREFIX: &str = "recordings/";
 
 /// Where presigned uploads land in the bucket until they are completed: the bucket's lifecycle
 /// rule deletes what stays there longer than a day.

@@ -97,8 +97,10 @@ pub fn findings(stored: &Stored, now: i64, grace: Duration) -> Vec<Finding> {
         }
     }
     let ours = |key: &str| {
-        key.starts_with("recordings/")
-            || key.strip_prefix(app::schema::STAGING_PREFIX).is_some_and(|k| k.starts_with("recordings/"))
+        key.starts_with(app::schema::RECORDINGS_PREFIX)
+            || key
+                .strip_prefix(app::schema::STAGING_PREFIX)
+                .is_some_and(|k| k.starts_with(app::schema::RECORDINGS_PREFIX))
     };
     for (key, object) in &stored.objects {
         if ours(key) && !named.contains(key.as_str()) && object.last_modified < now - grace.as_secs() as i64 {

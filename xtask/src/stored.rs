@@ -131,7 +131,7 @@ impl Stored {
                     .into_iter()
                     .filter_map(|item| {
                         let id = attr(&item, user::ID);
-                        id.strip_prefix("usage#").map(|u| (u.to_owned(), item.clone()))
+                        id.strip_prefix(app::schema::user::USAGE_PREFIX).map(|u| (u.to_owned(), item.clone()))
                     })
                     .collect::<BTreeMap<_, _>>(),
             )

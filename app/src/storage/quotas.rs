@@ -182,7 +182,7 @@ impl QuotaStore {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key(user::ID, s(format!("usage#{user}")))
+            .key(user::ID, s(format!("{}{user}", user::USAGE_PREFIX)))
             .key(user::AUTH_KEY_HASH, s(USAGE_SORT_KEY))
     }
 
@@ -248,7 +248,7 @@ impl QuotaStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key(user::ID, s(format!("usage#{user}")))
+            .key(user::ID, s(format!("{}{user}", user::USAGE_PREFIX)))
             .key(user::AUTH_KEY_HASH, s(USAGE_SORT_KEY))
             .consistent_read(true)
             .send()

@@ -862,7 +862,12 @@ fn uploads_in_doubt(log: &[String]) -> BTreeSet<String> {
         .filter(|line| line.contains(app::storage::UPLOAD_ROW_IN_DOUBT))
         // The span's key, `recordings/<user>/<id>`: the id is its last part.
         .filter_map(|line| {
-            line.split("recordings/").nth(1)?.split(['}', ' ', '\x1b']).next()?.rsplit('/').next()
+            line.split(app::schema::RECORDINGS_PREFIX)
+                .nth(1)?
+                .split(['}', ' ', '\x1b'])
+                .next()?
+                .rsplit('/')
+                .next()
         })
         .map(str::to_owned)
         .collect()
